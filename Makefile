@@ -1,0 +1,36 @@
+# Two entry points: `make demo` (the main job on the embedded default) and `make test`.
+# Both create .venv when missing and install everything; nothing else is needed.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+STAMP  := $(VENV)/.installed
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install demo test bench multimodal clean
+
+install: $(STAMP)
+
+# torch first, from its pin: an unpinned torch resolved by another package would pull a CUDA build.
+# On a GPU machine, install a CUDA torch into .venv first (see README) and this step keeps it.
+$(STAMP): setup.py constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -c constraints.txt torch
+	$(PIP) install -c constraints.txt -e ".[ros,test]"
+	touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/learned-control demo
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
+
+# PointMaze fork: which policy classes keep both routes (aim: under 15 minutes on CPU).
+multimodal: install
+	$(PY) bench/multimodal.py
+
+clean:
+	rm -rf $(VENV) build install log runs
