@@ -1,0 +1,209 @@
+"""One versioned, safe-to-load checkpoint file for every model the package trains.
+
+A checkpoint is a ``torch.save`` of plain data only (no pickled objects)::
+
+    {"format": "learned_control", "format_version": 1, "package_version": "0.1.0",
+     "class": "MLPPolicy", "kind": "policy", "config": {...constructor kwargs...},
+     "state_dict": {...}, "task": "Pusher-v5" | None,
+     "observation_shape": [obs_dim], "action_shape": [act_dim],
+     "action_low": [...] | None, "action_high": [...] | None,
+     "metadata": {...JSON-able training facts...}, "created": "2026-11-23T10:00:00"}
+
+It is written to a temporary file in the same folder and renamed, so a crash never leaves a
+half-written checkpoint behind, and read with ``torch.load(weights_only=True)``.
+
+The users' notebook file (REFERENCE.md §1: ``net``, ``hid_size``, ``num_layers``, ``X_mean``,
+``X_std``, ``Y_mean``, ``Y_std``) loads too, whatever its layer keys are called.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import CheckpointError
+from .models.base import MODEL_CLASSES, SavableModel
+from .models.policies import MLPPolicy
+
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "learned_control"
+FORMAT_VERSION = 1
+USERS_KEYS = frozenset({"net", "hid_size", "num_layers", "X_mean", "X_std", "Y_mean", "Y_std"})
+# numpy arrays are allowed inside checkpoints (users' stats may be arrays), still weights_only.
+_NUMPY_SAFE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype,
+                       type(np.dtype(np.float32)), type(np.dtype(np.float64))]
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the rebuilt model plus what was saved about it."""
+
+    model: SavableModel
+    path: Path
+    task: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def identity(self) -> str:
+        """Short human-readable identity for logs and diagnostics."""
+        return f"{type(self.model).__name__}@{self.path.name}"
+
+    def check_fits(self, obs_dim: int, act_dim: int | None = None, task: str | None = None) -> None:
+        """Raise :class:`CheckpointError` naming both sides if the sizes or task do not match."""
+        model_obs = getattr(self.model, "obs_dim", None)
+        model_act = getattr(self.model, "act_dim", None)
+        if model_obs is not None and model_obs != obs_dim:
+            raise CheckpointError(f"{self.path}: checkpoint expects observations of size "
+                                  f"{model_obs}, the task gives {obs_dim}")
+        if act_dim is not None and model_act is not None and model_act != act_dim:
+            raise CheckpointError(f"{self.path}: checkpoint outputs actions of size {model_act}, "
+                                  f"the task takes {act_dim}")
+        if task is not None and self.task is not None and self.task != task:
+            raise CheckpointError(f"{self.path}: checkpoint was trained for task {self.task!r}, "
+                                  f"not {task!r}")
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: SavableModel,
+    task: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model`` to ``path`` atomically; returns the path.
+
+    Args:
+        path: destination file (parent folders are created).
+        model: a registered :class:`SavableModel`.
+        task: registry name of the task it was trained for.
+        metadata: JSON-able facts (data source, epochs, losses, seed...).
+    """
+    name = type(model).__name__
+    if MODEL_CLASSES.get(name) is not type(model):
+        raise CheckpointError(f"{name} is not a registered model class; decorate it with "
+                              "@register_model")
+    config = model.get_config()
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "class": name,
+        "kind": model.kind,
+        "config": config,
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "task": task,
+        "observation_shape": [config["obs_dim"]] if "obs_dim" in config else None,
+        "action_shape": [config["act_dim"]] if "act_dim" in config else None,
+        "metadata": dict(metadata or {}),
+        "created": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    action_low: Any = None,
+    action_high: Any = None,
+) -> Checkpoint:
+    """Load one of our checkpoints, or a users' notebook policy file.
+
+    Args:
+        path: the file.
+        map_location: device for the tensors (``"cpu"``, ``"cuda"``).
+        action_low, action_high: action bounds for files that do not carry them (the users'
+            format); ignored when the checkpoint has its own.
+
+    Raises:
+        CheckpointError: missing, truncated, corrupt or foreign file, unknown class, or weights
+            that do not fit the saved architecture.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file at {str(path)!r}")
+    try:
+        with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
+            raw = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises several types for truncated/corrupt/unsafe files
+        raise CheckpointError(f"{str(path)!r} is not a readable checkpoint (truncated, corrupt, "
+                              f"or holds objects that are unsafe to load): {err}") from err
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{str(path)!r} holds a {type(raw).__name__}, not a checkpoint dict")
+    if raw.get("format") == FORMAT:
+        return _from_ours(raw, path, map_location)
+    if USERS_KEYS <= raw.keys():
+        model = _from_users(raw, path, action_low, action_high).to(map_location)
+        return Checkpoint(model, path, None, {"source": "users' notebook format"})
+    raise CheckpointError(f"{str(path)!r} is not a learned_control checkpoint (keys: "
+                          f"{sorted(map(str, raw))[:8]}); expected 'format': {FORMAT!r} or the "
+                          f"users' keys {sorted(USERS_KEYS)}")
+
+
+def _from_ours(raw: dict, path: Path, map_location) -> Checkpoint:
+    version = raw.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{str(path)!r} has format version {version!r}; this package reads "
+                              f"up to {FORMAT_VERSION} (upgrade learned_control)")
+    cls = MODEL_CLASSES.get(raw.get("class", ""))
+    if cls is None:
+        raise CheckpointError(f"{str(path)!r} holds a {raw.get('class')!r}, which this install does "
+                              f"not know (known: {sorted(MODEL_CLASSES)})")
+    try:
+        model = cls.from_config(dict(raw["config"]))
+        model.load_state_dict(raw["state_dict"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as err:
+        raise CheckpointError(f"{str(path)!r}: weights do not fit the saved {cls.__name__} "
+                              f"config: {err}") from err
+    return Checkpoint(model.to(map_location), path, raw.get("task"), dict(raw.get("metadata") or {}),
+                      version)
+
+
+def _from_users(raw: dict, path: Path, action_low: Any, action_high: Any) -> MLPPolicy:
+    """Rebuild the users' ``(input -> hid x layers -> output)`` ReLU MLP from any key names."""
+    stats = {}
+    for key in ("X_mean", "X_std", "Y_mean", "Y_std"):
+        try:
+            stats[key] = torch.as_tensor(np.asarray(raw[key], dtype=np.float32)).reshape(-1)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"{str(path)!r}: {key} is not a numeric vector") from err
+    hid, layers = int(raw["hid_size"]), int(raw["num_layers"])
+    obs_dim, act_dim = len(stats["X_mean"]), len(stats["Y_mean"])
+    tensors = [v for v in raw["net"].values() if isinstance(v, torch.Tensor)]
+    pairs = [(w, b) for w, b in zip(tensors[0::2], tensors[1::2])]
+    expected = [(hid if i else obs_dim, hid) for i in range(layers)] + [(hid if layers else obs_dim,
+                                                                           act_dim)]
+    found = [(tuple(w.shape)[::-1], tuple(b.shape)) for w, b in pairs]
+    if len(tensors) % 2 or [(i, o) for (i, o), _ in found] != expected or any(
+            b != (o,) for (_, o), b in found):
+        raise CheckpointError(
+            f"{str(path)!r}: the Linear layers in 'net' do not form the chain {obs_dim} -> "
+            f"{hid} x {layers} -> {act_dim}; found (in, out) = {[s for s, _ in found]}")
+    policy = MLPPolicy(obs_dim, act_dim, hid, layers, "relu", action_low, action_high)
+    with torch.no_grad():
+        for layer, (w, b) in zip(policy.net.linear_layers(), pairs):
+            layer.weight.copy_(w)
+            layer.bias.copy_(b)
+    policy.obs_normalizer.set_stats(stats["X_mean"], stats["X_std"])
+    policy.act_normalizer.set_stats(stats["Y_mean"], stats["Y_std"])
+    return policy

@@ -1,0 +1,39 @@
+"""``learned-control bag2minari``: a rosbag2 bag recorded off the bridge into a local Minari dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..data.bags import bag_to_episodes
+from ..data.minari_io import check_new_dataset_id, save_episodes
+from ..tasks import get_task
+from .common import add_task_arg
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bag2minari", help="convert a recorded rosbag2 bag into a local Minari dataset",
+        description="Read a bag written by the recorder node (sqlite3 or mcap), pair each "
+                    "observation with the command the bridge applied to it (see "
+                    "learned_control.ros.topics), and store the complete episodes as a new local "
+                    "Minari dataset under $MINARI_DATASETS_PATH (default ~/.minari/datasets). An "
+                    "episode cut before its summary is dropped.")
+    parser.add_argument("bag", help="bag folder")
+    parser.add_argument("dataset_id", help="id of the new dataset, '[namespace/]name-v<N>'")
+    add_task_arg(parser)
+    parser.add_argument("--max-episode-steps", type=int, default=None,
+                        help="time limit that marks truncation (default: the task's)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_new_dataset_id(args.dataset_id)
+    task = get_task(args.task)
+    episodes = bag_to_episodes(args.bag, task, args.max_episode_steps)
+    save_episodes(args.dataset_id, episodes, task.make_env(), algorithm_name=f"bag {args.bag}",
+                  description=f"Recorded through the ROS 2 node graph into the bag {args.bag}.")
+    print(f"dataset: {args.dataset_id} ({len(episodes)} episodes, "
+          f"{sum(len(ep) for ep in episodes)} steps) from {args.bag}")
+    return 0

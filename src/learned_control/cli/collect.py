@@ -1,0 +1,47 @@
+"""``learned-control collect``: roll an expert out into a new local Minari dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ..tasks import get_task
+from ..training.experts import collect_dataset, load_actor
+from ..utils import configure_torch, resolve_device
+from .common import add_runtime_args, add_task_arg
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "collect", help="roll out an expert into a new local Minari dataset",
+        description="Roll out an expert (a stable-baselines3 .zip, loaded without unpickling, or a "
+                    "learned_control checkpoint) and store the episodes as a local Minari dataset "
+                    "under $MINARI_DATASETS_PATH (default ~/.minari/datasets).")
+    parser.add_argument("--expert", required=True, help="expert file: SB3 .zip or policy .pt")
+    parser.add_argument("--dataset-id", required=True,
+                        help="id of the new dataset, '[namespace/]name-v<N>', e.g. "
+                             "learned_control/pendulum-expert-v0")
+    add_task_arg(parser)
+    parser.add_argument("--episodes", type=int, default=20,
+                        help="episodes to record (default: %(default)s)")
+    parser.add_argument("--noise-std", type=float, default=0.0,
+                        help="Gaussian action noise, as a fraction of the action half-range; the "
+                             "noisy action is applied and recorded (default: %(default)s)")
+    add_runtime_args(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_torch(args.torch_threads)
+    task = get_task(args.task)
+    actor = load_actor(args.expert, task, str(resolve_device(args.device)))
+    episodes = collect_dataset(actor, task, args.dataset_id, args.episodes, args.seed,
+                               args.noise_std, algorithm_name=str(args.expert))
+    returns = [ep.episode_return for ep in episodes]
+    print(f"dataset: {args.dataset_id} ({len(episodes)} episodes, "
+          f"{sum(len(ep) for ep in episodes)} steps)")
+    print(f"collected return: {np.mean(returns):.2f} +- {np.std(returns):.2f}")
+    return 0

@@ -1,0 +1,81 @@
+"""``learned-control dagger``: DAgger with an SB3 expert, one of our checkpoints or the CEM planner."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+
+from ..checkpoint import save_checkpoint
+from ..evaluation import Actor
+from ..tasks import Task, get_task
+from ..training.dagger import DAggerConfig, dagger_table, plot_dagger, run_dagger
+from ..training.experts import load_actor
+from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
+from .common import add_runtime_args, add_task_arg
+from .train_bc import add_bc_args, bc_config_from_args
+
+__all__ = ["register", "run", "load_expert"]
+
+
+def load_expert(spec: str, task: Task, device: str = "cpu") -> Actor:
+    """``cem:<dynamics checkpoint>`` (CEM-MPC planner), an SB3 ``.zip`` or a policy checkpoint."""
+    if spec.startswith("cem:"):
+        from ..planning.mpc import MPCController
+
+        return MPCController.from_checkpoint(spec[4:], task.name)
+    return load_actor(spec, task, device)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "dagger", help="DAgger: BC on expert demos, then relabel the learner's states",
+        description="BC on expert demonstrations, then ITERATIONS rounds of: roll out the "
+                    "learner (expert action with probability beta), label the visited states "
+                    "with the expert, aggregate, retrain from scratch. Compares with plain BC "
+                    "on as many expert samples. Writes RUN_DIR/policy.pt, RUN_DIR/dagger.png "
+                    "and RUN_DIR/dagger.json.")
+    parser.add_argument("--expert", required=True,
+                        help="expert: SB3 .zip, policy checkpoint, or cem:<dynamics checkpoint>")
+    add_task_arg(parser)
+    defaults = DAggerConfig()
+    parser.add_argument("--iterations", type=int, default=defaults.iterations,
+                        help="DAgger iterations after the initial BC (default: %(default)s)")
+    parser.add_argument("--demo-episodes", type=int, default=defaults.demo_episodes,
+                        help="expert episodes for the initial BC (default: %(default)s)")
+    parser.add_argument("--rollout-episodes", type=int, default=defaults.rollout_episodes,
+                        help="learner episodes relabelled per iteration (default: %(default)s)")
+    parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes,
+                        help="seeded evaluation episodes per policy (default: %(default)s)")
+    parser.add_argument("--beta", type=float, default=defaults.beta,
+                        help="probability of the expert's action at iteration 1 (default: %(default)s)")
+    parser.add_argument("--beta-decay", type=float, default=defaults.beta_decay,
+                        help="factor on beta per further iteration (default: %(default)s)")
+    add_bc_args(parser)
+    add_runtime_args(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_torch(args.torch_threads)
+    config = DAggerConfig(iterations=args.iterations, demo_episodes=args.demo_episodes,
+                          rollout_episodes=args.rollout_episodes,
+                          eval_episodes=args.eval_episodes, beta=args.beta,
+                          beta_decay=args.beta_decay, hid_size=args.hid_size,
+                          num_layers=args.num_layers, activation=args.activation,
+                          bc=bc_config_from_args(args),
+                          seed=args.seed)
+    seed_everything(args.seed)
+    task = get_task(args.task)
+    device = str(resolve_device(args.device))
+    expert = load_expert(args.expert, task, device)
+    run_dir = new_run_dir(args.runs_dir, f"dagger-{task.name}")
+    result = run_dagger(task, expert, config, device)
+    save_checkpoint(run_dir / "policy.pt", result.policy, task.name,
+                    {"trainer": "dagger", "expert": args.expert, **result.summary()})
+    plot_dagger(result, run_dir / "dagger.png", title=f"DAgger on {task.name}")
+    (run_dir / "dagger.json").write_text(json.dumps(result.summary(), indent=2))
+    Console().print(dagger_table(result, f"DAgger on {task.name}"))
+    print(f"run directory: {run_dir}")
+    return 0

@@ -1,0 +1,35 @@
+"""``learned-control export-spec``: print a task's observation and command specs as YAML."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..specs import default_specs, dump_specs
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export-spec", help="write a task's robot observation/command specs as editable YAML",
+        description="Print the default observation spec (which robot topics and joints make up "
+                    "the policy observation) and command spec (controller topic, message type, "
+                    "joint order, limits, rate limit) of TASK. Edit the file for your robot and "
+                    "give it to the controller's spec_file parameter: "
+                    "learned-control export-spec Hopper-v5 > my_robot.yaml")
+    parser.add_argument("task", help="registered task, e.g. Hopper-v5")
+    parser.add_argument("--output", "-o", default=None,
+                        help="write to this file instead of standard output")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    text = dump_specs(default_specs(args.task))
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w") as f:
+            f.write(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,67 @@
+"""``learned-control up``: the node graph as separate processes, without ``ros2 launch``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..supervisor import ProcessSpec, supervise
+from ..tasks import get_task
+from .common import add_task_arg
+
+__all__ = ["register", "run", "graph_specs"]
+
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
+"""``config/`` of a source checkout (the parameter files sim.launch.py uses too)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "up", help="run sim_bridge + controller (+ recorder) as supervised processes",
+        description="Start the nodes of launch/sim.launch.py as separate processes with the same "
+                    "parameter file (--ros-args --params-file config/<task>.yaml), stream their "
+                    "logs with node prefixes, and stop all of them on Ctrl-C (SIGINT, then "
+                    "SIGTERM, then SIGKILL) or as soon as one dies (exit code non-zero).")
+    add_task_arg(parser)
+    parser.add_argument("--checkpoint", required=True, help="policy checkpoint (.pt)")
+    parser.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep",
+                        help="bridge/controller mode (default: %(default)s)")
+    parser.add_argument("--record", default="", help="path of a new bag to record into")
+    parser.add_argument("--params-file", default=None,
+                        help="parameter file (default: config/<task>.yaml of this checkout)")
+    parser.add_argument("--grace", type=float, default=10.0,
+                        help="seconds each stop signal is given before escalating "
+                             "(default: %(default)s)")
+    parser.set_defaults(func=run)
+
+
+def graph_specs(task: str, checkpoint: str, mode: str, record: str, params_file: Path
+                ) -> list[ProcessSpec]:
+    """The recorder (when ``record``), the controller and the bridge, in start order."""
+    def node(name: str, **params: str) -> ProcessSpec:
+        argv = [sys.executable, "-m", f"learned_control.ros.{name}", "--ros-args",
+                "--params-file", str(params_file)]
+        for key, value in params.items():
+            argv += ["-p", f"{key}:={value}"]
+        return ProcessSpec(name, argv, {"PYTHONUNBUFFERED": "1"})
+
+    specs = [node("recorder", bag=record, mode=mode)] if record else []
+    return specs + [node("controller", checkpoint=checkpoint, mode=mode),
+                    node("sim_bridge", mode=mode)]
+
+
+def run(args: argparse.Namespace) -> int:
+    task = get_task(args.task)
+    params = Path(args.params_file) if args.params_file else CONFIG_DIR / f"{task.name}.yaml"
+    if not params.is_file():
+        raise ConfigError(f"no parameter file {params}; pass --params-file")
+    if not Path(args.checkpoint).is_file():
+        raise ConfigError(f"no checkpoint file {args.checkpoint}")
+    if args.record and Path(args.record).exists():
+        raise ConfigError(f"bag path {args.record} already exists; give a new path")
+    print(f"up: {task.name} ({args.mode}) with {params}" +
+          (f", recording into {args.record}" if args.record else ""), flush=True)
+    return supervise(graph_specs(task.name, args.checkpoint, args.mode, args.record, params),
+                     grace_s=args.grace)

@@ -1,0 +1,1 @@
+"""Data: Minari datasets, rosbag2 bags, transition sets."""

@@ -1,0 +1,198 @@
+"""Minari datasets in and out: ids to episodes and flat transitions, rollouts to new datasets.
+
+Reading works on local datasets (under ``$MINARI_DATASETS_PATH``, default
+``~/.minari/datasets``) and, with ``download=True``, on the Minari server's. Writing uses
+``minari.create_dataset_from_buffers`` (no jax needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..errors import DatasetError
+from ..evaluation import Actor
+from ..tasks import Task
+from .episodes import Episode, Transitions
+
+__all__ = ["load_episodes", "load_transitions", "save_episodes", "rollout_episodes",
+           "check_new_dataset_id"]
+
+
+def _open(dataset_id: str, download: bool):
+    import minari
+
+    try:
+        return minari.load_dataset(dataset_id, download=download)
+    except FileNotFoundError as err:
+        raise DatasetError(
+            f"no local Minari dataset {dataset_id!r} (looked in {_datasets_root()}); list the "
+            f"local ones with `minari list local` (or minari.list_local_datasets()), or pass "
+            f"download=True (--download) to fetch it from the Minari server") from err
+    except Exception as err:  # minari raises ValueError/KeyError/OSError for bad ids and files
+        raise DatasetError(f"cannot open Minari dataset {dataset_id!r}: {err}") from err
+
+
+def _datasets_root() -> str:
+    from minari.storage import get_dataset_path
+
+    return str(get_dataset_path())
+
+
+def _flat(obs: Any, task: Task | None, dataset_id: str) -> np.ndarray:
+    """``(T+1, obs_dim)`` from a Box observation array or a dict one (task's key order)."""
+    if isinstance(obs, dict):
+        if task is None or task.dict_obs_keys is None:
+            raise DatasetError(f"{dataset_id!r} has dict observations {sorted(obs)}; give the task "
+                               f"whose dict_obs_keys say how to flatten them")
+        missing = [k for k in task.dict_obs_keys if k not in obs]
+        if missing:
+            raise DatasetError(f"{dataset_id!r} observations lack the keys {missing} that task "
+                               f"{task.name} flattens")
+        return np.concatenate([np.asarray(obs[k], np.float64).reshape(len(obs[k]), -1)
+                               for k in task.dict_obs_keys], axis=1)
+    obs = np.asarray(obs, dtype=np.float64)
+    return obs.reshape(len(obs), -1)
+
+
+def load_episodes(dataset_id: str, task: Task | None = None, download: bool = False,
+                  ) -> tuple[list[Episode], gym.Env]:
+    """Episodes of a Minari dataset and the env it was recorded in.
+
+    Args:
+        dataset_id: e.g. ``"mujoco/pusher/expert-v0"``, or one made by ``learned-control collect``.
+        task: when given, the observation and action sizes are checked against it and dict
+            observations are flattened in its ``dict_obs_keys`` order; the returned env is then
+            ``task.make_env()`` (flat observations) instead of the recovered one.
+        download: fetch the dataset from the Minari server when it is not local.
+
+    Returns:
+        ``(episodes, env)``; each episode holds ``(T+1, obs_dim)`` observations.
+
+    Raises:
+        DatasetError: unknown id (the message says how to list local ones), an empty dataset,
+            or sizes that do not fit ``task`` (both shapes named).
+    """
+    dataset = _open(dataset_id, download)
+    episodes = [
+        Episode(_flat(ep.observations, task, dataset_id),
+                np.asarray(ep.actions, np.float64).reshape(len(ep.actions), -1),
+                ep.rewards, ep.terminations, ep.truncations)
+        for ep in dataset.iterate_episodes()
+    ]
+    if not episodes:
+        raise DatasetError(f"Minari dataset {dataset_id!r} holds no episodes")
+    if task is not None:
+        Transitions.from_episodes(episodes[:1]).check_fits(
+            task.obs_dim, task.act_dim, f"Minari dataset {dataset_id!r}")
+        return episodes, task.make_env()
+    return episodes, dataset.recover_environment()
+
+
+def load_transitions(dataset_id: str, task: Task | None = None, download: bool = False
+                     ) -> tuple[Transitions, gym.Env]:
+    """Flat ``(N, obs_dim)`` observations, ``(N, act_dim)`` actions... and the env.
+
+    Same arguments and errors as :func:`load_episodes`.
+    """
+    episodes, env = load_episodes(dataset_id, task, download)
+    return Transitions.from_episodes(episodes), env
+
+
+def rollout_episodes(actor: Actor, env: gym.Env, episodes: int, seed: int = 0,
+                     progress: bool = True) -> list[Episode]:
+    """Run ``actor`` for ``episodes`` episodes with reset seeds ``seed, seed+1, ...``.
+
+    Returns:
+        The episodes, each with its final observation (``T+1`` observations) and reset seed.
+    """
+    out = []
+    bar = tqdm(range(episodes), desc="collect", unit="episode", disable=not progress)
+    for i in bar:
+        if hasattr(actor, "reset"):
+            actor.reset()
+        obs, _ = env.reset(seed=seed + i)
+        observations, actions, rewards, terms, truncs = [obs], [], [], [], []
+        done = False
+        while not done:
+            action = np.asarray(actor.act(obs), dtype=np.float64)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            observations.append(obs)
+            actions.append(action)
+            rewards.append(reward)
+            terms.append(terminated)
+            truncs.append(truncated)
+            done = terminated or truncated
+        out.append(Episode(np.stack(observations), np.stack(actions), rewards, terms, truncs,
+                           seed=seed + i))
+        bar.set_postfix(ret=f"{out[-1].episode_return:.4g}")
+    return out
+
+
+def check_new_dataset_id(dataset_id: str) -> None:
+    """Raise :class:`DatasetError` unless ``dataset_id`` is well formed and not taken locally."""
+    import minari
+    from minari.dataset.minari_dataset import parse_dataset_id
+
+    try:
+        parse_dataset_id(dataset_id)
+    except (ValueError, TypeError) as err:  # TypeError: no version
+        raise DatasetError(f"dataset id {dataset_id!r} is malformed; expected "
+                           f"'[namespace/]name-v<version>', e.g. "
+                           f"'learned_control/pendulum-expert-v0'"
+                           ) from err
+    if dataset_id in minari.list_local_datasets():
+        raise DatasetError(f"Minari dataset {dataset_id!r} already exists in {_datasets_root()}; "
+                           f"pick a new id or delete it (`minari delete {dataset_id}`)")
+
+
+def save_episodes(dataset_id: str, episodes: Sequence[Episode], env: gym.Env,
+                  algorithm_name: str = "learned_control", author: str = "learned_control",
+                  description: str = "Rollouts recorded by learned_control.") -> str:
+    """Write ``episodes`` as a new local Minari dataset; returns its id.
+
+    Args:
+        dataset_id: ``[namespace/]name-v<N>``; must not exist yet.
+        episodes: episodes whose sizes fit ``env``'s spaces.
+        env: the env they were recorded in (its spec is stored so that
+            ``recover_environment`` works).
+        algorithm_name: what produced the actions (stored in the metadata).
+        author: stored in the metadata.
+        description: free text stored in the metadata.
+
+    Raises:
+        DatasetError: a malformed or existing id, no episodes, or episode sizes that do not
+            fit the env (both shapes named). Nothing is written then.
+    """
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    check_new_dataset_id(dataset_id)
+    if not episodes:
+        raise DatasetError(f"no episodes to write to {dataset_id!r}")
+    obs_shape, act_shape = env.observation_space.shape, env.action_space.shape
+    for i, ep in enumerate(episodes):
+        if ep.observations.shape[1:] != obs_shape or ep.actions.shape[1:] != act_shape:
+            name = env.spec.id if env.spec else env
+            raise DatasetError(f"episode {i} has observations {ep.observations.shape[1:]} and "
+                               f"actions {ep.actions.shape[1:]}; env {name} takes {obs_shape} "
+                               f"and {act_shape}")
+    obs_dtype, act_dtype = env.observation_space.dtype, env.action_space.dtype
+    buffers = [EpisodeBuffer(id=i, seed=ep.seed, observations=ep.observations.astype(obs_dtype),
+                             actions=ep.actions.astype(act_dtype), rewards=list(ep.rewards),
+                             terminations=list(ep.terminations), truncations=list(ep.truncations))
+               for i, ep in enumerate(episodes)]
+    try:
+        minari.create_dataset_from_buffers(
+            dataset_id, buffers, env=env, eval_env=env, algorithm_name=algorithm_name,
+            author=author, author_email="n/a", code_permalink="https://github.com/learned-control/learned_control",
+            description=description)
+    except Exception as err:  # minari raises ValueError/AssertionError on bad buffers
+        if dataset_id in minari.list_local_datasets():
+            minari.delete_dataset(dataset_id)  # leave no half-written dataset behind
+        raise DatasetError(f"minari could not write {dataset_id!r}: {err}") from err
+    return dataset_id

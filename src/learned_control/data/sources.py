@@ -1,0 +1,42 @@
+"""One entry point from a data source (Minari dataset id or rosbag2 bag) to transitions."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from ..errors import DatasetError
+from ..tasks import Task
+from .episodes import Transitions
+
+__all__ = ["SOURCE_KINDS", "load_transitions"]
+
+SOURCE_KINDS = ("minari", "bag")
+"""What ``source`` names: a Minari dataset id, or the folder of a rosbag2 bag."""
+
+
+def load_transitions(source: str, task: Task, kind: Literal["minari", "bag"] = "minari",
+                     download: bool = False) -> Transitions:
+    """Flat transitions of ``source``, checked against ``task``'s observation and action sizes.
+
+    Args:
+        source: a Minari dataset id (``kind="minari"``) or a rosbag2 bag path (``kind="bag"``).
+        task: the task the data must fit.
+        kind: which of :data:`SOURCE_KINDS` ``source`` is.
+        download: for Minari ids that are not local, fetch them from the Minari server.
+
+    Raises:
+        DatasetError: unknown source or kind, or data whose sizes do not fit ``task``.
+    """
+    if kind == "minari":
+        from .minari_io import load_transitions as load_minari
+
+        transitions, env = load_minari(source, task, download)
+        env.close()
+        return transitions
+    if kind == "bag":
+        from .bags import bag_to_episodes
+
+        transitions = Transitions.from_episodes(bag_to_episodes(source))
+        transitions.check_fits(task.obs_dim, task.act_dim, f"bag {source!r}")
+        return transitions
+    raise DatasetError(f"data source kind {kind!r} is unknown; expected one of {SOURCE_KINDS}")

@@ -1,0 +1,1 @@
+"""Custom environments and their scripted experts (no ROS)."""

@@ -1,0 +1,166 @@
+"""Learned dynamics: ``s' = s + f(s, a)`` as one batched ensemble (deterministic or Gaussian).
+
+All ``E`` members run in ONE forward pass: every layer holds parameters of shape
+``(E, in, out)`` and applies them with :func:`torch.baddbmm`. A single model is ``E = 1``.
+Inputs ``[s, a]`` and delta targets ``s' - s`` are standardized with training statistics by two
+:class:`~learned_control.models.mlp.Normalizer` s that the model owns (saved in its state dict).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .base import SavableModel, register_model
+from .mlp import ACTIVATIONS, Normalizer
+
+__all__ = ["EnsembleLinear", "EnsembleDynamics"]
+
+
+class EnsembleLinear(nn.Module):
+    """``E`` independent linear maps applied in one batched matmul.
+
+    Args:
+        members: ensemble size ``E``.
+        in_dim, out_dim: sizes of the last input and output dimension.
+
+    Input ``(E, B, in_dim)`` -> output ``(E, B, out_dim)``.
+    """
+
+    def __init__(self, members: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)  # nn.Linear's default init, per member
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+@register_model
+class EnsembleDynamics(SavableModel):
+    """An ensemble of ``E`` MLP dynamics models predicting the state change.
+
+    Args:
+        obs_dim: observation size.
+        act_dim: action size.
+        members: ensemble size ``E`` (1 = a single model).
+        hid_size: width of each hidden layer.
+        num_layers: number of hidden layers.
+        activation: one of :data:`~learned_control.models.mlp.ACTIVATIONS`.
+        probabilistic: predict mean and log-std of the delta (Gaussian NLL) instead of the
+            delta alone (MSE).
+        init_max_logstd, init_min_logstd: initial PETS soft bounds of the (normalized) log-std;
+            both are learned.
+    """
+
+    kind = "dynamics"
+
+    def __init__(self, obs_dim: int, act_dim: int, members: int = 5, hid_size: int = 200,
+                 num_layers: int = 3, activation: str = "silu", probabilistic: bool = False,
+                 init_max_logstd: float = 0.5, init_min_logstd: float = -10.0) -> None:
+        super().__init__()
+        for name, value in (("obs_dim", obs_dim), ("act_dim", act_dim), ("members", members),
+                            ("hid_size", hid_size)):
+            if value < 1:
+                raise ConfigError(f"EnsembleDynamics {name}={value}; expected >= 1")
+        if num_layers < 0:
+            raise ConfigError(f"EnsembleDynamics num_layers={num_layers}; expected >= 0")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"EnsembleDynamics activation={activation!r}; expected one of "
+                              f"{sorted(ACTIVATIONS)}")
+        if not init_min_logstd < init_max_logstd:
+            raise ConfigError(f"EnsembleDynamics init_min_logstd={init_min_logstd} must be < "
+                              f"init_max_logstd={init_max_logstd}")
+        self._config = dict(obs_dim=obs_dim, act_dim=act_dim, members=members, hid_size=hid_size,
+                            num_layers=num_layers, activation=activation,
+                            probabilistic=probabilistic, init_max_logstd=init_max_logstd,
+                            init_min_logstd=init_min_logstd)
+        self.obs_dim, self.act_dim, self.members = obs_dim, act_dim, members
+        self.probabilistic = probabilistic
+        sizes = [obs_dim + act_dim] + [hid_size] * num_layers
+        self.layers = nn.ModuleList(EnsembleLinear(members, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.head = EnsembleLinear(members, sizes[-1], obs_dim * (2 if probabilistic else 1))
+        self.act_fn = ACTIVATIONS[activation]()
+        self.input_normalizer = Normalizer(obs_dim + act_dim)
+        self.delta_normalizer = Normalizer(obs_dim)
+        if probabilistic:
+            self.max_logstd = nn.Parameter(torch.full((obs_dim,), float(init_max_logstd)))
+            self.min_logstd = nn.Parameter(torch.full((obs_dim,), float(init_min_logstd)))
+
+    def get_config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def set_stats(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> None:
+        """Fit both normalizers to training data ``(N, obs_dim)``, ``(N, act_dim)``, ``(N, obs_dim)``."""
+        for norm, data in ((self.input_normalizer, torch.cat([obs, act], -1)),
+                           (self.delta_normalizer, next_obs - obs)):
+            fitted = Normalizer.fit(data.detach().cpu(), norm.eps)
+            norm.set_stats(fitted.mean, fitted.std)
+
+    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Normalized delta prediction of every member.
+
+        Args:
+            obs: ``(E, B, obs_dim)`` observations (raw units).
+            act: ``(E, B, act_dim)`` actions (raw units).
+
+        Returns:
+            ``(mean, logstd)``, each ``(E, B, obs_dim)`` in normalized delta units; ``logstd``
+            is ``None`` for deterministic models.
+        """
+        h = self.input_normalizer.normalize(torch.cat([obs, act], -1))
+        for layer in self.layers:
+            h = self.act_fn(layer(h))
+        out = self.head(h)
+        if not self.probabilistic:
+            return out, None
+        mean, logstd = out.chunk(2, dim=-1)
+        logstd = self.max_logstd - nn.functional.softplus(self.max_logstd - logstd)
+        logstd = self.min_logstd + nn.functional.softplus(logstd - self.min_logstd)
+        return mean, logstd
+
+    def _expand(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, d)`` -> ``(E, B, d)`` (shared by all members); ``(E, B, d)`` passes through."""
+        if x.ndim == 2:
+            return x.unsqueeze(0).expand(self.members, -1, -1)
+        if x.ndim != 3 or x.shape[0] != self.members:
+            raise ConfigError(f"EnsembleDynamics expects (B, d) or ({self.members}, B, d) inputs, "
+                              f"got {tuple(x.shape)}")
+        return x
+
+    def predict(self, obs: torch.Tensor, act: torch.Tensor, sample: bool = False,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Next observation of every member, ``(E, B, obs_dim)``.
+
+        Args:
+            obs: ``(B, obs_dim)`` (same for all members) or ``(E, B, obs_dim)``.
+            act: ``(B, act_dim)`` or ``(E, B, act_dim)``.
+            sample: for probabilistic models, draw the delta from the predicted Gaussian
+                instead of returning its mean.
+            generator: random generator for ``sample``.
+        """
+        obs, act = self._expand(obs), self._expand(act)
+        mean, logstd = self(obs, act)
+        if sample and logstd is not None:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            mean = mean + noise * logstd.exp()
+        return obs + self.delta_normalizer.denormalize(mean)
+
+    def loss(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """Training loss summed over members, averaged over batch and dimensions.
+
+        MSE on the normalized delta for deterministic models; Gaussian negative
+        log-likelihood (constant dropped) plus ``0.01 * (max_logstd - min_logstd)`` (PETS)
+        for probabilistic ones. All inputs ``(E, B, dim)``.
+        """
+        mean, logstd = self(obs, act)
+        target = self.delta_normalizer.normalize(next_obs - obs)
+        if logstd is None:
+            return ((mean - target) ** 2).mean((1, 2)).sum()
+        nll = (((mean - target) ** 2) * torch.exp(-2 * logstd) + 2 * logstd).mean((1, 2)).sum()
+        return nll + 0.01 * (self.max_logstd.sum() - self.min_logstd.sum())

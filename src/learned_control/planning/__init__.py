@@ -1,0 +1,1 @@
+"""Planning: CEM-MPC and per-task reward/termination functions in torch."""

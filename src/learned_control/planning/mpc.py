@@ -1,0 +1,185 @@
+"""CEM-MPC: a dynamics ensemble plus a task reward bound into the CEM objective.
+
+:class:`MPCController` has the policies' Actor interface (``act(obs)``, ``reset()``), so
+:func:`~learned_control.evaluation.evaluate` and the controller node run it unchanged.
+
+Scoring a population of ``N`` sequences with ``P`` particles each through ``E`` members is one
+batched tensor program per horizon step (the only Python loops are over the horizon and the CEM
+iterations):
+
+- ``expectation``: every member propagates every particle, states ``(E, N*P, obs_dim)``; the
+  score is the mean return over members and particles.
+- ``ts1``: ``N*P`` particles, each step each particle is propagated by a member drawn anew
+  (a random permutation grouped into ``(E, N*P/E)``).
+- ``tsinf``: as ``ts1`` but every particle keeps its member for the whole horizon.
+
+A trajectory stops accumulating reward after the task's termination fires on a predicted state
+(``alive`` mask), so plans that fall are worth less than plans that stay alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from ..checkpoint import load_checkpoint
+from ..errors import CheckpointError, ConfigError
+from ..models.dynamics import EnsembleDynamics
+from ..tasks import get_task
+from .cem import CEMConfig, CEMOptimizer
+from .rewards import get_reward_fns
+
+__all__ = ["MPCConfig", "MPCController", "PROPAGATIONS", "default_mpc_config"]
+
+PROPAGATIONS = ("expectation", "ts1", "tsinf")
+
+
+@dataclass
+class MPCConfig:
+    """Planner settings.
+
+    Attributes:
+        cem: the CEM settings.
+        particles: ``P`` particles per sequence (default 1).
+        propagation: one of :data:`PROPAGATIONS` (default ``"expectation"``).
+        sample: draw probabilistic members' deltas from their Gaussian (default False: mean).
+        reward: name in :data:`~learned_control.planning.rewards.REWARDS`; ``None`` = the task's
+            own (default None).
+    """
+
+    cem: CEMConfig = field(default_factory=CEMConfig)
+    particles: int = 1
+    propagation: Literal["expectation", "ts1", "tsinf"] = "expectation"
+    sample: bool = False
+    reward: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cem, dict):
+            self.cem = CEMConfig(**self.cem)
+        if self.particles < 1:
+            raise ConfigError(f"MPCConfig.particles={self.particles}; expected >= 1")
+        if self.propagation not in PROPAGATIONS:
+            raise ConfigError(f"MPCConfig.propagation={self.propagation!r}; expected one of "
+                              f"{PROPAGATIONS}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_mpc_config(task: str, **overrides: Any) -> MPCConfig:
+    """The task's default planner settings from ``defaults.yaml``, with ``overrides`` applied
+    (top-level MPCConfig fields or CEMConfig fields)."""
+    import yaml
+
+    table = yaml.safe_load((Path(__file__).with_name("defaults.yaml")).read_text())
+    raw = dict(table.get(task, table["default"]))
+    cem = dict(raw.pop("cem", {}))
+    for key, value in overrides.items():
+        (cem if key in CEMConfig.__dataclass_fields__ else raw)[key] = value
+    return MPCConfig(cem=CEMConfig(**cem), **raw)
+
+
+class MPCController:
+    """Replans with CEM through a learned ensemble every step; returns the first action.
+
+    Args:
+        model: the dynamics ensemble (moved to ``device``, put in eval mode).
+        task: registry name of the task (action bounds, default reward).
+        config: planner settings.
+        device: torch device for planning.
+        seed: seed of the CEM and particle generators.
+    """
+
+    def __init__(self, model: EnsembleDynamics, task: str, config: MPCConfig | None = None,
+                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+        self.task = get_task(task)
+        if model.obs_dim != self.task.obs_dim or model.act_dim != self.task.act_dim:
+            raise ConfigError(f"dynamics model sizes obs={model.obs_dim} act={model.act_dim} do "
+                              f"not fit task {task} (obs={self.task.obs_dim} act={self.task.act_dim})")
+        self.config = config or default_mpc_config(task)
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.reward_fn, self.done_fn = get_reward_fns(self.config.reward or task)
+        env = self.task.make_env()
+        low, high = env.action_space.low, env.action_space.high
+        env.close()
+        self.optimizer = CEMOptimizer(self.config.cem, low, high, self.device, seed)
+        n_particles = self.config.cem.samples * self.config.particles
+        if self.config.propagation != "expectation" and n_particles % model.members:
+            raise ConfigError(f"propagation={self.config.propagation!r} needs samples x particles "
+                              f"({n_particles}) divisible by the ensemble size {model.members}")
+        self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, task: str, config: MPCConfig | None = None,
+                        device: str | torch.device = "cpu", seed: int = 0) -> MPCController:
+        """Build from a dynamics checkpoint; :class:`CheckpointError` if it does not fit ``task``."""
+        ckpt = load_checkpoint(path, map_location=device)
+        if not isinstance(ckpt.model, EnsembleDynamics):
+            raise CheckpointError(f"{str(path)!r} holds a {type(ckpt.model).__name__}, not a "
+                                  "dynamics model (EnsembleDynamics)")
+        spec = get_task(task)
+        ckpt.check_fits(spec.obs_dim, spec.act_dim, task)
+        return cls(ckpt.model, task, config, device, seed)
+
+    def reset(self) -> None:
+        """Forget the warm start (episode start)."""
+        self.optimizer.reset()
+
+    @torch.no_grad()
+    def evaluate_sequences(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Predicted return of each action sequence from ``obs``.
+
+        Args:
+            obs: ``(obs_dim,)`` current observation.
+            actions: ``(N, H, act_dim)`` sequences.
+
+        Returns:
+            ``(N,)`` mean over members/particles of the summed reward until termination.
+        """
+        n, horizon, _ = actions.shape
+        members, particles, mode = self.model.members, self.config.particles, self.config.propagation
+        acts = actions.repeat_interleave(particles, dim=0)  # (N*P, H, A)
+        total = n * particles
+        if mode == "expectation":
+            state = obs.expand(members, total, -1)  # (E, N*P, obs)
+        else:
+            state = obs.expand(total, -1)  # (N*P, obs), particle k uses member k % E (tsinf)
+        returns = torch.zeros(state.shape[:-1], device=self.device)
+        alive = torch.ones_like(returns)
+        for t in range(horizon):
+            act = acts[:, t]
+            if mode == "expectation":
+                nxt = self.model.predict(state, act.expand(members, -1, -1), self.config.sample,
+                                         self.generator)
+            else:
+                perm = (torch.randperm(total, generator=self.generator, device=self.device)
+                        if mode == "ts1" else None)
+                s_in, a_in = (state, act) if perm is None else (state[perm], act[perm])
+                grouped = self.model.predict(s_in.view(-1, members, s_in.shape[-1]).transpose(0, 1),
+                                             a_in.view(-1, members, a_in.shape[-1]).transpose(0, 1),
+                                             self.config.sample, self.generator)
+                out = grouped.transpose(0, 1).reshape(total, -1)
+                nxt = out if perm is None else torch.empty_like(out).index_copy_(0, perm, out)
+            returns += alive * self.reward_fn(state, act, nxt)
+            alive = alive * (~self.done_fn(nxt)).to(alive.dtype)
+            state = nxt
+        return returns.reshape(-1, n, particles).mean((0, 2)) if mode == "expectation" else \
+            returns.reshape(n, particles).mean(1)
+
+    @torch.no_grad()
+    def plan(self, obs: np.ndarray) -> np.ndarray:
+        """The optimized action sequence ``(horizon, act_dim)`` from observation ``(obs_dim,)``."""
+        state = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
+        if state.shape != (self.task.obs_dim,):
+            raise ConfigError(f"observation of shape {tuple(state.shape)}; task {self.task.name} "
+                              f"expects ({self.task.obs_dim},)")
+        return self.optimizer.optimize(lambda seqs: self.evaluate_sequences(state, seqs)).cpu().numpy()
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """First action ``(act_dim,)`` of the plan from ``obs``."""
+        return self.plan(obs)[0]

@@ -1,0 +1,1 @@
+"""Trainers: behavior cloning, DAgger, dynamics fitting, SB3 experts."""

@@ -1,0 +1,197 @@
+"""Fit an :class:`~learned_control.models.dynamics.EnsembleDynamics` to transitions.
+
+The whole dataset lives on the device as tensors; each member draws its own bootstrap
+minibatch indices every step. Validation reports the one-step error and the k-step open-loop
+rollout error (along contiguous stretches of the validation data); early stopping restores the
+best weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data.episodes import Transitions
+from ..errors import ConfigError, DatasetError
+from ..models.dynamics import EnsembleDynamics
+
+__all__ = ["DynamicsTrainConfig", "DynamicsHistory", "train_dynamics", "rollout_error", "plot_history"]
+
+
+@dataclass
+class DynamicsTrainConfig:
+    """Training settings.
+
+    Attributes:
+        epochs: maximum passes over the training data (default 100).
+        batch_size: minibatch size per member (default 256).
+        lr: Adam learning rate (default 1e-3).
+        weight_decay: Adam L2 weight decay (default 1e-5).
+        val_fraction: share of transitions held out for validation, taken from the end so
+            that rollouts stay contiguous (default 0.1).
+        patience: epochs without validation improvement before stopping; 0 disables early
+            stopping (default 10).
+        rollout_steps: ``k`` of the k-step open-loop validation error (default 10).
+        bootstrap: each member trains on its own bootstrap resample (default True).
+    """
+
+    epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    val_fraction: float = 0.1
+    patience: int = 10
+    rollout_steps: int = 10
+    bootstrap: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "rollout_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"DynamicsTrainConfig.{name}={getattr(self, name)}; expected >= 1")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"DynamicsTrainConfig.val_fraction={self.val_fraction}; expected in (0, 1)")
+        if self.lr <= 0 or self.weight_decay < 0 or self.patience < 0:
+            raise ConfigError(f"DynamicsTrainConfig lr={self.lr} (> 0), weight_decay="
+                              f"{self.weight_decay} (>= 0), patience={self.patience} (>= 0)")
+
+
+@dataclass
+class DynamicsHistory:
+    """Per-epoch curves (lists of floats, one entry per epoch) and the best epoch."""
+
+    train_loss: list[float] = field(default_factory=list)
+    val_one_step_mse: list[float] = field(default_factory=list)
+    val_rollout_mse: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _tensors(data: Transitions, device: torch.device) -> tuple[torch.Tensor, ...]:
+    return tuple(torch.as_tensor(x, dtype=torch.float32, device=device)
+                 for x in (data.observations, data.actions, data.next_observations))
+
+
+@torch.no_grad()
+def rollout_error(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor,
+                  next_obs: torch.Tensor, steps: int) -> float:
+    """Mean squared error (raw units) after ``steps`` open-loop steps of the ensemble mean.
+
+    Starts are every index whose next ``steps`` transitions are contiguous
+    (``next_obs[i] == obs[i+1]``). Inputs ``(N, obs_dim)``, ``(N, act_dim)``, ``(N, obs_dim)``.
+    Returns ``nan`` when no stretch is long enough.
+    """
+    n = len(obs)
+    linked = torch.zeros(n, dtype=torch.bool, device=obs.device)
+    linked[:-1] = (next_obs[:-1] == obs[1:]).all(-1)
+    # starts i where linked[i .. i+steps-2] all hold
+    ok = torch.ones(max(n - steps + 1, 0), dtype=torch.bool, device=obs.device)
+    for j in range(steps - 1):
+        ok &= linked[j:j + len(ok)]
+    starts = ok.nonzero().squeeze(-1)
+    if len(starts) == 0:
+        return float("nan")
+    state = obs[starts]
+    for j in range(steps):
+        state = model.predict(state, act[starts + j]).mean(0)
+    return float(((state - next_obs[starts + steps - 1]) ** 2).mean())
+
+
+def train_dynamics(model: EnsembleDynamics, data: Transitions, config: DynamicsTrainConfig | None = None,
+                   seed: int = 0, progress: bool = False,
+                   callback: Callable[[int, dict[str, float]], None] | None = None) -> DynamicsHistory:
+    """Fit ``model`` in place; returns the per-epoch history.
+
+    Args:
+        model: the ensemble to train (on its own device).
+        data: transitions whose sizes fit the model.
+        config: training settings (defaults if ``None``).
+        seed: seed of the split-independent randomness (bootstrap, minibatches).
+        progress: show a tqdm bar over epochs.
+        callback: called after every epoch with ``(epoch, metrics)``, metrics holding
+            ``train_loss``, ``val_one_step_mse``, ``val_rollout_mse`` (the learner node turns
+            them into diagnostics).
+
+    Raises:
+        DatasetError: too few transitions or sizes that do not fit the model.
+    """
+    config = config or DynamicsTrainConfig()
+    data.check_fits(model.obs_dim, model.act_dim, "dynamics training data")
+    n_val = max(1, int(len(data) * config.val_fraction))
+    n_train = len(data) - n_val
+    if n_train < 2:
+        raise DatasetError(f"{len(data)} transitions are too few to train dynamics (need >= 3)")
+    device = model.device
+    obs, act, nxt = _tensors(data, device)
+    train, val = (obs[:n_train], act[:n_train], nxt[:n_train]), (obs[n_train:], act[n_train:], nxt[n_train:])
+    model.set_stats(*train)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    members = model.members
+    if config.bootstrap:
+        pool = torch.randint(n_train, (members, n_train), generator=gen, device=device)
+    else:
+        pool = torch.arange(n_train, device=device).expand(members, -1)
+    optim = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history, best, best_state, waited = DynamicsHistory(), float("inf"), None, 0
+    for epoch in tqdm(range(config.epochs), desc="dynamics", disable=not progress):
+        model.train()
+        order = torch.argsort(torch.rand(members, n_train, generator=gen, device=device), dim=1)
+        perm = torch.gather(pool, 1, order)
+        total = 0.0
+        for start in range(0, n_train, config.batch_size):
+            idx = perm[:, start:start + config.batch_size]
+            loss = model.loss(train[0][idx], train[1][idx], train[2][idx])
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            total += float(loss.detach()) * idx.shape[1]
+        model.eval()
+        with torch.no_grad():
+            one_step = float(((model.predict(val[0], val[1]).mean(0) - val[2]) ** 2).mean())
+        metrics = {"train_loss": total / n_train, "val_one_step_mse": one_step,
+                   "val_rollout_mse": rollout_error(model, *val, config.rollout_steps)}
+        history.train_loss.append(metrics["train_loss"])
+        history.val_one_step_mse.append(one_step)
+        history.val_rollout_mse.append(metrics["val_rollout_mse"])
+        if callback is not None:
+            callback(epoch, metrics)
+        if one_step < best:
+            best, best_state, waited, history.best_epoch = one_step, copy.deepcopy(model.state_dict()), 0, epoch
+        else:
+            waited += 1
+            if config.patience and waited >= config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+def plot_history(history: DynamicsHistory, path: str | Path) -> Path:
+    """Save train loss and validation one-step / k-step errors per epoch as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = np.arange(len(history.train_loss))
+    axes[0].plot(epochs, history.train_loss)
+    axes[0].set(xlabel="epoch", ylabel="train loss (normalized)", title="training")
+    axes[1].semilogy(epochs, history.val_one_step_mse, label="one-step")
+    axes[1].semilogy(epochs, history.val_rollout_mse, label="k-step open loop")
+    axes[1].axvline(history.best_epoch, color="gray", linestyle=":", label="best")
+    axes[1].set(xlabel="epoch", ylabel="validation MSE (raw units)", title="validation")
+    axes[1].legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

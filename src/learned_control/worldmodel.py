@@ -1,0 +1,241 @@
+"""World models you can train a policy in: the users' FetchReach task and a learned-model VecEnv.
+
+Observation layout (both FetchReach variants, 13-d): ``desired_goal`` (3, m) then the robot
+``observation`` (10): gripper position (3, m), finger widths (2), gripper velocity (3), finger
+velocities (2). Reward and success are computed from the gripper position ``obs[3:6]`` and the
+goal ``obs[0:3]``, so the learned-model env scores its predicted states exactly as the real env.
+
+Any dynamics model plugs in through :data:`Predict`: a callable mapping observations
+``(B, obs_dim)`` and actions ``(B, act_dim)`` tensors to next observations ``(B, obs_dim)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+
+from .data.episodes import Transitions
+from .errors import ConfigError
+from .models.dynamics import EnsembleDynamics
+from .models.policies import MLPPolicy
+from .tasks import get_task
+
+__all__ = ["FIXED_GOAL", "SUCCESS_DISTANCE", "Predict", "FixedGoalFetchReach", "make_fixed_goal_env",
+           "FIXED_GOAL_ENV_ID",
+           "fetch_reward_success", "ensemble_predict", "collect_transitions", "ModelVecEnv",
+           "sb3_actor_to_policy"]
+
+FIXED_GOAL = (1.486, 0.73, 0.681)
+"""The users' fixed reach goal, metres in the world frame."""
+SUCCESS_DISTANCE = 0.05
+"""FetchReach success threshold on the gripper-goal distance, metres."""
+
+Predict = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class FixedGoalFetchReach(gym.Wrapper):
+    """The users' FetchReach: fixed goal, shaped reward, terminate on success.
+
+    Wraps the flat 13-d ``FetchReach-v4`` task env. Reward per step is
+    ``10 * (previous distance - current distance)`` (distances in m); ``terminated`` is
+    ``info["is_success"]``.
+
+    Args:
+        env: the flat FetchReach env (``get_task("FetchReach-v4").make_env()``).
+        goal: goal position ``(3,)`` in metres.
+    """
+
+    def __init__(self, env: gym.Env, goal: tuple[float, float, float] = FIXED_GOAL) -> None:
+        super().__init__(env)
+        self.goal = np.asarray(goal, dtype=np.float64)
+        if self.goal.shape != (3,):
+            raise ConfigError(f"goal={goal!r}; expected 3 coordinates in metres")
+        self._distance = 0.0
+
+    def _fixed(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.array(obs, dtype=np.float64)
+        obs[:3] = self.goal
+        return obs
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict]:
+        obs, info = self.env.reset(**kwargs)
+        self.env.unwrapped.goal = self.goal.copy()
+        obs = self._fixed(obs)
+        self._distance = float(np.linalg.norm(obs[3:6] - self.goal))
+        return obs, info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        obs, _, terminated, truncated, info = self.env.step(action)
+        obs = self._fixed(obs)
+        distance = float(np.linalg.norm(obs[3:6] - self.goal))
+        reward, self._distance = 10.0 * (self._distance - distance), distance
+        info["is_success"] = float(distance < SUCCESS_DISTANCE)
+        return obs, reward, bool(terminated or info["is_success"]), truncated, info
+
+
+def make_fixed_goal_env(**overrides: Any) -> gym.Env:
+    """The users' fixed-goal FetchReach env (flat 13-d observation, 4-d action in [-1, 1])."""
+    return FixedGoalFetchReach(get_task("FetchReach-v4").make_env(**overrides))
+
+
+FIXED_GOAL_ENV_ID = "LearnedControl/FetchReachFixedGoal-v4"
+"""Gymnasium id of :func:`make_fixed_goal_env` (``gym.make(FIXED_GOAL_ENV_ID)`` after importing this module)."""
+if FIXED_GOAL_ENV_ID not in gym.registry:
+    gym.register(FIXED_GOAL_ENV_ID, entry_point=make_fixed_goal_env)
+
+
+def fetch_reward_success(obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shaped reward ``(B,)`` and success flags ``(B,)`` (bool) of FetchReach transitions.
+
+    Args:
+        obs: observations ``(B, 13)`` before the step.
+        next_obs: observations ``(B, 13)`` after the step (real or predicted).
+    """
+    goal = obs[:, :3]
+    before = torch.linalg.vector_norm(obs[:, 3:6] - goal, dim=-1)
+    after = torch.linalg.vector_norm(next_obs[:, 3:6] - goal, dim=-1)
+    return 10.0 * (before - after), after < SUCCESS_DISTANCE
+
+
+def ensemble_predict(model: EnsembleDynamics) -> Predict:
+    """:data:`Predict` from a dynamics ensemble: the members' mean next observation ``(B, obs_dim)``."""
+    return lambda obs, act: model.predict(obs, act).mean(0)
+
+
+def collect_transitions(env: gym.Env, act: Callable[[np.ndarray], np.ndarray], steps: int,
+                        seed: int = 0) -> Transitions:
+    """``steps`` real transitions of ``env`` under ``act`` (observation ``(obs_dim,)`` -> action).
+
+    Episodes reset on termination or truncation; the first reset uses ``seed``.
+    """
+    if steps < 1:
+        raise ConfigError(f"steps={steps}; expected >= 1")
+    rows: list[tuple] = []
+    obs, _ = env.reset(seed=seed)
+    for _ in range(steps):
+        action = np.asarray(act(obs), dtype=np.float64)
+        nxt, rew, term, trunc, _ = env.step(action)
+        rows.append((obs, action, rew, nxt, term))
+        obs = env.reset()[0] if term or trunc else nxt
+    o, a, r, n, t = (np.asarray(x) for x in zip(*rows, strict=True))
+    return Transitions(o.astype(np.float32), a.astype(np.float32), r.astype(np.float32),
+                       n.astype(np.float32), t.astype(bool))
+
+
+class ModelVecEnv(VecEnv):
+    """An SB3 VecEnv whose step is a learned model: all envs advance in one forward pass.
+
+    Episodes start from real start states (``start_obs`` rows, drawn with the env's seed), end on
+    success (``terminated``) or after ``max_steps`` (``truncated``); reward and success are
+    :func:`fetch_reward_success`. The goal part ``obs[:, :3]`` is held fixed, as in the real env.
+
+    Args:
+        predict: dynamics callable, see :data:`Predict`.
+        start_obs: real initial observations ``(N, 13)`` to reset from.
+        num_envs: parallel episodes.
+        max_steps: episode length cap (FetchReach: 50).
+        device: where the model runs.
+        seed: start-state sampling seed.
+    """
+
+    def __init__(self, predict: Predict, start_obs: np.ndarray, num_envs: int = 16, max_steps: int = 50,
+                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+        start_obs = np.asarray(start_obs, dtype=np.float32)
+        if start_obs.ndim != 2 or start_obs.shape[1] != 13 or len(start_obs) == 0:
+            raise ConfigError(f"start_obs has shape {start_obs.shape}; expected (N>0, 13) FetchReach "
+                              "observations")
+        if num_envs < 1 or max_steps < 1:
+            raise ConfigError(f"num_envs={num_envs}, max_steps={max_steps}; both must be >= 1")
+        obs_space = gym.spaces.Box(-np.inf, np.inf, (13,), np.float32)
+        super().__init__(num_envs, obs_space, gym.spaces.Box(-1.0, 1.0, (4,), np.float32))
+        self.predict, self.max_steps, self.device = predict, max_steps, torch.device(device)
+        self.start_obs = torch.as_tensor(start_obs, device=self.device)
+        self._rng = torch.Generator(device="cpu").manual_seed(seed)
+        self._obs = self._sample_starts(num_envs)
+        self._t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self._actions: torch.Tensor | None = None
+
+    def _sample_starts(self, n: int) -> torch.Tensor:
+        idx = torch.randint(len(self.start_obs), (n,), generator=self._rng)
+        return self.start_obs[idx.to(self.device)].clone()
+
+    def reset(self) -> np.ndarray:
+        self._obs, self._t = self._sample_starts(self.num_envs), torch.zeros_like(self._t)
+        return self._obs.cpu().numpy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = torch.as_tensor(np.clip(actions, -1.0, 1.0), dtype=torch.float32, device=self.device)
+
+    @torch.no_grad()
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        if self._actions is None:
+            raise RuntimeError("step_wait called without step_async")
+        next_obs = self.predict(self._obs, self._actions).to(self.device, torch.float32)
+        next_obs[:, :3] = self._obs[:, :3]
+        reward, success = fetch_reward_success(self._obs, next_obs)
+        self._t += 1
+        truncated = (self._t >= self.max_steps) & ~success
+        done = success | truncated
+        out_obs = next_obs.cpu().numpy()
+        infos: list[dict] = [{"is_success": bool(s)} for s in success.tolist()]
+        if bool(done.any()):
+            ended = done.nonzero().squeeze(-1)
+            for i, tr in zip(ended.tolist(), truncated[ended].tolist(), strict=True):
+                infos[i]["terminal_observation"] = out_obs[i].copy()
+                infos[i]["TimeLimit.truncated"] = bool(tr)
+            next_obs[ended] = self._sample_starts(len(ended))
+            self._t[ended] = 0
+        self._obs, self._actions = next_obs, None
+        return (next_obs.cpu().numpy(), reward.cpu().numpy().astype(np.float32),
+                done.cpu().numpy(), infos)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        return [getattr(self, attr_name)] * len(self._get_indices(indices))
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
+        raise NotImplementedError(f"ModelVecEnv has no per-env method {method_name!r}")
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False] * len(self._get_indices(indices))
+
+    def seed(self, seed: int | None = None) -> list[int | None]:
+        if seed is not None:
+            self._rng.manual_seed(seed)
+        return [seed] * self.num_envs
+
+
+def sb3_actor_to_policy(model: Any) -> MLPPolicy:
+    """Our :class:`MLPPolicy` with the deterministic actor of an SB3 PPO ``MlpPolicy``.
+
+    The PPO policy must have one tanh hidden layer for the actor (``net_arch=dict(pi=[h], ...)``,
+    ``activation_fn=nn.Tanh``), the users' setting; normalizers are identity, actions are clipped
+    to the action space as SB3's ``predict(deterministic=True)`` does.
+
+    Raises:
+        ConfigError: if the actor is not one tanh layer followed by the action net.
+    """
+    sb3 = model.policy
+    layers = list(sb3.mlp_extractor.policy_net)
+    if len(layers) != 2 or not isinstance(layers[0], torch.nn.Linear) or not isinstance(layers[1], torch.nn.Tanh):
+        raise ConfigError(f"PPO actor {layers!r}: expected [Linear, Tanh] (net_arch pi=[h], tanh)")
+    space = model.action_space
+    policy = MLPPolicy(layers[0].in_features, space.shape[0], hid_size=layers[0].out_features,
+                       num_layers=1, activation="tanh", action_low=space.low.tolist(),
+                       action_high=space.high.tolist())
+    ours = policy.net.linear_layers()
+    with torch.no_grad():
+        for dst, src in zip(ours, (layers[0], sb3.action_net), strict=True):
+            dst.weight.copy_(src.weight)
+            dst.bias.copy_(src.bias)
+    return policy

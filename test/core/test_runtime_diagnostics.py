@@ -1,0 +1,69 @@
+"""Diagnostic tasks run without a node: levels, messages and values from their thresholds."""
+
+import math
+
+from learned_control.checkpoint import save_checkpoint
+from learned_control.models.policies import MLPPolicy
+from learned_control.runtime.controller import ModelSlot
+from learned_control.runtime.diagnostics import (ERROR, OK, WARN, CounterCheck, LatencyCheck,
+                                                 ModelCheck, RateCheck, Status)
+from learned_control.runtime.stats import LatencyStats
+from learned_control.tasks import get_task
+
+
+def _stats(latency: float, period: float, n: int = 50, deadline: float | None = None):
+    stats = LatencyStats(deadline=deadline)
+    for i in range(n):
+        stats.add(latency, now=i * period)
+    return stats
+
+
+def test_rate_check_warns_below_the_fraction_and_reports_only_without_target():
+    slow = _stats(0.001, period=0.05)  # 20 Hz
+    status = RateCheck(slow, target_hz=50.0).run(Status())
+    assert status.level == WARN and "below 90% of 50.0 Hz" in status.message
+    assert math.isclose(status.values["rate_hz"], 20.0)
+    assert RateCheck(_stats(0.001, 0.021), target_hz=50.0).run(Status()).level == OK
+    assert RateCheck(slow, target_hz=0.0).run(Status()).level == OK  # lockstep: report only
+
+
+def test_latency_check_levels_and_new_deadline_misses_only():
+    assert LatencyCheck(_stats(0.001, 0.02), 5.0, 20.0).run(Status()).level == OK
+    assert LatencyCheck(_stats(0.010, 0.02), 5.0, 20.0).run(Status()).level == WARN
+    status = LatencyCheck(_stats(0.030, 0.02), 5.0, 20.0).run(Status())
+    assert status.level == ERROR and "p99 30.00 ms > 20.0 ms" in status.message
+    missing = _stats(0.001, 0.02, deadline=0.0005)
+    check = LatencyCheck(missing, 5.0, 20.0)
+    first = check.run(Status())
+    assert first.level == WARN and "50 deadline misses" in first.message
+    assert first.values["deadline_misses"] == 50
+    assert check.run(Status()).level == OK  # no new misses since the last run
+
+
+def test_model_check_and_counter_check(tmp_path):
+    task = get_task("InvertedPendulum-v5")
+    slot = ModelSlot(task)
+    assert ModelCheck(slot).run(Status()).level == ERROR
+    slot.swap(str(save_checkpoint(tmp_path / "a.pt", MLPPolicy(task.obs_dim, task.act_dim),
+                                  task.name)))
+    assert ModelCheck(slot).run(Status()).level == OK
+    slot.swap(str(tmp_path / "missing.pt"))
+    status = ModelCheck(slot).run(Status())
+    assert status.level == WARN and status.values["model"] == "MLPPolicy@a.pt"
+    assert status.values["failed_swaps"] == 1 and "missing.pt" in status.values["last_error"]
+
+    counts = {"stale_skips": 0}
+    check = CounterCheck(lambda: counts)
+    assert check.run(Status()).level == OK
+    counts["stale_skips"] = 3
+    assert check.run(Status()).message == "stale_skips: 3"
+
+
+def test_status_keeps_the_worst_level_and_joins_its_messages():
+    status = Status(message="commanding")
+    status.summary(WARN, "a")
+    status.summary(OK, "fine")
+    status.summary(WARN, "b")
+    assert (status.level, status.message) == (WARN, "a; b")
+    status.summary(ERROR, "c")
+    assert (status.level, status.message) == (ERROR, "c")

@@ -1,0 +1,92 @@
+"""Supervisor with real child processes (small python scripts)."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from learned_control.errors import ConfigError
+from learned_control.supervisor import ProcessSpec, supervise
+
+PY = sys.executable
+
+
+def _script(tmp_path, name, body):
+    path = tmp_path / f"{name}.py"
+    path.write_text(textwrap.dedent(body))
+    return [PY, "-u", str(path)]
+
+
+def test_a_dying_child_stops_the_others_and_the_code_is_nonzero(tmp_path):
+    marker = tmp_path / "stopped"
+    sleeper = _script(tmp_path, "sleeper", f"""
+        import signal, sys, time
+        def bye(*_):
+            open({str(marker)!r}, "w").write("sigint")
+            sys.exit(0)
+        signal.signal(signal.SIGINT, bye)
+        print("ready")
+        while True:
+            time.sleep(1)
+        """)
+    dier = _script(tmp_path, "dier", """
+        print("about to die")
+        raise SystemExit(3)
+        """)
+    out = io.StringIO()
+    assert supervise([ProcessSpec("sleeper", sleeper), ProcessSpec("dier", dier)], out) == 3
+    text = out.getvalue()
+    assert "[dier   ] about to die" in text and "[dier   ] exited with 3" in text
+    assert marker.read_text() == "sigint"  # the survivor got SIGINT and ran its handler
+
+
+def test_a_child_ignoring_sigint_is_escalated(tmp_path):
+    stubborn = _script(tmp_path, "stubborn", """
+        import signal, time
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while True:
+            time.sleep(1)
+        """)
+    dier = _script(tmp_path, "dier", "raise SystemExit(0)\n")
+    assert supervise([ProcessSpec("stubborn", stubborn), ProcessSpec("dier", dier)],
+                     io.StringIO(), grace_s=0.5) == 1  # a clean exit of a node is still a death
+
+
+def test_sigint_to_the_supervisor_stops_everything_cleanly(tmp_path):
+    children = tmp_path / "pids"
+    child = _script(tmp_path, "child", f"""
+        import os, signal, sys, time
+        open({str(children)!r}, "a").write(f"{{os.getpid()}}\\n")
+        print("up", flush=True)
+        while True:
+            time.sleep(1)
+        """)
+    runner = _script(tmp_path, "runner", f"""
+        import sys
+        from learned_control.supervisor import ProcessSpec, supervise
+        sys.exit(supervise([ProcessSpec("a", {child!r}), ProcessSpec("b", {child!r})]))
+        """)
+    proc = subprocess.Popen(runner, stdout=subprocess.PIPE, text=True)
+    seen = set()
+    while len(seen) < 2:
+        line = proc.stdout.readline()
+        assert line, "supervisor ended before both children were up"
+        if line.rstrip().endswith("up"):
+            seen.add(line[:3])
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 0
+    for pid in map(int, children.read_text().split()):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_bad_specs_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="unique"):
+        supervise([ProcessSpec("a", ["true"]), ProcessSpec("a", ["true"])])
+    with pytest.raises(ConfigError, match="cannot start b"):
+        supervise([ProcessSpec("b", [str(tmp_path / "missing")])])

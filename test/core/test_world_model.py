@@ -1,0 +1,128 @@
+"""World-model pieces on the real FetchReach: fixed-goal task, model env scoring, SB3 export."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO
+
+from learned_control.checkpoint import load_checkpoint, save_checkpoint
+from learned_control.errors import ConfigError
+from learned_control.worldmodel import FIXED_GOAL, FIXED_GOAL_ENV_ID, ModelVecEnv, make_fixed_goal_env, sb3_actor_to_policy
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def _real_rollout(env, steps: int, seed: int):
+    """Random-action transitions (obs, act, next_obs, reward, terminated, success) in ``env``."""
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    out = []
+    for _ in range(steps):
+        act = rng.uniform(-1, 1, 4)
+        nxt, rew, term, trunc, info = env.step(act)
+        out.append((obs, act, nxt, rew, term, info["is_success"]))
+        obs = env.reset()[0] if term or trunc else nxt
+    return out
+
+
+def test_fixed_goal_env_goal_reward_and_success():
+    env = make_fixed_goal_env()
+    data = _real_rollout(env, 60, seed=0)
+    for obs, _, nxt, rew, term, succ in data:
+        np.testing.assert_allclose(nxt[:3], FIXED_GOAL)
+        d0, d1 = (np.linalg.norm(o[3:6] - np.asarray(FIXED_GOAL)) for o in (obs, nxt))
+        assert rew == pytest.approx(10 * (d0 - d1))
+        assert term == bool(succ) == (d1 < 0.05)
+    # The real env computes success against the same goal.
+    assert env.unwrapped.goal.tolist() == pytest.approx(list(FIXED_GOAL))
+    by_id = gym.make(FIXED_GOAL_ENV_ID)
+    np.testing.assert_allclose(by_id.reset(seed=0)[0], make_fixed_goal_env().reset(seed=0)[0])
+
+
+def test_model_env_scores_real_transitions_like_the_real_env():
+    """Feed the real next states as the 'prediction': reward and success equal the real env's."""
+    env = make_fixed_goal_env()
+    # Drive toward the goal so some transitions succeed.
+    obs, _ = env.reset(seed=1)
+    data = []
+    for _ in range(50):
+        act = np.clip(10 * (obs[:3] - obs[3:6]), -1, 1)
+        act = np.append(act, 0.0)
+        nxt, rew, term, trunc, info = env.step(act)
+        data.append((obs, act, nxt, rew, info["is_success"]))
+        if term:
+            break
+        obs = nxt
+    assert data[-1][4] == 1.0, "the scripted reach must reach the goal"
+    real_next = torch.as_tensor(np.stack([d[2] for d in data]), dtype=torch.float32)
+
+    def replay(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return real_next  # env i holds transition i: the "model" returns the real next states
+
+    starts = np.stack([d[0] for d in data]).astype(np.float32)
+    venv = ModelVecEnv(replay, starts, num_envs=len(data), max_steps=50)
+    venv.reset()
+    venv._obs = torch.as_tensor(starts)  # place env i in transition i's start state
+    venv.step_async(np.stack([d[1] for d in data]))
+    _, rew, done, infos = venv.step_wait()
+    np.testing.assert_allclose(rew, [d[3] for d in data], atol=1e-5)
+    assert [i["is_success"] for i in infos] == [bool(d[4]) for d in data]
+    assert done[-1] and not done[:-1].any()
+    assert "terminal_observation" in infos[-1]
+
+
+def test_model_env_rejects_bad_start_states():
+    with pytest.raises(ConfigError, match=r"start_obs has shape \(4, 5\)"):
+        ModelVecEnv(lambda o, a: o, np.zeros((4, 5)))
+
+
+def test_sb3_ppo_runs_in_model_env_and_export_matches_predict(tmp_path):
+    env = make_fixed_goal_env()
+    starts = np.stack([env.reset(seed=s)[0] for s in range(8)]).astype(np.float32)
+    delta = torch.nn.Linear(17, 13)
+
+    def predict(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return o + 0.01 * delta(torch.cat([o, a], -1))
+
+    venv = ModelVecEnv(predict, starts, num_envs=4, max_steps=10)
+    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs=dict(net_arch=dict(pi=[128], vf=[128]), activation_fn=torch.nn.Tanh))
+    model.learn(256)
+    policy = sb3_actor_to_policy(model)
+    path = save_checkpoint(tmp_path / "policy.pt", policy, task="FetchReach-v4")
+    loaded = load_checkpoint(path).model
+    obs = np.stack([env.reset(seed=s)[0] for s in range(20)]).astype(np.float32)
+    obs[:, 3:6] += np.random.default_rng(0).normal(0, 0.3, (20, 3))  # push some actions into the clip
+    expected, _ = model.predict(obs, deterministic=True)
+    np.testing.assert_allclose(loaded.act(obs), expected, atol=1e-5)
+
+
+def test_pipeline_real_data_to_model_to_ppo_to_real_env(tmp_path):
+    """Tiny budgets: real transitions -> ensemble fit -> PPO in the model -> real-env evaluation."""
+    from learned_control.models.dynamics import EnsembleDynamics
+    from learned_control.training.dynamics import DynamicsTrainConfig, train_dynamics
+    from learned_control.worldmodel import collect_transitions, ensemble_predict
+
+    env = make_fixed_goal_env()
+    rng = np.random.default_rng(0)
+    data = collect_transitions(env, lambda o: rng.uniform(-1, 1, 4), 300, seed=0)
+    assert data.observations.shape == (300, 13) and data.actions.shape == (300, 4)
+    dyn = EnsembleDynamics(13, 4, members=2, hid_size=32, num_layers=2)
+    history = train_dynamics(dyn, data, DynamicsTrainConfig(epochs=5, batch_size=64, patience=0), seed=0)
+    assert len(history.train_loss) == 5
+    assert history.val_one_step_mse[-1] < history.val_one_step_mse[0]  # the model learns
+    starts = np.stack([env.reset(seed=s)[0] for s in range(8)]).astype(np.float32)
+    venv = ModelVecEnv(ensemble_predict(dyn), starts, num_envs=4)
+    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs=dict(net_arch=dict(pi=[128], vf=[128]), activation_fn=torch.nn.Tanh))
+    model.learn(128)
+    policy = sb3_actor_to_policy(model)
+    real = collect_transitions(env, policy.act, 60, seed=5)
+    np.testing.assert_allclose(real.observations[:, :3], np.broadcast_to(FIXED_GOAL, (60, 3)), atol=1e-6)
+    assert np.isfinite(real.rewards).all()
