@@ -1,0 +1,76 @@
+"""Bring the learned_control graph up: sim_bridge + controller (lifecycle) and, optionally, recorder.
+
+    ros2 launch launch/sim.launch.py task:=InvertedPendulum-v5 checkpoint:=policy.pt \
+        mode:=lockstep record:=/tmp/run_bag
+
+Parameters come from ``config/<task>.yaml``; the managed nodes start with ``autostart`` false and
+are configured, then activated, by the standard lifecycle events (controller first, so the bridge
+never steps without a listener).
+"""
+
+import os
+
+import launch
+import lifecycle_msgs.msg
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
+from launch.events import matches_action
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config")
+
+
+def _transition(node: LifecycleNode, transition_id: int) -> EmitEvent:
+    return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                       transition_id=transition_id))
+
+
+def _nodes(context):
+    task = LaunchConfiguration("task").perform(context)
+    mode = LaunchConfiguration("mode").perform(context)
+    checkpoint = LaunchConfiguration("checkpoint").perform(context)
+    record = LaunchConfiguration("record").perform(context)
+    params = os.path.join(CONFIG_DIR, f"{task}.yaml")
+    bridge = LifecycleNode(package="learned_control", executable="sim_bridge", name="sim_bridge",
+                           namespace="", output="screen",
+                           parameters=[params, {"mode": mode, "autostart": False}])
+    controller = LifecycleNode(package="learned_control", executable="controller",
+                               name="controller", namespace="", output="screen",
+                               parameters=[params, {"mode": mode, "checkpoint": checkpoint,
+                                                    "autostart": False}])
+    configure = lifecycle_msgs.msg.Transition.TRANSITION_CONFIGURE
+    activate = lifecycle_msgs.msg.Transition.TRANSITION_ACTIVATE
+    actions = [
+        bridge, controller,
+        RegisterEventHandler(OnStateTransition(
+            target_lifecycle_node=controller, goal_state="inactive",
+            entities=[_transition(controller, activate)])),
+        RegisterEventHandler(OnStateTransition(
+            target_lifecycle_node=controller, goal_state="active",
+            entities=[_transition(bridge, configure)])),
+        RegisterEventHandler(OnStateTransition(
+            target_lifecycle_node=bridge, goal_state="inactive",
+            entities=[_transition(bridge, activate)])),
+        _transition(controller, configure),
+    ]
+    if record:
+        actions.insert(0, Node(package="learned_control", executable="recorder", name="recorder",
+                               output="screen",
+                               parameters=[params, {"mode": mode, "bag": record}]))
+    return actions
+
+
+def generate_launch_description() -> launch.LaunchDescription:
+    return launch.LaunchDescription([
+        DeclareLaunchArgument("task", default_value="InvertedPendulum-v5",
+                              description="registry task; parameters from config/<task>.yaml"),
+        DeclareLaunchArgument("checkpoint", default_value="",
+                              description="policy checkpoint (.pt) for the controller"),
+        DeclareLaunchArgument("mode", default_value="lockstep",
+                              description="lockstep or realtime"),
+        DeclareLaunchArgument("record", default_value="",
+                              description="path of a new bag to record into (empty: no recorder)"),
+        OpaqueFunction(function=_nodes),
+    ])

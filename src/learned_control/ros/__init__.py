@@ -1,0 +1,1 @@
+"""Thin rclpy nodes around the core. Only this package imports ROS."""

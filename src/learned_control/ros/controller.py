@@ -1,0 +1,313 @@
+"""controller: publishes actions from a learned policy, per observation or at a fixed rate.
+
+Parameters: the fields of :class:`learned_control.runtime.controller.ControllerConfig` (task,
+checkpoint, mode, rate_hz, max_obs_age, device, spec_file, configure_timeout) plus ``autostart``
+and ``torch_threads``. Subscribes ``observation`` and ``model_updated``; publishes ``command`` and
+``/diagnostics``; service ``reload``. Robot mode (parameter ``spec_file``): subscribes
+``/joint_states`` and the spec's pose/odometry/goal topics (best-effort) instead of
+``observation``, assembles the observation with the core
+:class:`~learned_control.specs.ObservationAssembler` (also published on ``assembled_observation``
+for checks and recording), and publishes the shaped command on the spec's controller topic; a
+stale source stops commanding and is named on ``/diagnostics``. Setting the ``checkpoint``
+parameter swaps the model between ticks; a file
+that fails to load is refused and the old model keeps running.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from rclpy.wait_for_message import wait_for_message
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from ..errors import ConfigError, SpecError
+from ..runtime.controller import ControllerConfig, ModelSlot
+from ..runtime.diagnostics import WARN, CounterCheck, LatencyCheck, ModelCheck, RateCheck, Status
+from ..runtime.stats import LatencyStats
+from ..specs import CommandShaper, ObservationAssembler, RobotSpecs, specs_for
+from ..tasks import get_task
+from ..utils import configure_torch
+from . import qos, topics
+from .node_utils import (array_msg, declare_config, diagnostic,
+                         publish_diagnostics, read_config, run_node)
+from .robot_msgs import MSG_TYPES, command_msg, sample_from_msg, stamp_seconds
+
+ASSEMBLED_OBSERVATION = "assembled_observation"
+"""Robot mode: the observation the controller assembled and acted on (Float64MultiArray)."""
+
+__all__ = ["Controller", "main"]
+
+
+class Controller(LifecycleNode):
+    """Runs a policy checkpoint against the ``observation`` topic."""
+
+    def __init__(self, node_name: str = "controller") -> None:
+        super().__init__(node_name)
+        declare_config(self, ControllerConfig)
+        self.declare_parameter("autostart", True)
+        self.declare_parameter("torch_threads", 1)
+        self.config: ControllerConfig | None = None
+        self.slot: ModelSlot | None = None
+        self.active = False
+        self.latest: tuple[np.ndarray, float] | None = None
+        self.stale = self.bad_obs = 0
+        self.specs: RobotSpecs | None = None  # robot mode
+        self.assembler: ObservationAssembler | None = None
+        self.shaper: CommandShaper | None = None
+        self.stale_sources: tuple[str, ...] = ()
+        self.answered_stamp = -math.inf
+        self.stats = LatencyStats()
+        self.checks: list = []
+        self.command_pub = self.diag_pub = self.assembled_pub = None
+        self._own_subs: list = []
+        self._own_services: list = []
+        self._own_timers: list = []
+        self.add_on_set_parameters_callback(self._validate_parameters)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            self.config = read_config(self, ControllerConfig)
+            configure_torch(self.get_parameter("torch_threads").value)
+        except ConfigError as err:
+            self.get_logger().error(f"configure failed: {err}")
+            return TransitionCallbackReturn.FAILURE
+        task = get_task(self.config.task)
+        self.slot = ModelSlot(task, self.config.device)
+        error = self.slot.swap(self.config.checkpoint)
+        if error:
+            self.get_logger().error(f"configure failed: {error}")
+            return TransitionCallbackReturn.FAILURE
+        self.rate_hz = self.config.rate_hz or 1.0 / task.make_env().unwrapped.dt
+        self.stats = LatencyStats(deadline=1.0 / self.rate_hz)
+        lockstep = self.config.mode == "lockstep"
+        period_ms = 1e3 / self.rate_hz
+        self.checks = [
+            RateCheck(self.stats, 0.0 if lockstep else self.rate_hz),
+            LatencyCheck(self.stats, warn_p99_ms=0.5 * period_ms, error_p99_ms=period_ms),
+            ModelCheck(self.slot),
+            CounterCheck(lambda: {"stale_skips": self.stale, "rejected_observations": self.bad_obs}),
+        ]
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE)
+        self._own_subs = [self.create_subscription(String, topics.MODEL_UPDATED,
+                                                   self._on_model_updated, qos.LATCHED)]
+        if self.config.spec_file:
+            error = self._configure_robot()
+            if error:
+                self.get_logger().error(f"configure failed: {error}")
+                self.close()
+                return TransitionCallbackReturn.FAILURE
+        else:
+            self.command_pub = self.create_publisher(Float64MultiArray, topics.COMMAND,
+                                                     qos.RELIABLE)
+            self._own_subs.append(self.create_subscription(
+                Float64MultiArray, topics.OBSERVATION, self._on_observation,
+                qos.LOCKSTEP if lockstep else qos.SENSOR))
+        self._own_services = [self.create_service(Trigger, topics.RELOAD, self._on_reload)]
+        self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
+        self.get_logger().info(f"configured {self.slot.identity} for {task.name} ({self.config.mode})")
+        return TransitionCallbackReturn.SUCCESS
+
+    def _configure_robot(self) -> str:
+        """Robot mode: load and check the spec against the robot; ``""`` or the error."""
+        try:
+            self.specs = specs_for(self.config.task, self.config.spec_file)
+            self.assembler = ObservationAssembler(self.specs.observation)
+        except SpecError as err:
+            return str(err)
+        deadline = time.monotonic() + self.config.configure_timeout
+        joint_src = next((s for s in self.specs.observation.sources if s.type == "JointState"),
+                         None)
+        names: list[str] = []
+        if joint_src is not None:
+            ok, msg = wait_for_message(MSG_TYPES["JointState"], self, joint_src.topic,
+                                       qos_profile=qos.SENSOR,
+                                       time_to_wait=self.config.configure_timeout)
+            if not ok:
+                return (f"no {joint_src.topic} message within configure_timeout="
+                        f"{self.config.configure_timeout} s")
+            names = list(msg.name)
+        wanted = {s.topic for s in self.specs.observation.sources if s.topic}
+        while True:  # wait (bounded) for the graph to show the spec's topics
+            present = {name for name, _ in self.get_topic_names_and_types()}
+            if wanted <= present or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        try:
+            self.assembler.check(names, present)
+        except SpecError as err:
+            return str(err)
+        self.shaper = CommandShaper(self.specs.command)
+        command_type = (JointTrajectory if self.specs.command.type == "JointTrajectory"
+                        else Float64MultiArray)
+        self.command_pub = self.create_publisher(command_type, self.specs.command.topic,
+                                                 qos.RELIABLE)
+        self.assembled_pub = self.create_publisher(Float64MultiArray, ASSEMBLED_OBSERVATION,
+                                                   qos.RELIABLE)
+        self._synced = [s.name for s in self.specs.observation.sources if s.topic]
+        for src in self.specs.observation.sources:
+            if src.topic:
+                self._own_subs.append(self.create_subscription(
+                    MSG_TYPES[src.type], src.topic,
+                    lambda msg, src=src: self._on_source(src, msg), qos.SENSOR))
+        return ""
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self.active = True
+        if self.config.mode == "realtime":
+            self._own_timers.append(self.create_timer(1.0 / self.rate_hz, self._on_tick))
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.active = False  # stop commanding: the bridge / robot applies its timeout policy
+        for timer in self._own_timers[1:]:
+            self.destroy_timer(timer)
+        del self._own_timers[1:]
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        """Release timers and interfaces (idempotent)."""
+        self.active = False
+        for timer in self._own_timers:
+            self.destroy_timer(timer)
+        for pub in (self.command_pub, self.diag_pub, self.assembled_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        for sub in self._own_subs:
+            self.destroy_subscription(sub)
+        for srv in self._own_services:
+            self.destroy_service(srv)
+        self._own_timers, self._own_subs, self._own_services = [], [], []
+        self.command_pub = self.diag_pub = self.assembled_pub = None
+
+    # ---- control ---------------------------------------------------------------------------
+    def _act_and_publish(self, obs: np.ndarray) -> None:
+        start = time.perf_counter()
+        action = self.slot.act(obs)
+        self.command_pub.publish(array_msg(action, "command"))
+        self.stats.add(time.perf_counter() - start, time.monotonic())
+
+    def _on_observation(self, msg: Float64MultiArray) -> None:
+        obs = np.asarray(msg.data, dtype=np.float64)
+        if obs.shape != (self.slot.task.obs_dim,) or not np.isfinite(obs).all():
+            self.bad_obs += 1
+            self.get_logger().warn(f"observation of shape {obs.shape} (finite: "
+                                   f"{bool(np.isfinite(obs).all())}) rejected: the policy takes "
+                                   f"({self.slot.task.obs_dim},)", throttle_duration_sec=1.0)
+            return
+        if not self.active:
+            return
+        if self.config.mode == "lockstep":
+            self._act_and_publish(obs)
+        else:
+            self.latest = (obs, time.monotonic())
+
+    def _on_source(self, src, msg) -> None:
+        """Robot mode: store the sample; in lockstep answer once per stamp, when every topic
+        source carries it."""
+        sample = sample_from_msg(src, msg)
+        if not self.assembler.update(src.name, sample):
+            self.get_logger().warn(f"{src.topic}: pose in frame {sample.frame!r} dropped (the "
+                                   f"spec expects {src.frame!r})", throttle_duration_sec=2.0)
+            return
+        if self.active and self.config.mode == "lockstep" and sample.stamp > self.answered_stamp:
+            stamps = self.assembler.stamps()
+            if all(stamps[name] == sample.stamp for name in self._synced):
+                self.answered_stamp = sample.stamp
+                self._act_on_robot(sample.stamp)
+
+    def _act_on_robot(self, now: float) -> None:
+        """Robot mode: assemble at ``now`` (s, the robot's clock); command only when fresh."""
+        start = time.perf_counter()
+        assembly = self.assembler.assemble(now)
+        if assembly.observation is None:
+            self.stale += 1
+            self.stale_sources = assembly.stale
+            self.get_logger().warn(f"stale or missing source(s) {list(assembly.stale)}: not "
+                                   "commanding", throttle_duration_sec=2.0)
+            return
+        self.stale_sources = ()
+        self.assembled_pub.publish(array_msg(assembly.observation, "assembled_observation"))
+        action = self.slot.act(assembly.observation)
+        self.command_pub.publish(command_msg(self.shaper.shape(action)))
+        self.stats.add(time.perf_counter() - start, time.monotonic())
+
+    def _on_tick(self) -> None:
+        if self.specs is not None:
+            self._act_on_robot(stamp_seconds(self.get_clock().now().to_msg()))
+            return
+        if self.latest is None or time.monotonic() - self.latest[1] > self.config.max_obs_age:
+            self.stale += 1
+            self.get_logger().warn("no fresh observation: not commanding", throttle_duration_sec=2.0)
+            return
+        self._act_and_publish(self.latest[0])
+
+    # ---- model swaps -----------------------------------------------------------------------
+    def _swap(self, path: str, origin: str) -> str:
+        error = self.slot.swap(path)
+        if error:
+            self.get_logger().error(f"{origin}: keeping {self.slot.identity}: {error}")
+        else:
+            self.get_logger().info(f"{origin}: now running {self.slot.identity}")
+        return error
+
+    def _on_model_updated(self, msg: String) -> None:
+        if self.slot is not None and msg.data:
+            self._swap(msg.data, "model_updated")
+
+    def _on_reload(self, request, response):
+        error = self._swap(self.get_parameter("checkpoint").value, "reload")
+        response.success = not error
+        response.message = error or f"running {self.slot.identity}"
+        return response
+
+    def _validate_parameters(self, params) -> SetParametersResult:
+        """Refuse a checkpoint that does not load (old model kept); swap one that does."""
+        for param in params:
+            if param.name == "checkpoint" and self.slot is not None:
+                error = self._swap(param.value, "checkpoint parameter")
+                if error:
+                    return SetParametersResult(successful=False, reason=error)
+            elif param.name in ("task", "mode", "device", "spec_file") and self.slot is not None:
+                return SetParametersResult(successful=False,
+                                           reason=f"{param.name} is fixed after configure")
+        return SetParametersResult(successful=True)
+
+    # ---- diagnostics -----------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        status = Status(message="commanding" if self.active else "inactive")
+        status.add("mode", self.config.mode)
+        status.add("commands", self.stats.count)
+        if self.specs is not None:
+            status.add("stale_sources", ",".join(self.stale_sources))
+            status.add("clipped", int(self.shaper.clip_counts.sum()))
+            if self.stale_sources:
+                status.summary(WARN, f"stale: {','.join(self.stale_sources)}; not commanding")
+        status.add("state", self._state_machine.current_state[1])
+        for check in self.checks:
+            check.run(status)
+        publish_diagnostics(self, self.diag_pub, [diagnostic(
+            self, "control", status.level, status.message, status.values)])
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(Controller, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""What every node shares: parameters from config dataclasses, diagnostics, the main() shape."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import re
+import sys
+from typing import Any, Callable, TypeVar
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                 SetParametersResult)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode
+from rclpy.node import Node
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
+
+from ..errors import ConfigError
+
+__all__ = ["declare_config", "read_config", "diagnostic", "publish_diagnostics", "run_node",
+           "array_msg", "OK", "WARN", "ERROR"]
+
+C = TypeVar("C")
+OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """``name -> description`` from the ``Attributes:`` section of a Google-style docstring."""
+    doc = inspect.getdoc(cls) or ""
+    section = doc.split("Attributes:", 1)[1] if "Attributes:" in doc else ""
+    docs: dict[str, str] = {}
+    for match in re.finditer(r"^\s{4}(\w+): (.*(?:\n\s{8}.*)*)", section, re.M):
+        docs[match.group(1)] = " ".join(match.group(2).split())
+    return docs
+
+
+def declare_config(node: Node, cls: type[C], read_only: tuple[str, ...] = ()) -> None:
+    """Declare one parameter per field of the dataclass ``cls``, default and description included,
+    with the field's ``metadata["range"]`` as the descriptor's range; a set that the config's own
+    validation refuses is rejected with its message.
+
+    Each default therefore exists once, in the core config dataclass.
+    """
+    docs = _attribute_docs(cls)
+    for f in dataclasses.fields(cls):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        descriptor = ParameterDescriptor(description=docs.get(f.name, ""),
+                                         read_only=f.name in read_only)
+        if "range" in f.metadata:
+            low, high = f.metadata["range"]
+            if isinstance(default, float):
+                descriptor.floating_point_range = [FloatingPointRange(from_value=float(low),
+                                                                      to_value=float(high))]
+            else:
+                descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
+        node.declare_parameter(f.name, default, descriptor)
+    names = {f.name for f in dataclasses.fields(cls)}
+
+    def validate(params) -> SetParametersResult:
+        changed = {p.name: p.value for p in params if p.name in names}
+        if changed:
+            try:
+                cls(**{**{n: node.get_parameter(n).value for n in names}, **changed})
+            except ConfigError as err:
+                return SetParametersResult(successful=False, reason=str(err))
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(validate)
+
+
+def read_config(node: Node, cls: type[C]) -> C:
+    """Build ``cls`` from the node's current parameters (ConfigError names a bad value)."""
+    values = {f.name: node.get_parameter(f.name).value for f in dataclasses.fields(cls)}
+    return cls(**values)
+
+
+def array_msg(values, label: str = "") -> Float64MultiArray:
+    """A 1-D Float64MultiArray; ``label`` goes into ``layout.dim[0].label``."""
+    msg = Float64MultiArray()
+    msg.data = [float(v) for v in values]
+    msg.layout.dim = [MultiArrayDimension(label=label, size=len(msg.data), stride=len(msg.data))]
+    return msg
+
+
+def diagnostic(node: Node, name: str, level: int, message: str, values: dict[str, Any]
+               ) -> DiagnosticStatus:
+    """A DiagnosticStatus named ``<node>: <name>`` with values rendered as text."""
+    def fmt(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else str(v)
+
+    return DiagnosticStatus(level=bytes([level]) if isinstance(level, int) else level,
+                            name=f"{node.get_name()}: {name}", message=message,
+                            hardware_id=node.get_fully_qualified_name(),
+                            values=[KeyValue(key=k, value=fmt(v)) for k, v in values.items()])
+
+
+def publish_diagnostics(node: Node, publisher, statuses: list[DiagnosticStatus]) -> None:
+    msg = DiagnosticArray(status=statuses)
+    msg.header.stamp = node.get_clock().now().to_msg()
+    publisher.publish(msg)
+
+
+def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+    """The entry-point shape of every node: init, spin, clean shutdown on Ctrl-C or SIGTERM.
+
+    Lifecycle nodes with parameter ``autostart`` true are configured and activated here, so they
+    run without a lifecycle manager (launch files drive the transitions instead).
+    """
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    try:
+        node = factory()
+        if isinstance(node, LifecycleNode) and node.get_parameter("autostart").value:
+            node.trigger_configure()
+            if node._state_machine.current_state[1] == "inactive":
+                node.trigger_activate()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ConfigError as err:
+        print(f"[{factory.__name__}] configuration error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0

@@ -1,0 +1,106 @@
+"""recorder node: the bridge's topics into a rosbag2 bag (rosbags writer, raw CDR, no re-encoding).
+
+Parameters (see :class:`RecorderConfig`): ``bag``, ``storage``, ``mode``, ``joint_states``.
+The bag is closed (metadata written) on SIGINT/SIGTERM, so a cut run stays readable.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from ..data.bags import STORAGES, BagWriter
+from ..errors import ConfigError, DatasetError
+from . import qos, topics
+from .node_utils import declare_config, read_config, run_node
+
+__all__ = ["RecorderConfig", "Recorder", "main"]
+
+
+LATCHED_RECORDING = QoSProfile(depth=qos.RECORDING.depth, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
+"""The recorder's lockstep observation subscription: deep, reliable, transient-local."""
+
+
+@dataclass
+class RecorderConfig:
+    """Recorder parameters.
+
+    Attributes:
+        bag: folder of the new bag; must not exist.
+        storage: rosbag2 storage plugin, sqlite3 or mcap.
+        mode: the bridge's mode, lockstep (observation reliable) or realtime (best effort).
+        joint_states: also record /joint_states.
+    """
+
+    bag: str = ""
+    storage: str = "sqlite3"
+    mode: str = "lockstep"
+    joint_states: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.bag:
+            raise ConfigError("recorder parameter 'bag' is empty; give the path of a new bag")
+        if self.storage not in STORAGES:
+            raise ConfigError(f"recorder parameter 'storage' is {self.storage!r}; expected one "
+                              f"of {STORAGES}")
+        if self.mode not in ("lockstep", "realtime"):
+            raise ConfigError(f"recorder parameter 'mode' is {self.mode!r}; expected lockstep "
+                              f"or realtime")
+
+
+def _message_class(msgtype: str) -> type:
+    """``std_msgs/msg/Float64`` -> the rclpy message class."""
+    package, _, name = msgtype.split("/")
+    return getattr(importlib.import_module(f"{package}.msg"), name)
+
+
+class Recorder(Node):
+    """Subscribes with ``raw=True`` and writes the CDR bytes with the receive time (ns)."""
+
+    def __init__(self) -> None:
+        super().__init__("recorder")
+        declare_config(self, RecorderConfig)
+        self.config = read_config(self, RecorderConfig)
+        wanted = dict(topics.RECORDED_TOPICS)
+        if not self.config.joint_states:
+            wanted.pop(topics.JOINT_STATES)
+        resolved = {self.resolve_topic_name(t): msgtype for t, msgtype in wanted.items()}
+        try:
+            self.bag = BagWriter(self.config.bag, self.config.storage, resolved).__enter__()
+        except DatasetError as err:
+            raise ConfigError(f"recorder parameter 'bag': {err}") from err
+        self.counts = dict.fromkeys(resolved, 0)
+        profiles = {self.resolve_topic_name(topics.JOINT_STATES): qos.SENSOR,
+                    # realtime: best effort; lockstep: latched like the bridge's, so a recorder
+                    # that matches late still gets the observation the bridge is waiting on
+                    self.resolve_topic_name(topics.OBSERVATION):
+                        qos.SENSOR if self.config.mode == "realtime" else LATCHED_RECORDING}
+        self._subs = [
+            self.create_subscription(_message_class(msgtype), name, self._writer(name),
+                                     profiles.get(name, qos.RECORDING), raw=True)
+            for name, msgtype in resolved.items()]
+        self.get_logger().info(f"recording {sorted(resolved)} into {self.config.bag} "
+                               f"({self.config.storage})")
+
+    def _writer(self, name: str):
+        def write(raw: bytes) -> None:
+            self.bag.write_raw(name, self.get_clock().now().nanoseconds, raw)
+            self.counts[name] += 1
+        return write
+
+    def close(self) -> None:
+        """Close the bag (metadata written), reporting what was recorded."""
+        self.bag.close()
+        self.get_logger().info(f"closed {self.config.bag}: {self.counts}")
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(Recorder, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,305 @@
+"""sim_bridge: a Gymnasium MuJoCo env as a managed ROS 2 robot.
+
+Parameters: the fields of :class:`learned_control.runtime.bridge.BridgeConfig` (task, seed, mode,
+rate_hz, command_timeout, on_timeout, auto_reset, max_episodes, publish_clock, interface,
+spec_file) plus ``autostart`` and ``torch_threads``. Topics and the pairing rule:
+:mod:`learned_control.ros.topics`. With ``interface: ros2_control`` the bridge publishes only what a
+ros2_control robot with mocap would (``/joint_states`` and the spec's pose/odometry/goal topics,
+one stamp per step, republished while a lockstep step waits) and takes commands on the spec's
+controller topic; ``applied_command``, ``reward`` and ``episode`` stay as side topics.
+
+Lifecycle: configure builds the env and the interfaces; activate starts the first episode and
+stepping; deactivate stops stepping (the simulated robot is held where it is); cleanup releases all.
+"""
+
+from __future__ import annotations
+
+import time
+
+import mujoco
+import numpy as np
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64, Float64MultiArray
+from std_srvs.srv import Trigger
+from diagnostic_msgs.msg import DiagnosticArray
+from trajectory_msgs.msg import JointTrajectory
+
+from ..errors import ConfigError, SpecError
+from ..runtime.bridge import BridgeConfig, SimSession, StepOutcome
+from ..runtime.stats import LatencyStats
+from ..specs import GoalSample, command_to_action, driver_samples, specs_for
+from ..utils import configure_torch
+from . import qos, topics
+from .node_utils import (OK, WARN, array_msg, declare_config, diagnostic, publish_diagnostics,
+                         read_config, run_node)
+from .robot_msgs import MSG_TYPES, command_values, msg_from_sample, to_stamp
+
+__all__ = ["SimBridge", "main"]
+
+
+class SimBridge(LifecycleNode):
+    """Publishes the env's state, applies checked commands, steps in lockstep or realtime."""
+
+    def __init__(self, node_name: str = "sim_bridge") -> None:
+        super().__init__(node_name)
+        declare_config(self, BridgeConfig)
+        self.declare_parameter("autostart", True)
+        self.declare_parameter("torch_threads", 1)
+        self.session: SimSession | None = None
+        self.specs = None  # interface ros2_control: the robot specs
+        self.active = False
+        self.paused = False
+        self.sim_time = 0.0
+        self.latest: tuple[np.ndarray, float] | None = None  # realtime: (action, receive time)
+        self.pending: np.ndarray | None = None  # lockstep: a command received while paused
+        self.waiting_since = 0.0
+        self.lockstep_waits = self.timeouts = self.ignored = 0
+        self.steps = LatencyStats()
+        self._own_pubs: dict = {}
+        self._own_timers: list = []
+        self._own_subs: list = []
+        self._own_services: list = []
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            config = read_config(self, BridgeConfig)
+            configure_torch(self.get_parameter("torch_threads").value)
+            self.session = SimSession(config)
+            self.specs = specs_for(config.task, config.spec_file) if (
+                config.interface == "ros2_control") else None
+        except (ConfigError, SpecError) as err:
+            self.get_logger().error(f"configure failed: {err}")
+            return TransitionCallbackReturn.FAILURE
+        lockstep = config.mode == "lockstep"
+        self._own_pubs = {
+            "obs": self.create_publisher(Float64MultiArray, topics.OBSERVATION,
+                                         qos.LOCKSTEP if lockstep else qos.SENSOR),
+            "applied": self.create_publisher(Float64MultiArray, topics.APPLIED_COMMAND, qos.RELIABLE),
+            "reward": self.create_publisher(Float64, topics.REWARD, qos.RELIABLE),
+            "episode": self.create_publisher(Float64MultiArray, topics.EPISODE, qos.RELIABLE),
+            "joints": self.create_publisher(JointState, topics.JOINT_STATES, qos.SENSOR),
+            "diag": self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE),
+        }
+        if config.publish_clock:
+            self._own_pubs["clock"] = self.create_publisher(Clock, topics.CLOCK, qos.RELIABLE)
+        command_topic, command_type = topics.COMMAND, Float64MultiArray
+        if self.specs is not None:  # a driver publishes only its topics, stamped per step
+            for key in ("obs", "joints"):
+                self.destroy_publisher(self._own_pubs.pop(key))
+            self._scratch = mujoco.MjData(self.session.env.unwrapped.model)
+            self._driver_pubs = {src.name: self.create_publisher(MSG_TYPES[src.type], src.topic,
+                                                                 qos.RELIABLE)
+                                 for src in self.specs.observation.sources if src.topic}
+            self._own_pubs.update({f"driver:{k}": v for k, v in self._driver_pubs.items()})
+            command_topic = self.specs.command.topic
+            command_type = (JointTrajectory if self.specs.command.type == "JointTrajectory"
+                            else Float64MultiArray)
+        self.published_stamp = -1.0
+        self._own_subs = [self.create_subscription(command_type, command_topic,
+                                                   self._on_command, qos.RELIABLE)]
+        self._own_services = [self.create_service(Trigger, name, callback) for name, callback in (
+            (topics.RESET, self._on_reset), (topics.PAUSE, self._on_pause),
+            (topics.RESUME, self._on_resume))]
+        self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
+        self.labels = ",".join(self.session.task.labels)
+        self.get_logger().info(f"configured {config.task} in {config.mode} mode at "
+                               f"{self.session.rate_hz:.1f} Hz")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self.active = True
+        if self.session.config.mode == "realtime":
+            self._own_timers.append(self.create_timer(1.0 / self.session.rate_hz, self._on_tick))
+        else:
+            self._own_timers.append(self.create_timer(self.session.config.command_timeout,
+                                                  self._check_lockstep_wait))
+        if self.session.observation is None:
+            self._start_episode()
+        elif self.session.config.mode == "lockstep":
+            self.waiting_since = time.monotonic()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        for timer in self._own_timers[1:]:
+            self.destroy_timer(timer)
+        del self._own_timers[1:]
+        self.latest = None
+        self.get_logger().info("deactivated: stepping stopped, robot held")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        """Release timers, interfaces and the env (idempotent)."""
+        self.active = False
+        for timer in self._own_timers:
+            self.destroy_timer(timer)
+        for pub in self._own_pubs.values():
+            self.destroy_publisher(pub)
+        for sub in self._own_subs:
+            self.destroy_subscription(sub)
+        for srv in self._own_services:
+            self.destroy_service(srv)
+        self._own_timers, self._own_pubs, self._own_subs, self._own_services = [], {}, [], []
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+
+    # ---- stepping --------------------------------------------------------------------------
+    def _start_episode(self) -> None:
+        obs = self.session.reset()
+        if self.published_stamp == self.sim_time:  # a reset mid-step: a new stamp for a new state
+            self.sim_time += self.session.dt
+        self._publish_state(obs)
+        self.waiting_since = time.monotonic()
+
+    def _publish_state(self, obs: np.ndarray) -> None:
+        """The observation the controller answers and the matching joint states, or (interface
+        ros2_control) the driver's joint states, poses and goals, all stamped with the step time."""
+        self.published_stamp = self.sim_time
+        if self.specs is not None:
+            unwrapped = self.session.env.unwrapped
+            samples = driver_samples(self.specs.observation, unwrapped.model, unwrapped.data,
+                                     self.sim_time, self._scratch)
+            for src in self.specs.observation.sources:
+                if src.name in self._driver_pubs:
+                    sample = samples.get(src.name)
+                    if sample is None:  # a goal held by parameter: the task's fixed goal
+                        sample = GoalSample(src.value, self.sim_time)
+                    self._driver_pubs[src.name].publish(msg_from_sample(src, sample))
+            return
+        self._own_pubs["obs"].publish(array_msg(obs, self.labels))
+        joints = self.session.joint_state()
+        msg = JointState(name=joints.names, position=joints.position.tolist(),
+                         velocity=joints.velocity.tolist(), effort=joints.effort.tolist())
+        msg.header.stamp = to_stamp(self.sim_time)
+        self._own_pubs["joints"].publish(msg)
+
+    def _step(self, action: np.ndarray) -> None:
+        start = time.perf_counter()
+        out: StepOutcome = self.session.step(action)
+        self.sim_time += self.session.dt
+        if "clock" in self._own_pubs:
+            self._own_pubs["clock"].publish(Clock(clock=to_stamp(self.sim_time)))
+        self._own_pubs["applied"].publish(array_msg(action, "applied_command"))
+        self._own_pubs["reward"].publish(Float64(data=out.reward))
+        if out.done:
+            summary = self.session.episode_summary(out.success)
+            self._own_pubs["episode"].publish(array_msg(
+                summary + out.observation.tolist(), ",".join(topics.EPISODE_FIELDS) + ",terminal_observation"))
+            self.get_logger().info(f"episode {summary[0]:.0f}: return {summary[1]:.2f}, "
+                                   f"length {summary[2]:.0f}")
+            if self.session.config.auto_reset and not self.session.finished:
+                self._start_episode()
+        else:
+            self._publish_state(out.observation)
+            self.waiting_since = time.monotonic()
+        self.steps.add(time.perf_counter() - start, time.monotonic())
+
+    def _on_command(self, msg: Float64MultiArray | JointTrajectory) -> None:
+        if not self.active or self.session is None or self.session.finished:
+            self.ignored += 1
+            return
+        if self.specs is None:
+            values = msg.data
+        else:  # controller joint order (or named joints) -> policy order
+            try:
+                values = command_to_action(self.specs.command,
+                                           *command_values(msg, self.specs.command.interface))
+            except SpecError as err:
+                self.session.gate.rejected_size += 1
+                self.get_logger().warn(str(err), throttle_duration_sec=1.0)
+                return
+        action, reason = self.session.gate.check(values)
+        if action is None:
+            self.get_logger().warn(reason, throttle_duration_sec=1.0)
+            return
+        if self.session.config.mode == "realtime":
+            self.latest = (action, time.monotonic())
+        elif self.paused:
+            self.pending = action
+        else:
+            self._step(action)
+
+    def _on_tick(self) -> None:
+        """Realtime: one step with the newest command, or the timeout policy when it is stale."""
+        if self.paused or self.session.finished:
+            return
+        fresh = self.latest is not None and (
+            time.monotonic() - self.latest[1] <= self.session.config.command_timeout)
+        if not fresh:
+            self.timeouts += 1
+            self.get_logger().warn(f"no command for {self.session.config.command_timeout} s: "
+                                   f"applying on_timeout={self.session.config.on_timeout}",
+                                   throttle_duration_sec=2.0)
+        self._step(self.latest[0] if fresh else self.session.timeout_action())
+
+    def _check_lockstep_wait(self) -> None:
+        """Lockstep never steps without a command: report the wait instead."""
+        waited = time.monotonic() - self.waiting_since
+        if self.active and not self.paused and not self.session.finished and (
+                waited > self.session.config.command_timeout):
+            self.lockstep_waits += 1
+            self.get_logger().warn(f"lockstep: waiting {waited:.1f} s for a command",
+                                   throttle_duration_sec=5.0)
+            if self.specs is not None:  # a driver keeps publishing its (held) state
+                self._publish_state(self.session.observation)
+
+    # ---- services --------------------------------------------------------------------------
+    def _on_reset(self, request, response):
+        if not self.active:
+            response.success, response.message = False, "bridge is not active"
+            return response
+        self._start_episode()
+        response.success = True
+        response.message = f"episode {self.session.episode_index} started"
+        return response
+
+    def _on_pause(self, request, response):
+        self.paused = True
+        response.success, response.message = True, "paused"
+        return response
+
+    def _on_resume(self, request, response):
+        self.paused = False
+        if self.pending is not None:
+            action, self.pending = self.pending, None
+            self._step(action)
+        self.waiting_since = time.monotonic()
+        response.success, response.message = True, "resumed"
+        return response
+
+    # ---- diagnostics -----------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        if self.session is None:
+            return
+        counters = self.session.gate.counters()
+        bad = counters["rejected_size"] + counters["rejected_nonfinite"]
+        level = WARN if (bad or self.timeouts or self.lockstep_waits) else OK
+        values = {"mode": self.session.config.mode, "state": self._state_machine.current_state[1],
+                  "active": self.active, "paused": self.paused,
+                  "episode": self.session.episode_index, "episodes_done": self.session.episodes_done,
+                  "step_rate_hz": self.steps.rate_hz(), "steps": self.steps.count,
+                  "step_p99_ms": self.steps.percentile_ms(99), **counters,
+                  "timeouts": self.timeouts, "lockstep_waits": self.lockstep_waits,
+                  "ignored_commands": self.ignored}
+        message = "finished" if self.session.finished else ("stepping" if self.active else "inactive")
+        publish_diagnostics(self, self._own_pubs["diag"], [diagnostic(self, "bridge", level, message, values)])
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(SimBridge, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

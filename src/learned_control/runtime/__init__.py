@@ -1,0 +1,6 @@
+"""Plain-Python logic behind the ROS nodes (no ROS imports): testable without a graph."""
+
+from .bridge import BridgeConfig, CommandGate, SimSession, StepOutcome
+from .stats import LatencyStats
+
+__all__ = ["BridgeConfig", "CommandGate", "SimSession", "StepOutcome", "LatencyStats"]

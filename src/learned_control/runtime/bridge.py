@@ -1,0 +1,228 @@
+"""The simulation bridge's logic: command checks, the timeout policy and episode bookkeeping.
+
+The ROS node :mod:`learned_control.ros.sim_bridge` only converts messages and calls these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from ..errors import ConfigError
+from ..tasks import Task, action_bounds, get_task
+
+__all__ = ["BridgeConfig", "CommandGate", "SimSession", "StepOutcome", "JointStateSample"]
+
+MODES = ("lockstep", "realtime")
+TIMEOUT_POLICIES = ("zero", "hold")
+INTERFACES = ("observation", "ros2_control")
+
+
+@dataclass
+class BridgeConfig:
+    """Settings of the simulation bridge (the node's parameters, same names).
+
+    Attributes:
+        task: registry task name.
+        seed: reset seed of episode 0; episode ``k`` resets with ``seed + k``.
+        mode: ``lockstep`` (wait for one command per observation; deterministic) or
+            ``realtime`` (step at ``rate_hz`` with the newest command, zero-order hold).
+        rate_hz: realtime step rate in Hz; 0 means the env's own rate ``1 / env.dt``.
+        command_timeout: seconds without a command before ``on_timeout`` applies (realtime) or a
+            wait is reported (lockstep, which never steps without a command).
+        on_timeout: ``zero`` (zero action) or ``hold`` (repeat the last valid action).
+        auto_reset: start the next episode when one ends.
+        max_episodes: stop stepping after this many episodes (0: no limit).
+        publish_clock: publish ``/clock`` (exactly one bridge per graph should).
+        interface: ``observation`` (the ``observation``/``command`` topics) or ``ros2_control``
+            (only what a ros2_control robot with mocap publishes: ``/joint_states`` and the spec's
+            pose/odometry/goal topics, one stamp per step; commands on the spec's controller topic).
+        spec_file: robot spec YAML for ``ros2_control``; empty: the task's packaged spec.
+    """
+
+    task: str = "InvertedPendulum-v5"
+    seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
+    mode: str = "lockstep"
+    rate_hz: float = field(default=0.0, metadata={"range": (0.0, 10000.0)})
+    command_timeout: float = field(default=0.5, metadata={"range": (0.001, 3600.0)})
+    on_timeout: str = "zero"
+    auto_reset: bool = True
+    max_episodes: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
+    publish_clock: bool = True
+    interface: str = "observation"
+    spec_file: str = ""
+
+    def __post_init__(self) -> None:
+        get_task(self.task)  # raises ConfigError naming the known tasks
+        if self.interface not in INTERFACES:
+            raise ConfigError(f"interface={self.interface!r}; expected one of {INTERFACES}")
+        if self.mode not in MODES:
+            raise ConfigError(f"mode={self.mode!r}; expected one of {MODES}")
+        if self.on_timeout not in TIMEOUT_POLICIES:
+            raise ConfigError(f"on_timeout={self.on_timeout!r}; expected one of {TIMEOUT_POLICIES}")
+        if self.rate_hz < 0 or self.command_timeout <= 0 or self.max_episodes < 0:
+            raise ConfigError(f"rate_hz={self.rate_hz}, command_timeout={self.command_timeout}, "
+                              f"max_episodes={self.max_episodes}: need rate_hz >= 0, "
+                              "command_timeout > 0, max_episodes >= 0")
+
+
+@dataclass
+class CommandGate:
+    """Checks commands before they reach the robot; counts every rejection and clip.
+
+    Args:
+        low: lower action bounds ``(act_dim,)``.
+        high: upper action bounds ``(act_dim,)``.
+    """
+
+    low: np.ndarray
+    high: np.ndarray
+    rejected_size: int = 0
+    rejected_nonfinite: int = 0
+    clipped: int = 0
+    accepted: int = 0
+
+    def check(self, values) -> tuple[np.ndarray | None, str]:
+        """The action to apply, clipped to bounds, or ``(None, reason)`` if it must be rejected."""
+        action = np.asarray(values, dtype=np.float64).reshape(-1)
+        if action.shape != self.low.shape:
+            self.rejected_size += 1
+            return None, f"command of length {action.size} rejected: the robot takes {self.low.size}"
+        if not np.isfinite(action).all():
+            self.rejected_nonfinite += 1
+            return None, "command with NaN or inf rejected"
+        clipped = np.clip(action, self.low, self.high)
+        if not np.array_equal(clipped, action):
+            self.clipped += 1
+        self.accepted += 1
+        return clipped, ""
+
+    def counters(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "rejected_size": self.rejected_size,
+                "rejected_nonfinite": self.rejected_nonfinite, "clipped": self.clipped}
+
+
+@dataclass
+class StepOutcome:
+    """What one env step produced (``observation`` is the post-step one)."""
+
+    observation: np.ndarray
+    reward: float
+    terminated: bool
+    truncated: bool
+    success: bool | None
+
+    @property
+    def done(self) -> bool:
+        return self.terminated or self.truncated
+
+
+@dataclass
+class JointStateSample:
+    """Joint names, positions (rad or m), velocities and actuator efforts of the MuJoCo model."""
+
+    names: list[str]
+    position: np.ndarray
+    velocity: np.ndarray
+    effort: np.ndarray
+
+
+@dataclass
+class SimSession:
+    """A task's env with seeded episodes and running episode statistics.
+
+    Episode ``k`` of the session resets with ``seed + k``, so a deterministic controller in lockstep
+    reproduces ``evaluate(policy, env, episodes, seed)``.
+    """
+
+    config: BridgeConfig
+    task: Task = field(init=False)
+    env: gym.Env = field(init=False)
+    gate: CommandGate = field(init=False)
+    episode_index: int = field(init=False, default=-1)
+    episode_return: float = field(init=False, default=0.0)
+    episode_length: int = field(init=False, default=0)
+    episodes_done: int = field(init=False, default=0)
+    observation: np.ndarray | None = field(init=False, default=None)
+    last_action: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.task = get_task(self.config.task)
+        self.env = self.task.make_env()
+        low, high = action_bounds(self.env)
+        self.gate = CommandGate(low, high)
+        self.last_action = np.zeros_like(low)
+        self._index_joints()
+
+    @property
+    def dt(self) -> float:
+        """Simulated seconds per step."""
+        return float(self.env.unwrapped.dt)
+
+    @property
+    def rate_hz(self) -> float:
+        return self.config.rate_hz or 1.0 / self.dt
+
+    @property
+    def finished(self) -> bool:
+        """True once ``max_episodes`` episodes have ended."""
+        return 0 < self.config.max_episodes <= self.episodes_done
+
+    def reset(self) -> np.ndarray:
+        """Start the next episode; returns its first observation ``(obs_dim,)``."""
+        self.episode_index += 1
+        self.observation, _ = self.env.reset(seed=self.config.seed + self.episode_index)
+        self.episode_return, self.episode_length = 0.0, 0
+        self.last_action = np.zeros_like(self.last_action)
+        return self.observation
+
+    def timeout_action(self) -> np.ndarray:
+        """The action ``on_timeout`` applies when no valid command came in time."""
+        return self.last_action if self.config.on_timeout == "hold" else np.zeros_like(self.last_action)
+
+    def step(self, action: np.ndarray) -> StepOutcome:
+        """Apply an already checked action for one env step."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.last_action = np.asarray(action, dtype=np.float64)
+        self.observation = obs
+        self.episode_return += float(reward)
+        self.episode_length += 1
+        self.episodes_done += bool(terminated or truncated)
+        success = info.get("is_success")
+        return StepOutcome(obs, float(reward), bool(terminated), bool(truncated),
+                           None if success is None else bool(success))
+
+    def episode_summary(self, success: bool | None) -> list[float]:
+        """``[episode_index, return, length, success (1/0/NaN), seed]`` (the ``episode`` topic)."""
+        return [float(self.episode_index), self.episode_return, float(self.episode_length),
+                float("nan") if success is None else float(success),
+                float(self.config.seed + self.episode_index)]
+
+    def _index_joints(self) -> None:
+        """Cache the 1-dof joints' names, state addresses and driving actuators (once per env)."""
+        model = self.env.unwrapped.model
+        joints = [j for j in range(model.njnt)
+                  if model.jnt_type[j] in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)]
+        actuator_of = {int(model.actuator_trnid[a, 0]): a for a in range(model.nu)
+                       if model.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT}
+        self._joint_names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or f"joint{j}"
+                             for j in joints]
+        self._qpos_adr = model.jnt_qposadr[joints]
+        self._dof_adr = model.jnt_dofadr[joints]
+        self._driven = np.array([j in actuator_of for j in joints], dtype=bool)
+        self._actuators = np.array([actuator_of[j] for j in joints if j in actuator_of], dtype=int)
+
+    def joint_state(self) -> JointStateSample:
+        """Named 1-dof joints (hinge and slide) with positions, velocities and actuator efforts
+        (0 for joints no actuator drives)."""
+        data = self.env.unwrapped.data
+        effort = np.zeros(len(self._joint_names))
+        effort[self._driven] = data.actuator_force[self._actuators]
+        return JointStateSample(list(self._joint_names), data.qpos[self._qpos_adr].copy(),
+                                data.qvel[self._dof_adr].copy(), effort)
+
+    def close(self) -> None:
+        self.env.close()

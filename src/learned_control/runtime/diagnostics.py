@@ -1,0 +1,118 @@
+"""Diagnostic tasks in diagnostic_updater's shape: thresholds in the constructor, ``run(status)``.
+
+ROS-free: a node runs its tasks into one :class:`Status` and converts it to a
+``diagnostic_msgs/DiagnosticStatus`` (levels are the same bytes: 0 OK, 1 WARN, 2 ERROR).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from .controller import ModelSlot
+from .stats import LatencyStats
+
+__all__ = ["OK", "WARN", "ERROR", "Status", "RateCheck", "LatencyCheck", "ModelCheck",
+           "CounterCheck"]
+
+OK, WARN, ERROR = 0, 1, 2
+
+
+@dataclass
+class Status:
+    """A diagnostic status being filled: the worst level wins, its messages are joined."""
+
+    level: int = OK
+    message: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self, level: int, message: str) -> None:
+        """Raise the level to ``level`` (never lower it) and record ``message`` at that level."""
+        if level > self.level:
+            self.level, self.message = level, message
+        elif level == self.level and level > OK:
+            self.message = f"{self.message}; {message}" if self.message else message
+
+    def add(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+
+class RateCheck:
+    """Achieved rate against a target: WARN below ``min_fraction`` of it.
+
+    Args:
+        stats: the event statistics whose rate is checked.
+        target_hz: expected rate in Hz; 0 or less: report only (lockstep runs as fast as it can).
+        min_fraction: the fraction of ``target_hz`` below which the rate is too low.
+    """
+
+    def __init__(self, stats: LatencyStats, target_hz: float, min_fraction: float = 0.9) -> None:
+        self.stats, self.target_hz, self.min_fraction = stats, target_hz, min_fraction
+
+    def run(self, status: Status) -> Status:
+        rate = self.stats.rate_hz()
+        status.add("rate_hz", rate)
+        if self.target_hz > 0 and math.isfinite(rate) and rate < self.min_fraction * self.target_hz:
+            status.summary(WARN, f"rate {rate:.1f} Hz below {self.min_fraction:.0%} of "
+                                 f"{self.target_hz:.1f} Hz")
+        return status
+
+
+class LatencyCheck:
+    """Latency p50/p99 (ms) and deadline misses: WARN above ``warn_p99_ms`` or on new misses,
+    ERROR above ``error_p99_ms``."""
+
+    def __init__(self, stats: LatencyStats, warn_p99_ms: float, error_p99_ms: float) -> None:
+        self.stats, self.warn_p99_ms, self.error_p99_ms = stats, warn_p99_ms, error_p99_ms
+        self._misses_seen = 0
+
+    def run(self, status: Status) -> Status:
+        p99 = self.stats.percentile_ms(99)
+        for key in ("count", "p50_ms", "p99_ms", "deadline_misses"):
+            status.add(key, self.stats.as_dict()[key])
+        if p99 > self.error_p99_ms:
+            status.summary(ERROR, f"latency p99 {p99:.2f} ms > {self.error_p99_ms} ms")
+        elif p99 > self.warn_p99_ms:
+            status.summary(WARN, f"latency p99 {p99:.2f} ms > {self.warn_p99_ms} ms")
+        if self.stats.deadline_misses > self._misses_seen:
+            status.summary(WARN, f"{self.stats.deadline_misses - self._misses_seen} deadline misses")
+        self._misses_seen = self.stats.deadline_misses
+        return status
+
+
+class ModelCheck:
+    """The running model's identity and swaps: ERROR with no model, WARN after a failed swap."""
+
+    def __init__(self, slot: ModelSlot) -> None:
+        self.slot = slot
+
+    def run(self, status: Status) -> Status:
+        slot = self.slot
+        for key, value in (("model", slot.identity), ("swaps", slot.swaps),
+                           ("failed_swaps", slot.failed_swaps), ("last_error", slot.last_error)):
+            status.add(key, value)
+        if slot.actor is None:
+            status.summary(ERROR, "no model loaded")
+        elif slot.failed_swaps:
+            status.summary(WARN, f"{slot.failed_swaps} failed swaps, running {slot.identity}")
+        return status
+
+
+class CounterCheck:
+    """Event counters (rejected inputs, stale skips, timeouts): WARN while any exceeds ``max_count``.
+
+    Args:
+        counters: a callable returning ``{name: count}``, read at every run.
+        max_count: the largest count that is still OK.
+    """
+
+    def __init__(self, counters, max_count: int = 0) -> None:
+        self.counters, self.max_count = counters, max_count
+
+    def run(self, status: Status) -> Status:
+        for key, count in self.counters().items():
+            status.add(key, count)
+            if count > self.max_count:
+                status.summary(WARN, f"{key}: {count}")
+        return status

@@ -1,0 +1,140 @@
+"""Real rclpy over DDS: each node in its own process, the test process observes.
+
+Every test gets its own ROS_DOMAIN_ID so concurrent test runs never see each other's graphs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="ROS 2 rclpy not installed (pip install -e .[ros])")
+
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+
+_domains = itertools.count((os.getpid() % 50) * 4 + 10)
+
+
+class NodeProcess:
+    """A node started as ``python -m learned_control.ros.<module> --ros-args -p k:=v ...``."""
+
+    def __init__(self, module: str, params: dict, env: dict, log: Path) -> None:
+        args = [f"{k}:={v}" for k, v in params.items()]
+        cmd = [sys.executable, "-m", f"learned_control.ros.{module}", "--ros-args"]
+        for a in args:
+            cmd += ["-p", a]
+        self.log = log
+        self.proc = subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+class Graph:
+    """Starts node processes and an observer node in one ROS domain; tears everything down."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.domain = next(_domains)
+        self.env = {**os.environ, "ROS_DOMAIN_ID": str(self.domain), "PYTHONUNBUFFERED": "1"}
+        self.tmp_path = tmp_path
+        self.procs: list[NodeProcess] = []
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=self.domain)
+        self.node = Node("test_observer", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+
+    def start(self, module: str, **params) -> NodeProcess:
+        proc = NodeProcess(module, params, self.env, self.tmp_path / f"{module}-{len(self.procs)}.log")
+        self.procs.append(proc)
+        return proc
+
+    def spin_until(self, condition, timeout: float, what: str) -> None:
+        """Spin the observer until ``condition()`` is true; fail naming ``what`` on timeout."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                logs = "\n".join(f"--- {p.log.name}\n{p.output[-2000:]}" for p in self.procs)
+                pytest.fail(f"timed out after {timeout} s waiting for {what}\n{logs}")
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def call(self, client, request, timeout: float = 20.0):
+        assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} absent"
+        future = client.call_async(request)
+        self.spin_until(future.done, timeout, f"answer of {client.srv_name}")
+        return future.result()
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+@pytest.fixture
+def graph(tmp_path):
+    g = Graph(tmp_path)
+    yield g
+    g.close()
+
+
+def diagnostic_values(msg, name_suffix: str) -> dict[str, str] | None:
+    """Key/values of the status whose name ends with ``name_suffix`` in a DiagnosticArray."""
+    for status in msg.status:
+        if status.name.endswith(name_suffix):
+            return {kv.key: kv.value for kv in status.values}
+    return None
+
+
+@pytest.fixture(scope="session")
+def pendulum_policy(tmp_path_factory) -> Path:
+    """A BC policy checkpoint for InvertedPendulum-v5, trained on LQR demonstrations."""
+    import numpy as np
+    import torch
+
+    from learned_control.checkpoint import save_checkpoint
+    from learned_control.evaluation import run_episode
+    from learned_control.tasks import get_task
+    from learned_control.training.bc import BCConfig, mlp_policy_for, train_bc
+    from scripted_experts import PendulumLQR
+
+    task = get_task("InvertedPendulum-v5")
+    env = task.make_env()
+    env.reset(seed=0)
+    expert = PendulumLQR(env)
+    obs, act = [], []
+    rng = np.random.default_rng(0)
+
+    class Noisy:
+        def act(self, o):
+            a = expert.act(o)
+            obs.append(o)
+            act.append(a)
+            return np.clip(a + rng.normal(0, 0.1, a.shape), -3, 3)
+
+    for seed in range(100, 105):
+        run_episode(Noisy(), env, seed)
+    torch.manual_seed(0)
+    policy = mlp_policy_for(task)
+    train_bc(policy, np.array(obs), np.array(act), BCConfig(epochs=20), progress=False)
+    return save_checkpoint(tmp_path_factory.mktemp("policy") / "pendulum.pt", policy, task.name)

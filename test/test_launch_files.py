@@ -1,0 +1,80 @@
+"""Launch files parse, and every executable, parameter file and parameter they name exists."""
+
+import ast
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from learned_control.ros.recorder import RecorderConfig
+from learned_control.runtime.bridge import BridgeConfig
+from learned_control.runtime.controller import ControllerConfig
+from learned_control.tasks import TASKS
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILES = sorted((ROOT / "launch").glob("*.launch.py"))
+NODE_EXTRAS = ("autostart", "torch_threads")
+DECLARED = {
+    "sim_bridge": {f.name for f in dataclasses.fields(BridgeConfig)} | set(NODE_EXTRAS),
+    "controller": {f.name for f in dataclasses.fields(ControllerConfig)} | set(NODE_EXTRAS),
+    "recorder": {f.name for f in dataclasses.fields(RecorderConfig)},
+}
+
+
+def _console_scripts() -> set[str]:
+    text = (ROOT / "setup.py").read_text()
+    return set(re.findall(r"[\"'](\w+)\s*=\s*learned_control[\w.]*:main[\"']", text))
+
+
+def _node_calls(tree: ast.AST):
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", None) in ("Node", "LifecycleNode"):
+            yield {k.arg: k.value for k in call.keywords}
+
+
+def test_there_is_a_launch_file():
+    assert [p.name for p in LAUNCH_FILES] == ["sim.launch.py"]
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_names_only_existing_things(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert "generate_launch_description" in funcs
+    scripts = _console_scripts()
+    nodes = list(_node_calls(tree))
+    assert {ast.literal_eval(n["executable"]) for n in nodes} == {"sim_bridge", "controller",
+                                                                  "recorder"}
+    for node in nodes:
+        executable = ast.literal_eval(node["executable"])
+        assert executable in scripts, f"{executable} is not a console script in setup.py"
+        assert ast.literal_eval(node["name"]) == executable
+        for item in node["parameters"].elts:
+            if isinstance(item, ast.Dict):
+                for key in item.keys:
+                    assert ast.literal_eval(key) in DECLARED[executable], (executable, key)
+    args = {ast.literal_eval(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call)
+            and getattr(c.func, "id", None) == "DeclareLaunchArgument"}
+    assert args == {"task", "checkpoint", "mode", "record"}
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_parameter_file_per_task_declares_only_known_parameters(task):
+    path = ROOT / "config" / f"{task}.yaml"
+    assert path.is_file(), f"missing {path}"
+    params = yaml.safe_load(path.read_text())
+    assert set(params) == set(DECLARED)
+    for node, section in params.items():
+        values = section["ros__parameters"]
+        unknown = set(values) - DECLARED[node]
+        assert not unknown, f"{path}: {node} declares no parameters {sorted(unknown)}"
+        if "task" in values:
+            assert values["task"] == task
+    # and the values pass the nodes' own validation
+    BridgeConfig(**{k: v for k, v in params["sim_bridge"]["ros__parameters"].items()
+                    if k not in NODE_EXTRAS})
+    ControllerConfig(**{k: v for k, v in params["controller"]["ros__parameters"].items()
+                        if k not in NODE_EXTRAS})
+    RecorderConfig(bag="any", **params["recorder"]["ros__parameters"])
