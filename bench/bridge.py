@@ -1,0 +1,216 @@
+"""Lockstep through ROS (sim_bridge + controller processes) against the offline rollout, one run.
+
+Measured one after the other in this run, on the same task and policy (a seeded random
+``MLPPolicy``; HalfCheetah-v5 by default, whose 1000-step episodes never terminate early):
+
+1. offline: ``env.step`` alone, and ``evaluate()`` (``policy.act`` + ``env.step``) per step;
+2. bare rclpy ping-pong between two processes: an observation-sized Float64MultiArray out with the
+   lockstep QoS, an action-sized one back with the reliable QoS, the next ping sent from the pong's
+   callback (the round trip every lockstep step needs at least);
+3. the ROS lockstep loop: ``sim_bridge`` and ``controller`` as separate processes, timed from the
+   first to the last episode summary (start-up excluded); the controller's inference latency
+   p50/p99 is read from its ``/diagnostics``.
+
+Overhead per step = ROS step time - offline step time; target (AMENDMENTS): overhead <= bare
+round trip + 0.3 ms. All processes run in a private ROS domain.
+
+Usage: ``python bench/bridge.py [--task HalfCheetah-v5] [--episodes 4] [--pings 3000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import Float64MultiArray
+
+from learned_control.checkpoint import save_checkpoint
+from learned_control.evaluation import evaluate
+from learned_control.models.policies import MLPPolicy
+from learned_control.ros import qos, topics
+from learned_control.ros.node_utils import array_msg
+from learned_control.tasks import get_task
+
+PING, PONG = "bench_ping", "bench_pong"
+
+
+def echo(act_dim: int) -> None:
+    """The pong process: answer every ping with an action-sized message; SIGINT ends it."""
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    node = Node("bench_echo")
+    answer = np.zeros(act_dim)
+    pub = node.create_publisher(Float64MultiArray, PONG, qos.RELIABLE)
+    node.create_subscription(Float64MultiArray, PING,
+                             lambda _: pub.publish(array_msg(answer, "command")), qos.LOCKSTEP)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while True:  # short waits, so SIGINT's KeyboardInterrupt lands within 0.1 s
+            executor.spin_once(timeout_sec=0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+def offline(task_name: str, policy: MLPPolicy, episodes: int, seed: int) -> tuple[float, float]:
+    """Seconds per step of ``env.step`` alone and of ``evaluate()`` (policy + step)."""
+    env = get_task(task_name).make_env()
+    env.reset(seed=seed)
+    action = np.zeros(env.action_space.shape)
+    steps = 3000
+    start = time.perf_counter()
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    step_s = (time.perf_counter() - start) / steps
+    start = time.perf_counter()
+    result = evaluate(policy, env, episodes, seed)
+    rollout_s = (time.perf_counter() - start) / sum(result.lengths)
+    env.close()
+    return step_s, rollout_s
+
+
+def spin_until(executor, condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        executor.spin_once(timeout_sec=0.05)
+
+
+def ping_pong(node: Node, executor, env: dict, obs_dim: int, act_dim: int, pings: int) -> float:
+    """Mean seconds per round trip over ``pings`` round trips after 100 warm-up ones."""
+    proc = subprocess.Popen([sys.executable, __file__, "--echo", "--act-dim", str(act_dim)], env=env)
+    ping = node.create_publisher(Float64MultiArray, PING, qos.LOCKSTEP)
+    message = array_msg(np.zeros(obs_dim), ",".join(f"o{i}" for i in range(obs_dim)))
+    times: list[float] = []
+
+    def on_pong(_msg) -> None:
+        times.append(time.perf_counter())
+        if len(times) < pings + 100:
+            ping.publish(message)
+
+    sub = node.create_subscription(Float64MultiArray, PONG, on_pong, qos.RELIABLE)
+    try:
+        spin_until(executor, lambda: ping.get_subscription_count() and sub.get_publisher_count(),
+                   60, "the echo process")
+        ping.publish(message)
+        spin_until(executor, lambda: len(times) >= pings + 100, 120, "the ping-pong")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait()
+        node.destroy_publisher(ping)
+        node.destroy_subscription(sub)
+    return (times[-1] - times[99]) / pings
+
+
+def ros_lockstep(node: Node, executor, env: dict, task_name: str, checkpoint: Path,
+                 episodes: int, seed: int, torch_threads: int) -> tuple[float, int, dict]:
+    """Seconds per lockstep step through the two node processes, steps timed, controller stats."""
+    summaries: list[tuple[float, list[float]]] = []
+    control: dict[str, str] = {}
+
+    def on_diag(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.endswith("control"):
+                control.update({kv.key: kv.value for kv in status.values})
+
+    node.create_subscription(Float64MultiArray, topics.EPISODE,
+                             lambda m: summaries.append((time.perf_counter(), list(m.data))),
+                             qos.RELIABLE)
+    node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diag, qos.RELIABLE)
+    module = [sys.executable, "-m"]
+    procs = [subprocess.Popen(module + [
+        "learned_control.ros.sim_bridge", "--ros-args", "-p", f"task:={task_name}",
+        "-p", f"seed:={seed}", "-p", "mode:=lockstep", "-p", f"max_episodes:={episodes}",
+        "-p", "publish_clock:=false"], env=env), subprocess.Popen(module + [
+        "learned_control.ros.controller", "--ros-args", "-p", f"task:={task_name}",
+        "-p", f"checkpoint:={checkpoint}", "-p", "mode:=lockstep",
+        "-p", f"torch_threads:={torch_threads}"], env=env)]
+    try:
+        spin_until(executor, lambda: len(summaries) >= episodes, 600, f"{episodes} episodes")
+        count = int(control.get("count", "0"))
+        spin_until(executor, lambda: int(control.get("count", "0")) > count, 10,
+                   "the controller's final diagnostics")
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait()
+    steps = int(sum(s[2] for _, s in summaries[1:]))
+    return (summaries[-1][0] - summaries[0][0]) / steps, steps, control
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="HalfCheetah-v5")
+    parser.add_argument("--episodes", type=int, default=4,
+                        help="ROS episodes; the first is warm-up, the rest are timed")
+    parser.add_argument("--pings", type=int, default=3000, help="timed ping-pong round trips")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--act-dim", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.echo:
+        echo(args.act_dim)
+        return
+
+    torch.set_num_threads(args.torch_threads)
+    torch.manual_seed(args.seed)
+    task = get_task(args.task)
+    policy = MLPPolicy(task.obs_dim, task.act_dim)
+    step_s, rollout_s = offline(args.task, policy, args.episodes - 1, args.seed)
+
+    domain = 100 + os.getpid() % 100
+    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain)
+    node = Node("bench_observer", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = save_checkpoint(Path(tmp) / "policy.pt", policy, task.name)
+        try:
+            rtt_s = ping_pong(node, executor, env, task.obs_dim, task.act_dim, args.pings)
+            ros_s, steps, control = ros_lockstep(node, executor, env, args.task, checkpoint,
+                                                 args.episodes, args.seed, args.torch_threads)
+        finally:
+            executor.shutdown()
+            node.destroy_node()
+            rclpy.shutdown(context=context)
+
+    overhead_ms = (ros_s - rollout_s) * 1e3
+    target_ms = rtt_s * 1e3 + 0.3
+    print(f"task {args.task}: obs {task.obs_dim}, act {task.act_dim}; {steps} ROS steps timed")
+    print(f"{'':34s}{'steps/s':>10s}{'ms/step':>10s}")
+    for name, seconds in (("raw env.step", step_s), ("offline evaluate (act + step)", rollout_s),
+                          ("bare rclpy ping-pong round trip", rtt_s),
+                          ("ROS lockstep (bridge+controller)", ros_s)):
+        print(f"{name:34s}{1 / seconds:10.0f}{seconds * 1e3:10.3f}")
+    print(f"ROS / offline time per step: {ros_s / rollout_s:.1f}x")
+    print(f"controller inference latency: p50 {float(control['p50_ms']):.3f} ms, "
+          f"p99 {float(control['p99_ms']):.3f} ms (act + publish)")
+    print(f"ROS overhead per step: {overhead_ms:.3f} ms; target <= bare round trip + 0.3 ms = "
+          f"{target_ms:.3f} ms: {'MET' if overhead_ms <= target_ms else 'NOT MET'} "
+          f"(issue target <= 0.5 ms: {'MET' if overhead_ms <= 0.5 else 'NOT MET'})")
+
+
+if __name__ == "__main__":
+    main()

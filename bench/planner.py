@@ -1,0 +1,170 @@
+"""CEM planner benchmark: the users' CEM (REFERENCE.md §3) vs ours, in one run.
+
+Part 1, the users' workload (H=10, I=20, N=1000, K=200, one 2x100 ReLU net on
+InvertedPendulum): time per plan of the users' straightforward CEM (samples batched, Python
+loops over iterations and horizon, ``nn.Sequential`` + normalizer tensors, as their notebook
+writes it) and of our :class:`MPCController` on the same workload, alternated repeat by repeat;
+the ratio; and the share of this machine's fp32 matmul peak (2048^2 matmul, same thread count,
+measured in this run) that each reaches.
+
+Part 2, each task's default planner config (``planning/defaults.yaml``) with the ensemble its
+model would have: p50/p99 per plan against the task's control period.
+
+Run: ``.venv/bin/python bench/planner.py [--threads 2] [--repeats 15]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from learned_control.models.dynamics import EnsembleDynamics
+from learned_control.planning.cem import CEMConfig
+from learned_control.planning.mpc import MPCConfig, MPCController, default_mpc_config
+from learned_control.tasks import get_task, make_env
+
+USERS = dict(horizon=10, iterations=20, samples=1000, elites=200, hidden=100, layers=2)
+
+
+class UsersModel(nn.Module):
+    """The users' deterministic dynamics model: s' = s + net((x - X_mean)/X_std) * Y_std + Y_mean."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hid: int, layers: int) -> None:
+        super().__init__()
+        mods, size = [], obs_dim + act_dim
+        for _ in range(layers):
+            mods += [nn.Linear(size, hid), nn.ReLU()]
+            size = hid
+        self.net = nn.Sequential(*mods, nn.Linear(size, obs_dim))
+        self.X_mean, self.X_std = torch.zeros(obs_dim + act_dim), torch.ones(obs_dim + act_dim)
+        self.Y_mean, self.Y_std = torch.zeros(obs_dim), torch.ones(obs_dim)
+
+    def predict(self, s: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        x = (torch.cat([s, a], dim=1) - self.X_mean) / self.X_std
+        return s + self.net(x) * self.Y_std + self.Y_mean
+
+
+def users_reward(s: torch.Tensor) -> torch.Tensor:
+    x, theta = s[:, 0], s[:, 1]
+    r = -x**2 / 5 - theta**2 + 1
+    return r - 2.0 * ((theta.abs() > 0.2) | (x.abs() > 1)).float()
+
+
+@torch.no_grad()
+def users_cem(model: UsersModel, obs: np.ndarray, low: float, high: float) -> np.ndarray:
+    """The users' planner: mean 0 / std 1, std floor 0.5, clamp, sum of rewards, first mean action."""
+    h, n, k = USERS["horizon"], USERS["samples"], USERS["elites"]
+    mean, std = torch.zeros(h, 1), torch.ones(h, 1)
+    s0 = torch.as_tensor(obs, dtype=torch.float32)
+    for _ in range(USERS["iterations"]):
+        actions = (mean + std * torch.randn(n, h, 1)).clamp(low, high)
+        returns = torch.zeros(n)
+        s = s0.repeat(n, 1)
+        for t in range(h):
+            s = model.predict(s, actions[:, t])
+            returns += users_reward(s)
+        elites = actions[returns.topk(k).indices]
+        mean, std = elites.mean(0), elites.std(0).clamp(min=0.5)
+    return mean[0].numpy()
+
+
+def matmul_peak(repeats: int = 10) -> float:
+    """fp32 2048^2 matmul GFLOP/s (best of ``repeats``)."""
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    best = min(_time(lambda: a @ b) for _ in range(repeats))
+    return 2 * 2048**3 / best / 1e9
+
+
+def _time(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def users_workload_gflop(obs_dim: int, act_dim: int) -> float:
+    """Matmul GFLOP of one plan of the users' workload (2 flops per multiply-add)."""
+    hid, layers = USERS["hidden"], USERS["layers"]
+    per_row = (obs_dim + act_dim) * hid + (layers - 1) * hid * hid + hid * obs_dim
+    return 2 * per_row * USERS["samples"] * USERS["horizon"] * USERS["iterations"] / 1e9
+
+
+def part1(repeats: int) -> None:
+    task = get_task("InvertedPendulum-v5")
+    torch.manual_seed(0)
+    users = UsersModel(task.obs_dim, task.act_dim, USERS["hidden"], USERS["layers"]).eval()
+    ours_model = EnsembleDynamics(task.obs_dim, task.act_dim, members=1, hid_size=USERS["hidden"],
+                                  num_layers=USERS["layers"], activation="relu")
+    cem = CEMConfig(horizon=USERS["horizon"], samples=USERS["samples"], elites=USERS["elites"],
+                    iterations=USERS["iterations"], alpha=0.0, init_std=1.0, std_floor=0.5,
+                    warm_start=False)
+    ours = MPCController(ours_model, task.name, MPCConfig(cem, reward="InvertedPendulum-v5/shaped"))
+    obs = np.array([0.05, 0.02, 0.0, 0.0])
+    gflop = users_workload_gflop(task.obs_dim, task.act_dim)
+    peak = matmul_peak()
+    t_users, t_ours = [], []
+    for _ in range(2):  # warm-up
+        users_cem(users, obs, -3.0, 3.0)
+        ours.act(obs)
+    for _ in range(repeats):  # alternate so that load from other processes hits both alike
+        t_users.append(_time(lambda: users_cem(users, obs, -3.0, 3.0)))
+        t_ours.append(_time(lambda: ours.act(obs)))
+    peak_after = matmul_peak()
+    mu, mo = float(np.median(t_users)), float(np.median(t_ours))
+    print(f"threads={torch.get_num_threads()}  matmul peak fp32 2048^2: {peak:.1f} GFLOP/s "
+          f"(before) {peak_after:.1f} (after); using the max")
+    peak = max(peak, peak_after)
+    print(f"users' workload: H={USERS['horizon']} I={USERS['iterations']} N={USERS['samples']} "
+          f"K={USERS['elites']} 2x{USERS['hidden']} ReLU -> {gflop:.2f} GFLOP per plan")
+    print(f"{'planner':<12}{'median ms/plan':>16}{'GFLOP/s':>10}{'% of peak':>11}")
+    for name, t in (("users' CEM", mu), ("ours", mo)):
+        print(f"{name:<12}{1000 * t:>16.1f}{gflop / t:>10.1f}{100 * gflop / t / peak:>10.1f}%")
+    ratio = mu / mo
+    print(f"speed-up ours vs users: {ratio:.2f}x (target >= 2x) | ours {100 * gflop / mo / peak:.0f}% "
+          f"of peak (target >= 75%) -> {'MET' if ratio >= 2 or gflop / mo >= 0.75 * peak else 'NOT MET'}")
+
+
+DEFAULT_MODELS = {  # the ensemble each task's default config plans through
+    "InvertedPendulum-v5": dict(members=5, hid_size=32, num_layers=2, activation="relu"),
+    "Reacher-v5": dict(members=5, hid_size=200, num_layers=3),
+    "Pusher-v5": dict(members=5, hid_size=200, num_layers=3),
+    "HalfCheetah-v5": dict(members=5, hid_size=200, num_layers=3),
+}
+
+
+def part2(plans: int) -> None:
+    print(f"\n{'task':<22}{'model':<26}{'p50 ms':>8}{'p99 ms':>8}{'period ms':>10}  p99 <= period/2")
+    for name, kw in DEFAULT_MODELS.items():
+        task = get_task(name)
+        env = make_env(name)
+        period = env.unwrapped.dt * 1000
+        obs, _ = env.reset(seed=0)
+        env.close()
+        mpc = MPCController(EnsembleDynamics(task.obs_dim, task.act_dim, **kw), name,
+                            default_mpc_config(name))
+        for _ in range(3):
+            mpc.act(obs)
+        times = np.array([_time(lambda: mpc.act(obs)) for _ in range(plans)]) * 1000
+        p50, p99 = np.percentile(times, 50), np.percentile(times, 99)
+        model = f"{kw['members']}x{kw['num_layers']}x{kw['hid_size']}"
+        print(f"{name:<22}{model:<26}{p50:>8.1f}{p99:>8.1f}{period:>10.1f}  "
+              f"{'yes' if p99 <= period / 2 else 'NO'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=15, help="plans per planner in part 1")
+    parser.add_argument("--plans", type=int, default=200, help="plans per task in part 2")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    part1(args.repeats)
+    part2(args.plans)
+
+
+if __name__ == "__main__":
+    main()
