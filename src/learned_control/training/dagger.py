@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from ..evaluation import Actor, EvalResult, evaluate, run_episode
 from ..models.policies import Policy
 from ..tasks import Task, action_bounds
+from ..utils import seed_everything
 from .bc import BCConfig, mlp_policy_for, train_bc
 from .experts import RandomActor
 
@@ -187,6 +188,7 @@ def run_dagger(task: Task, expert: Actor, config: DAggerConfig | None = None,
             ``hid_size x num_layers`` sized for the task when ``None``.
     """
     config = config or DAggerConfig()
+    seed_everything(config.seed)  # the policies' initial weights: a run depends on its seed only
     factory = policy_factory or (lambda: mlp_policy_for(task, config.hid_size, config.num_layers,
                                                            config.activation))
     env = task.make_env()
