@@ -20,7 +20,13 @@ rclpy = pytest.importorskip("rclpy", reason="ROS 2 rclpy not installed (pip inst
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
-_domains = itertools.count((os.getpid() % 50) * 4 + 10)
+_domains = itertools.count()
+
+
+def new_domain() -> int:
+    """A ROS_DOMAIN_ID in 1..100, the range whose DDS ports stay below Linux's ephemeral ports;
+    concurrent pytest processes take different quarters of it, tests cycle within theirs."""
+    return 1 + (os.getpid() % 4) * 25 + next(_domains) % 25
 
 
 class NodeProcess:
@@ -53,7 +59,7 @@ class Graph:
     """Starts node processes and an observer node in one ROS domain; tears everything down."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.domain = next(_domains)
+        self.domain = new_domain()
         self.env = {**os.environ, "ROS_DOMAIN_ID": str(self.domain), "PYTHONUNBUFFERED": "1"}
         self.tmp_path = tmp_path
         self.procs: list[NodeProcess] = []

@@ -6,6 +6,8 @@ import signal
 import numpy as np
 import pytest
 import torch
+from conftest import diagnostic_values
+from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rosbags.rosbag2 import Reader
@@ -47,11 +49,21 @@ def test_recorded_bag_cut_by_sigint_equals_offline_rollout(graph, short_policy, 
     change = graph.node.create_client(ChangeState, "/sim_bridge/change_state")
     assert graph.call(change, ChangeState.Request(
         transition=Transition(id=Transition.TRANSITION_CONFIGURE))).success
-    graph.spin_until(lambda: graph.node.count_publishers(topics.APPLIED_COMMAND) >= 1, 60,
-                     "the bridge's publishers")
+    recording = []  # the recorder's own report: publishers matched, messages written
+    graph.node.create_subscription(
+        DiagnosticArray, topics.DIAGNOSTICS,
+        lambda m: recording.append(diagnostic_values(m, "recorder: recording") or {}), qos.RELIABLE)
+
+    def recorder_reports(key: str, at_least: int) -> bool:
+        return any(int(values.get(key, 0)) >= at_least for values in recording)
+
+    graph.spin_until(lambda: all(recorder_reports(f"publishers/{t}", 1) for t in (
+        "/observation", "/applied_command", "/reward", "/episode")), 60,
+        "the recorder matching the bridge's publishers")
     assert graph.call(change, ChangeState.Request(  # runs on and on
         transition=Transition(id=Transition.TRANSITION_ACTIVATE))).success
-    graph.spin_until(lambda: len(summaries) >= 4, 300, "4 episode summaries")
+    graph.spin_until(lambda: len(summaries) >= 4 and recorder_reports("written//episode", 4),
+                     300, "4 episode summaries, observed and recorded")
     assert recorder.stop(signal.SIGINT) == 0  # cut while the bridge keeps stepping
 
     with Reader(bag) as reader:  # metadata written: a clean, readable bag

@@ -9,6 +9,7 @@ import pytest
 import torch
 from rosbags.rosbag2 import Reader
 
+from conftest import new_domain
 from learned_control.checkpoint import save_checkpoint
 from learned_control.tasks import get_task
 from learned_control.training.bc import mlp_policy_for
@@ -22,7 +23,7 @@ def test_up_records_and_stops_cleanly_on_sigint(tmp_path):
     torch.manual_seed(3)
     ckpt = save_checkpoint(tmp_path / "p.pt", mlp_policy_for(task), task.name)
     bag = tmp_path / "bag"
-    env = {**os.environ, "ROS_DOMAIN_ID": str(150 + os.getpid() % 50)}
+    env = {**os.environ, "ROS_DOMAIN_ID": str(new_domain())}
     proc = subprocess.Popen(CLI + ["up", "--task",
                              task.name, "--checkpoint", str(ckpt), "--record", str(bag)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

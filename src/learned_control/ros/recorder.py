@@ -1,7 +1,9 @@
 """recorder node: the bridge's topics into a rosbag2 bag (rosbags writer, raw CDR, no re-encoding).
 
 Parameters (see :class:`RecorderConfig`): ``bag``, ``storage``, ``mode``, ``joint_states``.
-The bag is closed (metadata written) on SIGINT/SIGTERM, so a cut run stays readable.
+The bag is closed (metadata written) on SIGINT/SIGTERM, so a cut run stays readable. Once a
+second it reports on ``/diagnostics`` the messages written and the publishers matched per topic
+(WARN while a lockstep topic has no publisher), so rqt shows whether the recording is live.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from ..data.bags import STORAGES, BagWriter
 from ..errors import ConfigError, DatasetError
 from . import qos, topics
-from .node_utils import declare_config, read_config, run_node
+from .node_utils import OK, WARN, declare_config, diagnostic, publish_diagnostics, read_config, run_node
 
 __all__ = ["RecorderConfig", "Recorder", "main"]
 
@@ -79,10 +82,14 @@ class Recorder(Node):
                     # that matches late still gets the observation the bridge is waiting on
                     self.resolve_topic_name(topics.OBSERVATION):
                         qos.SENSOR if self.config.mode == "realtime" else LATCHED_RECORDING}
-        self._subs = [
-            self.create_subscription(_message_class(msgtype), name, self._writer(name),
-                                     profiles.get(name, qos.RECORDING), raw=True)
-            for name, msgtype in resolved.items()]
+        self._subs = {
+            name: self.create_subscription(_message_class(msgtype), name, self._writer(name),
+                                           profiles.get(name, qos.RECORDING), raw=True)
+            for name, msgtype in resolved.items()}
+        self._bridge_topics = [self.resolve_topic_name(t) for t in (
+            topics.OBSERVATION, topics.APPLIED_COMMAND, topics.REWARD, topics.EPISODE)]
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE)
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
         self.get_logger().info(f"recording {sorted(resolved)} into {self.config.bag} "
                                f"({self.config.storage})")
 
@@ -91,6 +98,17 @@ class Recorder(Node):
             self.bag.write_raw(name, self.get_clock().now().nanoseconds, raw)
             self.counts[name] += 1
         return write
+
+    def _publish_diagnostics(self) -> None:
+        """Per topic ``written/<topic>`` and ``publishers/<topic>`` (matched publishers)."""
+        matched = {name: sub.get_publisher_count() for name, sub in self._subs.items()}
+        missing = [name for name in self._bridge_topics if matched[name] == 0]
+        values = {**{f"written/{name}": n for name, n in self.counts.items()},
+                  **{f"publishers/{name}": n for name, n in matched.items()}}
+        level, message = ((WARN, f"no publisher on {', '.join(missing)}") if missing
+                          else (OK, f"recording into {self.config.bag}"))
+        publish_diagnostics(self, self._diag_pub, [diagnostic(self, "recording", level, message,
+                                                              values)])
 
     def close(self) -> None:
         """Close the bag (metadata written), reporting what was recorded."""
