@@ -47,8 +47,10 @@ def declare_config(node: Node, cls: type[C], read_only: tuple[str, ...] = ()) ->
     docs = _attribute_docs(cls)
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        # rclpy types an empty list as a byte array; let the config's own check type it instead
         descriptor = ParameterDescriptor(description=docs.get(f.name, ""),
-                                         read_only=f.name in read_only)
+                                         read_only=f.name in read_only,
+                                         dynamic_typing=default == [])
         if "range" in f.metadata:
             low, high = f.metadata["range"]
             if isinstance(default, float):
