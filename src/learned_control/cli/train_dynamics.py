@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import asdict
 
-from ..checkpoint import save_checkpoint
 from ..data.sources import load_transitions
 from ..models.dynamics import EnsembleDynamics
 from ..models.mlp import ACTIVATIONS
 from ..tasks import get_task
-from ..training.dynamics import DynamicsTrainConfig, plot_history, train_dynamics
+from ..training.dynamics import DynamicsTrainConfig, train_dynamics_run
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import add_runtime_args, add_source_args, add_task_arg, source_from_args
 
@@ -54,8 +51,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from torch.utils.tensorboard import SummaryWriter
-
     configure_torch(args.torch_threads)
     config = DynamicsTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                  weight_decay=args.weight_decay, val_fraction=args.val_fraction,
@@ -70,19 +65,9 @@ def run(args: argparse.Namespace) -> int:
     model.to(resolve_device(args.device))
     run_dir = new_run_dir(args.runs_dir, "train-dynamics")
     print(f"run directory: {run_dir}")
-    with SummaryWriter(str(run_dir / "tensorboard")) as writer:
-        def log(epoch: int, metrics: dict[str, float]) -> None:
-            for key, value in metrics.items():
-                writer.add_scalar(f"dynamics/{key}", value, epoch)
-
-        history = train_dynamics(model, transitions, config, args.seed, progress=True, callback=log)
-    plot_history(history, run_dir / "curves.png")
-    (run_dir / "history.json").write_text(json.dumps(history.as_dict(), indent=1))
-    path = save_checkpoint(run_dir / "dynamics.pt", model, task.name, metadata={
-        "source": source, "source_kind": kind, "transitions": len(transitions),
-        "train_config": asdict(config), "best_epoch": history.best_epoch,
-        "val_one_step_mse": history.val_one_step_mse[history.best_epoch],
-        "val_rollout_mse": history.val_rollout_mse[history.best_epoch], "seed": args.seed})
+    history, path = train_dynamics_run(model, transitions, task, config, run_dir, args.seed,
+                                       progress=True,
+                                       metadata={"source": source, "source_kind": kind})
     print(f"best epoch {history.best_epoch}: validation one-step MSE "
           f"{history.val_one_step_mse[history.best_epoch]:.4g}, {config.rollout_steps}-step "
           f"MSE {history.val_rollout_mse[history.best_epoch]:.4g}")

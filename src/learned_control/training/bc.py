@@ -267,11 +267,15 @@ def mlp_policy_for(task: Task, hid_size: int = 64, num_layers: int = 2,
 
 def train_bc_run(policy: Policy, transitions: Transitions, task: Task, config: BCConfig,
                  run_dir: str | os.PathLike, device: str | torch.device = "cpu",
-                 progress: bool = True, metadata: dict | None = None) -> tuple[BCResult, Path]:
+                 progress: bool = True, metadata: dict | None = None,
+                 on_epoch: Callable[[int, float, float | None], None] | None = None,
+                 checkpoint_name: str = "policy.pt") -> tuple[BCResult, Path]:
     """Train ``policy`` on ``transitions`` and write the run's outputs into ``run_dir``.
 
-    Writes ``policy.pt`` (checkpoint with task, config, losses and ``metadata``),
-    ``loss_curve.png`` and TensorBoard scalars under ``tensorboard/``.
+    Writes ``checkpoint_name`` (checkpoint with task, config, losses and ``metadata``; written
+    only after training completes, atomically), ``loss_curve.png`` and TensorBoard scalars under
+    ``tensorboard/``. ``on_epoch`` is passed to :func:`train_bc`; an exception it raises stops
+    training before any checkpoint is written.
 
     Returns:
         ``(result, checkpoint_path)``.
@@ -282,7 +286,7 @@ def train_bc_run(policy: Policy, transitions: Transitions, task: Task, config: B
     run_dir = Path(run_dir)
     transitions.check_fits(task.obs_dim, task.act_dim)
     result = train_bc(policy, transitions.observations, transitions.actions, config, device,
-                      run_dir / "tensorboard", progress)
+                      run_dir / "tensorboard", progress, on_epoch)
     plot_losses(result, run_dir / "loss_curve.png", title=f"behavior cloning on {task.name}")
     meta = {"trainer": "bc", "bc_config": asdict(config), **result.summary(), **(metadata or {})}
-    return result, save_checkpoint(run_dir / "policy.pt", policy, task.name, meta)
+    return result, save_checkpoint(run_dir / checkpoint_name, policy, task.name, meta)

@@ -9,6 +9,7 @@ best weights.
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,11 +18,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..checkpoint import save_checkpoint
 from ..data.episodes import Transitions
 from ..errors import ConfigError, DatasetError
 from ..models.dynamics import EnsembleDynamics
+from ..tasks import Task
 
-__all__ = ["DynamicsTrainConfig", "DynamicsHistory", "train_dynamics", "rollout_error", "plot_history"]
+__all__ = ["DynamicsTrainConfig", "DynamicsHistory", "train_dynamics", "rollout_error", "plot_history",
+           "train_dynamics_run"]
 
 
 @dataclass
@@ -195,3 +199,43 @@ def plot_history(history: DynamicsHistory, path: str | Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def train_dynamics_run(model: EnsembleDynamics, data: Transitions, task: Task,
+                       config: DynamicsTrainConfig, run_dir: str | Path, seed: int = 0,
+                       progress: bool = False, metadata: dict | None = None,
+                       callback: Callable[[int, dict[str, float]], None] | None = None,
+                       checkpoint_name: str = "dynamics.pt") -> tuple[DynamicsHistory, Path]:
+    """Fit ``model`` on ``data`` and write the run's outputs into ``run_dir``.
+
+    Writes ``checkpoint_name`` (best weights, with task, config, best-epoch errors and
+    ``metadata``; written only after training completes, atomically), ``curves.png``,
+    ``history.json`` and TensorBoard scalars ``dynamics/<metric>`` under ``tensorboard/``.
+    ``callback`` is passed to :func:`train_dynamics`; an exception it raises stops training
+    before any checkpoint is written.
+
+    Returns:
+        ``(history, checkpoint_path)``.
+
+    Raises:
+        DatasetError: too few transitions or sizes that do not fit the model.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    run_dir = Path(run_dir)
+    with SummaryWriter(str(run_dir / "tensorboard")) as writer:
+        def log(epoch: int, metrics: dict[str, float]) -> None:
+            for key, value in metrics.items():
+                writer.add_scalar(f"dynamics/{key}", value, epoch)
+            if callback is not None:
+                callback(epoch, metrics)
+
+        history = train_dynamics(model, data, config, seed, progress, log)
+    plot_history(history, run_dir / "curves.png")
+    (run_dir / "history.json").write_text(json.dumps(history.as_dict(), indent=1))
+    best = history.best_epoch
+    path = save_checkpoint(run_dir / checkpoint_name, model, task.name, metadata={
+        "trainer": "dynamics", "transitions": len(data), "train_config": asdict(config),
+        "best_epoch": best, "val_one_step_mse": history.val_one_step_mse[best],
+        "val_rollout_mse": history.val_rollout_mse[best], "seed": seed, **(metadata or {})})
+    return history, path
