@@ -1,0 +1,170 @@
+"""Learner core: jobs on real local Minari datasets and bags, refusals, cancel, background runs."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from learned_control.checkpoint import load_checkpoint
+from learned_control.data.bags import write_bag
+from learned_control.errors import ConfigError, DatasetError
+from learned_control.evaluation import evaluate
+from learned_control.tasks import get_task
+from learned_control.training.experts import RandomActor, collect_dataset
+from learned_control.training.learner import (BackgroundLearner, JobCancelled, LearnerConfig,
+                                              resolve_sources, run_learner_job)
+from scripted_experts import PendulumLQR
+
+TASK = get_task("InvertedPendulum-v5")
+
+
+def _wait_until(condition, timeout=60.0):
+    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the learner"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def lqr_dataset():
+    """5 noisy LQR episodes on InvertedPendulum-v5 as local Minari dataset ``test/lqr-v0``."""
+    env = TASK.make_env()
+    env.reset(seed=0)
+    episodes = collect_dataset(PendulumLQR(env), TASK, "test/lqr-v0", episodes=5, seed=100,
+                               noise_std=0.1, progress=False)
+    return "test/lqr-v0", episodes
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("what", "ppo", "what='ppo'"), ("sources", [""], "sources=\\[''\\]"),
+    ("task", "Nope-v0", "Nope-v0"), ("epochs", 0, "epochs=0"), ("activation", "x", "activation"),
+    ("val_fraction", 0.0, "val_fraction"), ("output_dir", "", "output_dir"),
+    ("device", "tpu", "device='tpu'")])
+def test_config_refuses_bad_values(field, value, match):
+    what = "dynamics" if field == "val_fraction" else "bc"  # dynamics needs a validation split
+    with pytest.raises(ConfigError, match=match):
+        LearnerConfig(**{"what": what, field: value})
+
+
+def test_bc_job_writes_a_policy_that_balances(lqr_dataset, tmp_path):
+    dataset_id, _ = lqr_dataset
+    reports = []
+    config = LearnerConfig(sources=[dataset_id], epochs=20, output_dir=str(tmp_path / "out"))
+    path = run_learner_job(config, on_epoch=reports.append)
+    assert path == tmp_path / "out" / "bc-0001" / "bc-0001.pt" and path.is_absolute()
+    assert [r.epoch for r in reports] == list(range(1, 21)) and reports[-1].epochs == 20
+    assert reports[-1].val_loss < reports[0].val_loss  # normalized units; noisy labels floor it
+    ckpt = load_checkpoint(path)
+    assert ckpt.task == TASK.name and ckpt.metadata["sources"] == [dataset_id]
+    assert ckpt.metadata["transitions"] == 5000 and ckpt.metadata["epochs"] == 20
+    assert (path.parent / "loss_curve.png").is_file()
+    result = evaluate(ckpt.model, TASK.make_env(), episodes=5, seed=0)
+    env = TASK.make_env()
+    random = evaluate(RandomActor(env.action_space.low, env.action_space.high), env, 5, seed=0)
+    assert random.mean < 50  # what an untrained controller gets
+    assert result.mean == 1000.0, result.returns  # balances all 1000 steps on every seed
+
+    second = run_learner_job(config)  # a second job: a new file, the first one untouched
+    assert second.name == "bc-0002.pt" and load_checkpoint(path).metadata == ckpt.metadata
+
+
+def test_dynamics_job_on_a_folder_of_bags(lqr_dataset, tmp_path):
+    _, episodes = lqr_dataset
+    bags = tmp_path / "bags"
+    write_bag(bags / "run-a", episodes[:2])
+    write_bag(bags / "run-b", episodes[2:])
+    (bags / "recording").mkdir()  # a bag still being recorded: no metadata.yaml yet
+    assert resolve_sources([str(bags)]) == [(str(bags / "run-a"), "bag"),
+                                            (str(bags / "run-b"), "bag")]
+    reports = []
+    config = LearnerConfig(what="dynamics", sources=[str(bags)], epochs=10, members=2,
+                           hid_size=32, output_dir=str(tmp_path / "out"))
+    path = run_learner_job(config, on_epoch=reports.append)
+    ckpt = load_checkpoint(path)
+    assert ckpt.model.kind == "dynamics" and ckpt.metadata["transitions"] == 5000
+    assert len(reports) == 10 and reports[-1].val_loss < reports[0].val_loss
+    obs = torch.as_tensor(episodes[0].observations[:-1], dtype=torch.float32)
+    act = torch.as_tensor(episodes[0].actions, dtype=torch.float32)
+    nxt = torch.as_tensor(episodes[0].observations[1:], dtype=torch.float32)
+    with torch.no_grad():
+        model_mse = float(((ckpt.model.predict(obs, act).mean(0) - nxt) ** 2).mean())
+    assert model_mse < 0.05 * float(((obs - nxt) ** 2).mean())  # beats "nothing moves" by 20x
+
+
+def test_sizes_that_do_not_fit_the_task_are_refused_naming_source_and_sizes(lqr_dataset,
+                                                                             tmp_path):
+    dataset_id, _ = lqr_dataset
+    config = LearnerConfig(sources=[dataset_id], task="Reacher-v5",
+                           output_dir=str(tmp_path / "out"))
+    with pytest.raises(DatasetError, match="Minari dataset 'test/lqr-v0' has observations of "
+                                           "size 4 and actions of size 1; the task needs 10 and 2"):
+        run_learner_job(config)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    with pytest.raises(DatasetError, match="no data sources"):
+        run_learner_job(LearnerConfig(output_dir=str(tmp_path / "out")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="holds no closed rosbag2 bag"):
+        run_learner_job(LearnerConfig(sources=[str(tmp_path / "empty")]))
+
+
+def test_cancel_mid_training_keeps_the_previous_checkpoint(lqr_dataset, tmp_path):
+    dataset_id, _ = lqr_dataset
+    out = tmp_path / "out"
+    first = run_learner_job(LearnerConfig(sources=[dataset_id], epochs=2, output_dir=str(out)))
+    before = first.read_bytes()
+    cancel = threading.Event()
+    reports = []
+
+    def on_epoch(report):
+        reports.append(report)
+        if report.epoch == 3:
+            cancel.set()
+
+    with pytest.raises(JobCancelled, match="after epoch 3 of 1000"):
+        run_learner_job(LearnerConfig(sources=[dataset_id], epochs=1000, output_dir=str(out)),
+                        cancel, on_epoch)
+    assert len(reports) == 3  # stopped between epochs, right after the flag
+    assert first.read_bytes() == before and load_checkpoint(first).task == TASK.name
+    assert sorted(p.name for p in out.iterdir()) == ["bc-0001"]  # the cancelled run is gone
+
+    def crash(report):
+        raise RuntimeError("simulated crash mid-training")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_learner_job(LearnerConfig(sources=[dataset_id], epochs=5, output_dir=str(out)),
+                        on_epoch=crash)
+    assert first.read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["bc-0001"]
+
+
+def test_background_learner_answers_at_once_refuses_a_second_job_and_reports(lqr_dataset,
+                                                                             tmp_path):
+    dataset_id, _ = lqr_dataset
+    finished = threading.Event()
+    learner = BackgroundLearner(on_finished=finished.set)
+    config = LearnerConfig(sources=[dataset_id], epochs=100000, output_dir=str(tmp_path))
+    assert learner.start(config)[0] and learner.busy
+    started, message = learner.start(config)
+    assert not started and "already training" in message
+    _wait_until(lambda: learner.status().epoch >= 2)  # progress arrives while the caller is free
+    assert learner.cancel()[0]
+    assert finished.wait(60) and learner.join(60)
+    status = learner.status()
+    assert (status.state, status.last_outcome, status.jobs_done) == ("idle", "cancelled", 0)
+    assert np.isfinite(status.train_loss) and "cancelled after epoch" in status.last_error
+    assert learner.cancel() == (False, "no training job is running")
+
+    finished.clear()
+    learner.start(LearnerConfig(sources=["nobody/nothing-v0"], output_dir=str(tmp_path)))
+    assert finished.wait(60)
+    status = learner.status()
+    assert status.state == "failed" and "'nobody/nothing-v0'" in status.last_error
+
+    finished.clear()
+    learner.start(LearnerConfig(sources=[dataset_id], epochs=1, output_dir=str(tmp_path)))
+    assert finished.wait(60)
+    status = learner.status()
+    assert (status.state, status.last_outcome, status.jobs_done) == ("idle", "completed", 1)
+    assert load_checkpoint(status.last_checkpoint).metadata["epochs"] == 1
