@@ -62,6 +62,7 @@ setup(
             "sim_bridge = learned_control.ros.sim_bridge:main",
             "controller = learned_control.ros.controller:main",
             "recorder = learned_control.ros.recorder:main",
+            "learner = learned_control.ros.learner:main",
         ],
     },
     zip_safe=True,

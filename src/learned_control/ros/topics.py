@@ -17,7 +17,7 @@ Pairing rule for training data (recorder -> ``bag2minari``):
 __all__ = [
     "OBSERVATION", "COMMAND", "APPLIED_COMMAND", "EXPERT_COMMAND", "REWARD", "EPISODE",
     "JOINT_STATES", "CLOCK", "DIAGNOSTICS", "MODEL_UPDATED", "EPISODE_FIELDS", "RESET", "PAUSE",
-    "RESUME", "RELOAD", "RECORDED_TOPICS",
+    "RESUME", "RELOAD", "TRAIN", "CANCEL", "RECORDED_TOPICS",
 ]
 
 OBSERVATION = "observation"          # std_msgs/Float64MultiArray, dim[0].label = comma-joined labels
@@ -39,6 +39,10 @@ RESET, PAUSE, RESUME, RELOAD = "~/reset", "~/pause", "~/resume", "~/reload"
 """std_srvs/Trigger services, private to their node (``/<ns>/sim_bridge/reset``, ``.../pause``,
 ``.../resume``; ``/<ns>/controller/reload``), like the standard ``~/change_state``: two nodes in one
 namespace never collide."""
+
+TRAIN, CANCEL = "~/train", "~/cancel"
+"""std_srvs/Trigger services of the learner (``/<ns>/learner/train``, ``.../cancel``): start a
+training job in the background (answered at once), stop the running one between epochs."""
 
 RECORDED_TOPICS = {
     OBSERVATION: "std_msgs/msg/Float64MultiArray",
