@@ -7,12 +7,13 @@ Measured one after the other in this run, on the same task and policy (a seeded 
 2. bare rclpy ping-pong between two processes: an observation-sized Float64MultiArray out with the
    lockstep QoS, an action-sized one back with the reliable QoS, the next ping sent from the pong's
    callback (the round trip every lockstep step needs at least);
-3. the ROS lockstep loop: ``sim_bridge`` and ``controller`` as separate processes, timed from the
-   first to the last episode summary (start-up excluded); the controller's inference latency
-   p50/p99 is read from its ``/diagnostics``.
+3. the ROS lockstep loop (:func:`learned_control.ros.graph_run.run_lockstep_graph`): ``sim_bridge``
+   and ``controller`` as separate processes, timed from the first to the last episode summary
+   (start-up and the first episode excluded); the controller's inference latency p50/p99 is read
+   from its ``/diagnostics``.
 
 Overhead per step = ROS step time - offline step time; target (AMENDMENTS): overhead <= bare
-round trip + 0.3 ms. All processes run in a private ROS domain.
+round trip + 0.3 ms. Run it in a ROS domain of its own (``ROS_DOMAIN_ID=42 python bench/bridge.py``).
 
 Usage: ``python bench/bridge.py [--task HalfCheetah-v5] [--episodes 4] [--pings 3000]``
 """
@@ -31,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -40,7 +40,8 @@ from std_msgs.msg import Float64MultiArray
 from learned_control.checkpoint import save_checkpoint
 from learned_control.evaluation import evaluate
 from learned_control.models.policies import MLPPolicy
-from learned_control.ros import qos, topics
+from learned_control.ros import qos
+from learned_control.ros.graph_run import run_lockstep_graph
 from learned_control.ros.node_utils import array_msg
 from learned_control.tasks import get_task
 
@@ -121,42 +122,6 @@ def ping_pong(node: Node, executor, env: dict, obs_dim: int, act_dim: int, pings
     return (times[-1] - times[99]) / pings
 
 
-def ros_lockstep(node: Node, executor, env: dict, task_name: str, checkpoint: Path,
-                 episodes: int, seed: int, torch_threads: int) -> tuple[float, int, dict]:
-    """Seconds per lockstep step through the two node processes, steps timed, controller stats."""
-    summaries: list[tuple[float, list[float]]] = []
-    control: dict[str, str] = {}
-
-    def on_diag(msg: DiagnosticArray) -> None:
-        for status in msg.status:
-            if status.name.endswith("control"):
-                control.update({kv.key: kv.value for kv in status.values})
-
-    node.create_subscription(Float64MultiArray, topics.EPISODE,
-                             lambda m: summaries.append((time.perf_counter(), list(m.data))),
-                             qos.RELIABLE)
-    node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, on_diag, qos.RELIABLE)
-    module = [sys.executable, "-m"]
-    procs = [subprocess.Popen(module + [
-        "learned_control.ros.sim_bridge", "--ros-args", "-p", f"task:={task_name}",
-        "-p", f"seed:={seed}", "-p", "mode:=lockstep", "-p", f"max_episodes:={episodes}",
-        "-p", "publish_clock:=false"], env=env), subprocess.Popen(module + [
-        "learned_control.ros.controller", "--ros-args", "-p", f"task:={task_name}",
-        "-p", f"checkpoint:={checkpoint}", "-p", "mode:=lockstep",
-        "-p", f"torch_threads:={torch_threads}"], env=env)]
-    try:
-        spin_until(executor, lambda: len(summaries) >= episodes, 600, f"{episodes} episodes")
-        count = int(control.get("count", "0"))
-        spin_until(executor, lambda: int(control.get("count", "0")) > count, 10,
-                   "the controller's final diagnostics")
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait()
-    steps = int(sum(s[2] for _, s in summaries[1:]))
-    return (summaries[-1][0] - summaries[0][0]) / steps, steps, control
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="HalfCheetah-v5")
@@ -178,23 +143,24 @@ def main() -> None:
     policy = MLPPolicy(task.obs_dim, task.act_dim)
     step_s, rollout_s = offline(args.task, policy, args.episodes - 1, args.seed)
 
-    domain = 100 + os.getpid() % 100
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
+    domain = int(os.environ.get("ROS_DOMAIN_ID", "0"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=domain)
     node = Node("bench_observer", context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
+    try:
+        rtt_s = ping_pong(node, executor, env, task.obs_dim, task.act_dim, args.pings)
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = save_checkpoint(Path(tmp) / "policy.pt", policy, task.name)
-        try:
-            rtt_s = ping_pong(node, executor, env, task.obs_dim, task.act_dim, args.pings)
-            ros_s, steps, control = ros_lockstep(node, executor, env, args.task, checkpoint,
-                                                 args.episodes, args.seed, args.torch_threads)
-        finally:
-            executor.shutdown()
-            node.destroy_node()
-            rclpy.shutdown(context=context)
+        run = run_lockstep_graph(args.task, checkpoint, args.episodes, args.seed, Path(tmp) / "logs",
+                                 torch_threads=args.torch_threads, domain_id=domain)
+    ros_s, steps, control = run.seconds_per_step, sum(run.result.lengths[1:]), run.control
 
     overhead_ms = (ros_s - rollout_s) * 1e3
     target_ms = rtt_s * 1e3 + 0.3

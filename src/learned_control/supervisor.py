@@ -18,7 +18,7 @@ from typing import TextIO
 
 from .errors import ConfigError
 
-__all__ = ["ProcessSpec", "supervise"]
+__all__ = ["ProcessSpec", "supervise", "stop_processes"]
 
 
 @dataclass
@@ -41,7 +41,7 @@ class ProcessSpec:
                               f"{self.argv!r}")
 
 
-def _stop(procs: dict[str, subprocess.Popen], grace_s: float) -> None:
+def stop_processes(procs: dict[str, subprocess.Popen], grace_s: float) -> None:
     """SIGINT every live child, wait ``grace_s``, then SIGTERM, then SIGKILL."""
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
         live = [p for p in procs.values() if p.poll() is None]
@@ -81,7 +81,7 @@ def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         start_new_session=True)
             except OSError as err:
-                _stop(procs, grace_s)
+                stop_processes(procs, grace_s)
                 raise ConfigError(f"cannot start {spec.name} ({spec.argv[0]}): {err}") from err
             procs[spec.name] = proc
             sel.register(proc.stdout, selectors.EVENT_READ, spec.name)
@@ -104,7 +104,7 @@ def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float
         code = 0
     finally:
         signal.signal(signal.SIGTERM, previous)
-        _stop(procs, grace_s)
+        stop_processes(procs, grace_s)
         for key in list(sel.get_map().values()):
             rest = key.fileobj.read()
             if rest:

@@ -58,7 +58,8 @@ def test_expert_collect_train_evaluate(tmp_path, capsys):
 
 def test_demo_at_tiny_budget_prints_the_table(tmp_path, capsys):
     assert main(["demo", "--expert-steps", "64", "--collect-episodes", "2", "--epochs", "1",
-                 "--eval-episodes", "2", "--runs-dir", str(tmp_path), "--torch-threads", "1"]) == 0
+                 "--eval-episodes", "2", "--runs-dir", str(tmp_path), "--torch-threads", "1",
+                 "--no-ros"]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("│")}
     assert set(rows) == {"expert", "BC", "random"}

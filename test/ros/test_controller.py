@@ -72,7 +72,7 @@ def test_corrupt_checkpoint_on_reload_keeps_the_old_model(graph, pendulum_policy
 def test_model_updated_swaps_mid_run_without_missing_a_tick(graph, pendulum_policy, tmp_path):
     from learned_control.checkpoint import load_checkpoint, save_checkpoint
 
-    summaries = _collect(graph, topics.EPISODE, Float64MultiArray, qos.RELIABLE)
+    summaries = _collect(graph, topics.EPISODE, Float64MultiArray, qos.SUMMARY)
     diags = _collect(graph, topics.DIAGNOSTICS, DiagnosticArray, qos.RELIABLE)
     updates = graph.node.create_publisher(String, topics.MODEL_UPDATED, qos.LATCHED)
     graph.start("sim_bridge", task="InvertedPendulum-v5", mode="lockstep", max_episodes=2)

@@ -16,7 +16,7 @@ def test_lockstep_returns_equal_offline_evaluate(graph, pendulum_policy):
     episodes, seed = 3, 7
     summaries = []
     graph.node.create_subscription(Float64MultiArray, topics.EPISODE,
-                                   lambda m: summaries.append(list(m.data)), qos.RELIABLE)
+                                   lambda m: summaries.append(list(m.data)), qos.SUMMARY)
     graph.start("sim_bridge", task="InvertedPendulum-v5", seed=seed, mode="lockstep",
                 max_episodes=episodes)
     graph.start("controller", task="InvertedPendulum-v5", checkpoint=pendulum_policy,

@@ -38,7 +38,7 @@ def test_recorded_bag_cut_by_sigint_equals_offline_rollout(graph, short_policy, 
     task, seed, bag = get_task("InvertedPendulum-v5"), 7, tmp_path / "run_bag"
     summaries = []
     graph.node.create_subscription(Float64MultiArray, topics.EPISODE,
-                                   lambda m: summaries.append(list(m.data)), qos.RELIABLE)
+                                   lambda m: summaries.append(list(m.data)), qos.SUMMARY)
     recorder = graph.start("recorder", bag=str(bag), storage="mcap", mode="lockstep")
     graph.start("controller", task=task.name, checkpoint=short_policy, mode="lockstep")
     graph.spin_until(lambda: graph.node.count_subscribers(topics.OBSERVATION) >= 2

@@ -134,7 +134,7 @@ def test_driver_interface_returns_equal_observation_path(graph, tmp_path, pendul
     """Same per-episode returns as the ``observation`` path, which test_lockstep shows equals
     the offline ``evaluate`` (1000-step episode of the trained pendulum policy)."""
     task, seed, episodes = "InvertedPendulum-v5", 7, 1
-    summaries = _collect(graph, topics.EPISODE, Float64MultiArray)
+    summaries = _collect(graph, topics.EPISODE, Float64MultiArray, qos.SUMMARY)
     spec_file = _spec_file(tmp_path, task)
     _start_robot_pair(graph, task, str(pendulum_policy), spec_file, seed=seed,
                       max_episodes=episodes)

@@ -1,14 +1,18 @@
-"""``learned-control demo``: expert -> Minari dataset -> behavior cloning -> evaluation table.
+"""``learned-control demo``: expert -> Minari dataset -> behavior cloning -> evaluation table,
+then the BC policy through the ROS node graph (bridge + controller + recorder, lockstep).
 
-The main job behind ``make demo``: every stage is a call to a core function, so the same
-pipeline runs from Python, from this command, and (later) through the ROS nodes.
+The main job behind ``make demo``: every stage is a call to a core function (the graph stage to
+:func:`learned_control.ros.graph_run.run_lockstep_graph`), so the same pipeline runs from Python,
+from this command and through the ROS nodes. Without rclpy the graph stage is skipped with a note.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 
+from ..data.bags import bag_to_episodes
 from ..data.minari_io import load_transitions
 from ..evaluation import EvalResult, evaluate
 from ..tasks import action_bounds, get_task
@@ -46,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(default: %(default)s)")
     parser.add_argument("--eval-episodes", type=int, default=10,
                         help="seeded evaluation episodes per policy (default: %(default)s)")
+    parser.add_argument("--no-ros", action="store_true",
+                        help="skip running the BC policy through the ROS node graph")
     add_bc_args(parser)
     parser.set_defaults(epochs=30)
     add_runtime_args(parser)
@@ -110,16 +116,46 @@ def run(args: argparse.Namespace) -> int:
         results[name] = evaluate(actor, env, args.eval_episodes, args.seed, progress=True)
     stage("evaluate", t0)
 
+    graph = None
+    if args.no_ros:
+        pass
+    elif importlib.util.find_spec("rclpy") is None:
+        console.print("ROS 2 (rclpy) is not installed: skipping the node graph "
+                      "(pip install -e '.[ros]' adds it)")
+    else:
+        from ..ros.graph_run import run_lockstep_graph
+
+        t0 = time.perf_counter()
+        console.print("running BC through the node graph (sim_bridge + controller + recorder, "
+                      f"lockstep); node logs in {run_dir / 'logs'}")
+        graph = run_lockstep_graph(task.name, ckpt, args.eval_episodes, args.seed,
+                                   run_dir / "logs", bag=run_dir / "bag",
+                                   torch_threads=args.torch_threads or 1)
+        results["BC via ROS"] = graph.result
+        stage("ros-graph", t0)
+
     exp, rnd = results["expert"].mean, results["random"].mean
     table = Table(title=f"{task.name}: behavior cloning vs its expert "
                         f"({args.eval_episodes} seeded episodes each)")
     for col in ("policy", "mean return", "std", "% of expert", "normalized score", "success"):
         table.add_column(col, justify="left" if col == "policy" else "right")
-    for name, res in results.items():
+    order = ("expert", "BC", "BC via ROS", "random")
+    for name, res in sorted(results.items(), key=lambda item: order.index(item[0])):
         table.add_row(name, f"{res.mean:.1f}", f"{res.std:.1f}", f"{percent(res.mean, exp):.1f}",
                       f"{normalized_score(res.mean, exp, rnd):.1f}",
                       format_success(res.success_rate))
     console.print(table)
+    if graph is not None:
+        offline, ros = results["BC"], graph.result
+        gap = max(abs(a - b) for a, b in zip(offline.returns, ros.returns))
+        recorded = bag_to_episodes(graph.bag, task)
+        console.print(
+            f"through ROS (lockstep): {1 / graph.seconds_per_step:.0f} steps/s, controller "
+            f"latency p50 {float(graph.control['p50_ms']):.3f} ms, p99 "
+            f"{float(graph.control['p99_ms']):.3f} ms; returns equal offline BC: "
+            f"{'yes' if gap <= 1e-6 and ros.lengths == offline.lengths else 'NO'} "
+            f"(max |difference| {gap:.2g}); bag {graph.bag}: {len(recorded)} episodes, "
+            f"{sum(len(ep) for ep in recorded)} steps")
     console.print("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
     console.print(f"wall time: {time.perf_counter() - start:.1f} s")
     console.print("normalized score = 100 x (policy - random) / (expert - random), random "

@@ -3,7 +3,7 @@
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
-__all__ = ["SENSOR", "RELIABLE", "LOCKSTEP", "LATCHED", "RECORDING"]
+__all__ = ["SENSOR", "RELIABLE", "LOCKSTEP", "LATCHED", "SUMMARY", "RECORDING"]
 
 SENSOR = qos_profile_sensor_data
 """Best-effort, keep last 5: realtime state streams (joint_states, observation in realtime)."""
@@ -20,6 +20,11 @@ still receives the observation the bridge is waiting on, exactly once."""
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
 """Reliable transient-local: model updates and one-shot metadata."""
+
+SUMMARY = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
+"""Reliable, transient-local, last 100: episode summaries, so a monitor (rqt, a test, the demo)
+that matches the bridge late still receives the episodes that ended before it joined."""
 
 RECORDING = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
                        history=HistoryPolicy.KEEP_LAST)

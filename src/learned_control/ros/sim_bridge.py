@@ -79,7 +79,7 @@ class SimBridge(LifecycleNode):
                                          qos.LOCKSTEP if lockstep else qos.SENSOR),
             "applied": self.create_publisher(Float64MultiArray, topics.APPLIED_COMMAND, qos.RELIABLE),
             "reward": self.create_publisher(Float64, topics.REWARD, qos.RELIABLE),
-            "episode": self.create_publisher(Float64MultiArray, topics.EPISODE, qos.RELIABLE),
+            "episode": self.create_publisher(Float64MultiArray, topics.EPISODE, qos.SUMMARY),
             "joints": self.create_publisher(JointState, topics.JOINT_STATES, qos.SENSOR),
             "diag": self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE),
         }
