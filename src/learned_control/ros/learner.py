@@ -1,0 +1,163 @@
+"""learner: trains a BC policy or a dynamics ensemble on request, in the background.
+
+Parameters: the fields of :class:`learned_control.training.learner.LearnerConfig` (what, sources,
+task, output_dir, device, seed, epochs, batch_size, lr, val_fraction, hid_size, num_layers,
+activation, members, probabilistic, weight_decay, patience, rollout_steps) plus ``autostart`` and
+``torch_threads``; they are read again at every ``train`` request, so a change applies to the next
+job. Services (std_srvs/Trigger): ``~/train`` starts a job in a background thread and answers at
+once (refused while one runs or while the node is not active), ``~/cancel`` stops it after the
+current epoch (its run folder is removed, earlier checkpoints stay). The executor never waits on a
+job. Publishes progress on ``/diagnostics`` (state idle/training/failed, epoch, losses, last
+outcome and error) and, for each new checkpoint, its absolute path on ``model_updated``
+(std_msgs/String, reliable, transient-local), which the controller swaps in between ticks.
+
+Lifecycle: configure creates the interfaces; activate accepts jobs; deactivate cancels a running
+job; cleanup/shutdown cancel it and wait for its thread.
+"""
+
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from ..errors import ConfigError
+from ..training.learner import BackgroundLearner, LearnerConfig
+from ..utils import configure_torch
+from . import qos, topics
+from .node_utils import ERROR, OK, declare_config, diagnostic, publish_diagnostics, read_config, run_node
+
+__all__ = ["Learner", "main"]
+
+JOIN_TIMEOUT_S = 30.0
+"""How long cleanup/shutdown wait for a cancelled job's thread to end (one epoch at most)."""
+
+
+class Learner(LifecycleNode):
+    """A thin shell around :class:`~learned_control.training.learner.BackgroundLearner`."""
+
+    def __init__(self, node_name: str = "learner") -> None:
+        super().__init__(node_name)
+        declare_config(self, LearnerConfig)
+        self.declare_parameter("autostart", True)
+        self.declare_parameter("torch_threads", 1)
+        self.learner = BackgroundLearner(on_finished=self._wake)
+        self.active = False
+        self.published = ""  # the last checkpoint announced on model_updated
+        self.model_pub = self.diag_pub = self._guard = None
+        self._own_services: list = []
+        self._own_timers: list = []
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def on_configure(self, state: State) -> TransitionCallbackReturn:
+        try:
+            read_config(self, LearnerConfig)
+            configure_torch(self.get_parameter("torch_threads").value)
+        except ConfigError as err:
+            self.get_logger().error(f"configure failed: {err}")
+            return TransitionCallbackReturn.FAILURE
+        self.model_pub = self.create_publisher(String, topics.MODEL_UPDATED, qos.LATCHED)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE)
+        self._guard = self.create_guard_condition(self._on_job_finished)
+        self._own_services = [self.create_service(Trigger, topics.TRAIN, self._on_train),
+                              self.create_service(Trigger, topics.CANCEL, self._on_cancel)]
+        self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: State) -> TransitionCallbackReturn:
+        self.active = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: State) -> TransitionCallbackReturn:
+        self.active = False
+        self.learner.cancel()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        """Cancel a running job, wait for its thread, release the interfaces (idempotent)."""
+        self.active = False
+        self.learner.cancel()
+        if not self.learner.join(JOIN_TIMEOUT_S):
+            self.get_logger().error(f"training thread still running after {JOIN_TIMEOUT_S} s")
+        for timer in self._own_timers:
+            self.destroy_timer(timer)
+        for srv in self._own_services:
+            self.destroy_service(srv)
+        for pub in (self.model_pub, self.diag_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        if self._guard is not None:
+            self.destroy_guard_condition(self._guard)
+        self._own_timers, self._own_services = [], []
+        self.model_pub = self.diag_pub = self._guard = None
+
+    # ---- services --------------------------------------------------------------------------
+    def _on_train(self, request, response):
+        if not self.active:
+            response.success, response.message = False, "the learner is not active"
+            return response
+        try:
+            config = read_config(self, LearnerConfig)
+        except ConfigError as err:
+            response.success, response.message = False, str(err)
+            return response
+        response.success, response.message = self.learner.start(config)
+        self.get_logger().info(f"train: {response.message}")
+        return response
+
+    def _on_cancel(self, request, response):
+        response.success, response.message = self.learner.cancel()
+        return response
+
+    # ---- job results (executor thread) -----------------------------------------------------
+    def _wake(self) -> None:
+        """Worker thread: a job ended; run :meth:`_on_job_finished` in the executor."""
+        guard = self._guard
+        if guard is not None:
+            guard.trigger()
+
+    def _on_job_finished(self) -> None:
+        status = self.learner.status()
+        if status.last_checkpoint and status.last_checkpoint != self.published:
+            self.model_pub.publish(String(data=status.last_checkpoint))
+            self.published = status.last_checkpoint
+            self.get_logger().info(f"model_updated: {status.last_checkpoint}")
+        elif status.last_outcome == "failed":
+            self.get_logger().error(f"training failed: {status.last_error}")
+        elif status.last_outcome == "cancelled":
+            self.get_logger().info(f"training {status.last_error}")
+        self._publish_diagnostics()
+
+    def _publish_diagnostics(self) -> None:
+        s = self.learner.status()
+        if s.state == "training":
+            level, message = OK, f"training: epoch {s.epoch}/{s.epochs}"
+        elif s.state == "failed":
+            level, message = ERROR, f"failed: {s.last_error}"
+        else:
+            level, message = OK, "idle" + (f"; last job {s.last_outcome}" if s.last_outcome else "")
+        values = {"state": s.state, "what": self.get_parameter("what").value,
+                  "epoch": s.epoch, "epochs": s.epochs,
+                  "train_loss": s.train_loss, "val_loss": s.val_loss,
+                  "jobs_done": s.jobs_done, "last_outcome": s.last_outcome,
+                  "last_checkpoint": s.last_checkpoint, "last_error": s.last_error,
+                  "lifecycle": self._state_machine.current_state[1]}
+        publish_diagnostics(self, self.diag_pub, [diagnostic(self, "training", level, message,
+                                                             values)])
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(Learner, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
