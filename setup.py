@@ -11,7 +11,7 @@ setup(
     description="Learning-based control for ROS 2: behavior cloning, learned dynamics and CEM-MPC.",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    package_data={PACKAGE: ["py.typed", "specs/*.yaml", "planning/defaults.yaml"]},
+    package_data={PACKAGE: ["py.typed", "specs/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

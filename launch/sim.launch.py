@@ -2,6 +2,7 @@
 
     ros2 launch launch/sim.launch.py task:=InvertedPendulum-v5 checkpoint:=policy.pt \
         mode:=lockstep record:=/tmp/run_bag
+    ros2 launch launch/sim.launch.py checkpoint:=dynamics.pt actor:=cem   # CEM-MPC planner
 
 Parameters come from ``config/<task>.yaml``; the managed nodes start with ``autostart`` false and
 are configured, then activated, by the standard lifecycle events (controller first, so the bridge
@@ -31,6 +32,7 @@ def _nodes(context):
     task = LaunchConfiguration("task").perform(context)
     mode = LaunchConfiguration("mode").perform(context)
     checkpoint = LaunchConfiguration("checkpoint").perform(context)
+    actor = LaunchConfiguration("actor").perform(context)
     record = LaunchConfiguration("record").perform(context)
     params = os.path.join(CONFIG_DIR, f"{task}.yaml")
     bridge = LifecycleNode(package="learned_control", executable="sim_bridge", name="sim_bridge",
@@ -39,7 +41,7 @@ def _nodes(context):
     controller = LifecycleNode(package="learned_control", executable="controller",
                                name="controller", namespace="", output="screen",
                                parameters=[params, {"mode": mode, "checkpoint": checkpoint,
-                                                    "autostart": False}])
+                                                    "actor": actor, "autostart": False}])
     configure = lifecycle_msgs.msg.Transition.TRANSITION_CONFIGURE
     activate = lifecycle_msgs.msg.Transition.TRANSITION_ACTIVATE
     actions = [
@@ -67,7 +69,11 @@ def generate_launch_description() -> launch.LaunchDescription:
         DeclareLaunchArgument("task", default_value="InvertedPendulum-v5",
                               description="registry task; parameters from config/<task>.yaml"),
         DeclareLaunchArgument("checkpoint", default_value="",
-                              description="policy checkpoint (.pt) for the controller"),
+                              description="checkpoint (.pt) for the controller: a policy, or "
+                                          "a dynamics ensemble with actor:=cem"),
+        DeclareLaunchArgument("actor", default_value="policy",
+                              description="policy, or cem (CEM-MPC through a dynamics model; "
+                                          "planner settings from config/<task>.yaml)"),
         DeclareLaunchArgument("mode", default_value="lockstep",
                               description="lockstep or realtime"),
         DeclareLaunchArgument("record", default_value="",

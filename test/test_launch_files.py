@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from learned_control.planning.mpc import PLANNER_PARAMETERS, default_mpc_config
 from learned_control.ros.recorder import RecorderConfig
 from learned_control.runtime.bridge import BridgeConfig
 from learned_control.runtime.controller import ControllerConfig
@@ -57,7 +58,7 @@ def test_launch_file_names_only_existing_things(path):
                     assert ast.literal_eval(key) in DECLARED[executable], (executable, key)
     args = {ast.literal_eval(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call)
             and getattr(c.func, "id", None) == "DeclareLaunchArgument"}
-    assert args == {"task", "checkpoint", "mode", "record"}
+    assert args == {"task", "checkpoint", "mode", "record", "actor"}
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -78,3 +79,16 @@ def test_parameter_file_per_task_declares_only_known_parameters(task):
     ControllerConfig(**{k: v for k, v in params["controller"]["ros__parameters"].items()
                         if k not in NODE_EXTRAS})
     RecorderConfig(bag="any", **params["recorder"]["ros__parameters"])
+
+
+@pytest.mark.parametrize("task", ["InvertedPendulum-v5", "Reacher-v5", "Pusher-v5",
+                                  "HalfCheetah-v5"])
+def test_planner_defaults_are_written_in_the_task_parameter_file(task):
+    """The planner tasks' defaults live in config/<task>.yaml (every planner setting written),
+    the file default_mpc_config reads, and they make a valid cem controller."""
+    values = yaml.safe_load((ROOT / "config" / f"{task}.yaml").read_text())["controller"][
+        "ros__parameters"]
+    assert set(PLANNER_PARAMETERS) <= set(values)
+    expected = ControllerConfig(**{k: v for k, v in values.items() if k not in NODE_EXTRAS},
+                                actor="cem").planner()
+    assert default_mpc_config(task) == expected

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
 
 from learned_control.checkpoint import save_checkpoint
-from learned_control.data.episodes import Episode, Transitions
 from learned_control.errors import CheckpointError, ConfigError
 from learned_control.evaluation import evaluate
 from learned_control.models.dynamics import EnsembleDynamics
 from learned_control.models.policies import MLPPolicy
 from learned_control.planning.cem import CEMConfig, CEMOptimizer
 from learned_control.planning.mpc import PROPAGATIONS, MPCConfig, MPCController, default_mpc_config
-from learned_control.tasks import make_env
-from learned_control.training.dynamics import DynamicsTrainConfig, train_dynamics
+from learned_control.runtime.controller import ModelSlot
+from learned_control.tasks import get_task, make_env
+from pendulum_dynamics import noisy_pd_episodes, train_pendulum_ensemble
 
 TASK = "InvertedPendulum-v5"
 
@@ -102,44 +104,59 @@ def test_mpc_refuses_bad_inputs(tmp_path):
         MPCController.from_checkpoint(policy_path, TASK)
 
 
-def _noisy_pd_episodes(transitions: int, seed: int) -> list[Episode]:
-    """InvertedPendulum driven by a hand PD controller plus N(0, 1) action noise (falls often)."""
-    env = make_env(TASK)
-    rng = np.random.default_rng(seed)
-    episodes, total, reset_seed = [], 0, seed
-    while total < transitions:
-        obs, _ = env.reset(seed=reset_seed)
-        reset_seed += 1
-        observations, actions, rewards, terms, truncs = [obs], [], [], [], []
-        for t in range(200):
-            action = np.clip([8 * obs[1] + 0.5 * obs[3] + 0.3 * obs[0] + 0.5 * obs[2]
-                              + rng.normal()], -3, 3)
-            obs, reward, terminated, truncated, _ = env.step(action)
-            observations.append(obs)
-            actions.append(action)
-            rewards.append(reward)
-            terms.append(terminated)
-            truncs.append(truncated or t == 199)
-            if terminated:
-                break
-        episodes.append(Episode(np.array(observations), np.array(actions), np.array(rewards),
-                                np.array(terms), np.array(truncs)))
-        total += len(actions)
-    return episodes
-
-
 @pytest.mark.slow
 def test_mpc_keeps_pendulum_up_from_noisy_data(tmp_path):
     """5000 transitions of a noisy PD controller (mean episode ~34 steps), ensemble of 5
     deterministic models; the default planner from the saved checkpoint holds the pole up for
     1000 of 1000 steps on 5 of 5 seeded episodes."""
-    episodes = _noisy_pd_episodes(5000, seed=0)
-    data = Transitions.from_episodes(episodes)
-    assert len(data) <= 10_000 and np.mean([len(e) for e in episodes]) < 100
-    torch.manual_seed(0)
-    model = EnsembleDynamics(4, 1, members=5, hid_size=32, num_layers=2, activation="relu")
-    train_dynamics(model, data, DynamicsTrainConfig(epochs=100, patience=10), seed=0)
-    path = save_checkpoint(tmp_path / "dyn.pt", model, task=TASK)
+    episodes = noisy_pd_episodes(5000, seed=0)
+    assert sum(len(e) for e in episodes) <= 10_000 and np.mean([len(e) for e in episodes]) < 100
+    path = train_pendulum_ensemble(tmp_path / "dyn.pt", episodes)
     mpc = MPCController.from_checkpoint(path, TASK, default_mpc_config(TASK))
     result = evaluate(mpc, make_env(TASK), episodes=5, seed=100)
     assert result.returns == [1000.0] * 5
+
+
+def test_cem_deadline_stops_refitting_and_still_returns_a_plan():
+    """An anytime plan: a deadline already passed runs one iteration, none runs them all."""
+    cem = CEMOptimizer(CEMConfig(horizon=3, samples=50, elites=5, iterations=8), np.array([-1.0]),
+                       np.array([1.0]), seed=0)
+    objective = lambda seqs: -seqs.abs().sum((1, 2))  # noqa: E731
+    late = cem.optimize(objective, deadline=time.perf_counter())
+    assert cem.iterations_done == 1 and late.shape == (3, 1)
+    cem.optimize(objective, deadline=time.perf_counter() + 60.0)
+    assert cem.iterations_done == 8
+    cem.optimize(objective)
+    assert cem.iterations_done == 8
+
+
+def test_model_slot_plans_through_dynamics_and_keeps_the_old_planner(tmp_path):
+    """ModelSlot with planner settings: loads a dynamics checkpoint into an MPCController; a
+    corrupt file, a policy checkpoint and settings the model cannot take are refused and the
+    running planner (its file, settings and seed) stays."""
+    task = get_task(TASK)
+    torch.manual_seed(0)
+    good = save_checkpoint(tmp_path / "dyn.pt", EnsembleDynamics(4, 1, members=5, hid_size=8),
+                           task=TASK)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(good.read_bytes()[:300])
+    policy = save_checkpoint(tmp_path / "policy.pt", MLPPolicy(4, 1), task=TASK)
+    planner = default_mpc_config(TASK, samples=20, elites=4, iterations=2)
+    slot = ModelSlot(task, planner=planner, seed=3)
+    assert slot.swap(str(good)) == "" and slot.identity == "MPCController@dyn.pt"
+    obs = np.array([0.0, 0.05, 0.0, 0.0])
+    reference = MPCController.from_checkpoint(good, TASK, planner, seed=3)
+    np.testing.assert_array_equal(slot.act(obs), reference.act(obs))
+    assert "not a readable checkpoint" in slot.swap(str(corrupt))
+    assert "not a dynamics model" in slot.swap(str(policy))
+    ts1 = default_mpc_config(TASK, samples=21, elites=4, iterations=2, propagation="ts1")
+    assert "divisible" in slot.swap(slot.path, ts1)
+    assert (slot.swaps, slot.failed_swaps, slot.path) == (1, 3, str(good))
+    assert slot.planner == planner and slot.seed == 3
+    np.testing.assert_array_equal(slot.act(obs), reference.act(obs))  # same planner, same state
+    slot.reset()
+    reference.reset()
+    np.testing.assert_array_equal(slot.act(obs, deadline=time.perf_counter()),
+                                  reference.act(obs, deadline=time.perf_counter()))
+    assert slot.iterations_done == 1
+    assert "actor=cem" in ModelSlot(task).swap(str(good))  # a policy slot refuses dynamics

@@ -2,11 +2,13 @@
 
 It ranks a population ``(samples, horizon, act_dim)`` through an objective callable that
 returns one score per sequence (higher is better), refits a diagonal Gaussian to the elites,
-and keeps the solution to warm-start the next call shifted by one step.
+and keeps the solution to warm-start the next call shifted by one step. With a ``deadline`` it is
+an anytime optimizer: it stops refitting when the next iteration would end past the deadline.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -50,13 +52,13 @@ class CEMConfig:
     def __post_init__(self) -> None:
         for name in ("horizon", "samples", "elites", "iterations"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"CEMConfig.{name}={getattr(self, name)}; expected >= 1")
+                raise ConfigError(f"{name}={getattr(self, name)}; expected >= 1")
         if self.elites > self.samples:
-            raise ConfigError(f"CEMConfig.elites={self.elites} must be <= samples={self.samples}")
+            raise ConfigError(f"elites={self.elites} must be <= samples={self.samples}")
         if not 0.0 <= self.alpha < 1.0:
-            raise ConfigError(f"CEMConfig.alpha={self.alpha}; expected in [0, 1)")
+            raise ConfigError(f"alpha={self.alpha}; expected in [0, 1)")
         if self.init_std <= 0 or self.std_floor < 0:
-            raise ConfigError(f"CEMConfig init_std={self.init_std} (> 0) and std_floor="
+            raise ConfigError(f"init_std={self.init_std} (> 0) and std_floor="
                               f"{self.std_floor} (>= 0)")
 
 
@@ -83,6 +85,7 @@ class CEMOptimizer:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.best_score = float("-inf")
         self.best_sequence: torch.Tensor | None = None
+        self.iterations_done = 0
         self._previous: torch.Tensor | None = None
 
     def reset(self) -> None:
@@ -97,17 +100,29 @@ class CEMOptimizer:
             mean[:-1] = self._previous[1:]
         return mean
 
-    def optimize(self, objective: Objective) -> torch.Tensor:
+    def optimize(self, objective: Objective, deadline: float | None = None) -> torch.Tensor:
         """Run ``iterations`` CEM refits; returns the final mean sequence ``(horizon, act_dim)``.
 
-        ``best_sequence``/``best_score`` hold the best single sample seen, so a caller with a
-        deadline can use it if it stops early.
+        Args:
+            objective: scores of a population (see :data:`Objective`).
+            deadline: ``time.perf_counter()`` value (s) to finish by, or ``None``. At least one
+                iteration always runs; after each, the refits stop if one more (timed like the
+                last) would end past the deadline, and the mean refitted so far is returned.
+                ``iterations_done`` tells how many ran.
+
+        ``best_sequence``/``best_score`` hold the best single sample seen.
         """
         cfg = self.config
         mean = self.initial_mean()
         std = torch.full_like(mean, cfg.init_std)
         self.best_score, self.best_sequence = float("-inf"), None
+        self.iterations_done = 0
         for _ in range(cfg.iterations):
+            if deadline is not None and self.iterations_done:
+                now = time.perf_counter()
+                if now + (now - started) > deadline:
+                    break
+            started = time.perf_counter()
             noise = torch.randn((cfg.samples, *mean.shape), generator=self.generator,
                                 device=self.device)
             population = torch.maximum(torch.minimum(mean + std * noise, self.high), self.low)
@@ -118,5 +133,6 @@ class CEMOptimizer:
                 self.best_score, self.best_sequence = float(top[0]), elites[0]
             mean = cfg.alpha * mean + (1 - cfg.alpha) * elites.mean(0)
             std = (cfg.alpha * std + (1 - cfg.alpha) * elites.std(0)).clamp_min(cfg.std_floor)
+            self.iterations_done += 1
         self._previous = mean
         return mean

@@ -19,7 +19,8 @@ A trajectory stops accumulating reward after the task's termination fires on a p
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import sys
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,9 +34,19 @@ from ..tasks import get_task
 from .cem import CEMConfig, CEMOptimizer
 from .rewards import get_reward_fns
 
-__all__ = ["MPCConfig", "MPCController", "PROPAGATIONS", "default_mpc_config"]
+__all__ = ["MPCConfig", "MPCController", "PROPAGATIONS", "PLANNER_PARAMETERS", "PARAMETER_DIRS",
+           "default_mpc_config", "mpc_config_from_parameters"]
 
 PROPAGATIONS = ("expectation", "ts1", "tsinf")
+
+PLANNER_PARAMETERS = (*(f.name for f in fields(CEMConfig)), "particles", "propagation", "sample",
+                      "reward")
+"""The planner's settings as flat names: the controller node's parameters and the keys under
+``controller: ros__parameters:`` in ``config/<task>.yaml``."""
+
+PARAMETER_DIRS = (Path(__file__).resolve().parents[3] / "config",
+                  Path(sys.prefix) / "share" / "learned_control" / "config")
+"""Where ``<task>.yaml`` is looked for: the source checkout, then the installed share folder."""
 
 
 @dataclass
@@ -61,26 +72,43 @@ class MPCConfig:
         if isinstance(self.cem, dict):
             self.cem = CEMConfig(**self.cem)
         if self.particles < 1:
-            raise ConfigError(f"MPCConfig.particles={self.particles}; expected >= 1")
+            raise ConfigError(f"particles={self.particles}; expected >= 1")
         if self.propagation not in PROPAGATIONS:
-            raise ConfigError(f"MPCConfig.propagation={self.propagation!r}; expected one of "
+            raise ConfigError(f"propagation={self.propagation!r}; expected one of "
                               f"{PROPAGATIONS}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+def mpc_config_from_parameters(params: dict[str, Any]) -> MPCConfig:
+    """An :class:`MPCConfig` from flat :data:`PLANNER_PARAMETERS` (absent ones: dataclass defaults;
+    ``reward`` ``""`` means the task's own)."""
+    unknown = set(params) - set(PLANNER_PARAMETERS)
+    if unknown:
+        raise ConfigError(f"unknown planner settings {sorted(unknown)}; known: {PLANNER_PARAMETERS}")
+    cem = {k: v for k, v in params.items() if k in CEMConfig.__dataclass_fields__}
+    top = {k: v for k, v in params.items() if k not in cem}
+    if "reward" in top:
+        top["reward"] = top["reward"] or None
+    return MPCConfig(cem=CEMConfig(**cem), **top)
+
+
 def default_mpc_config(task: str, **overrides: Any) -> MPCConfig:
-    """The task's default planner settings from ``defaults.yaml``, with ``overrides`` applied
-    (top-level MPCConfig fields or CEMConfig fields)."""
+    """The task's default planner settings, with ``overrides`` (:data:`PLANNER_PARAMETERS`).
+
+    The single source of the defaults is the controller section of ``config/<task>.yaml`` (the
+    parameter file the launch file gives the controller node); settings it does not name take the
+    :class:`CEMConfig` / :class:`MPCConfig` defaults.
+    """
     import yaml
 
-    table = yaml.safe_load((Path(__file__).with_name("defaults.yaml")).read_text())
-    raw = dict(table.get(task, table["default"]))
-    cem = dict(raw.pop("cem", {}))
-    for key, value in overrides.items():
-        (cem if key in CEMConfig.__dataclass_fields__ else raw)[key] = value
-    return MPCConfig(cem=CEMConfig(**cem), **raw)
+    path = next((d / f"{task}.yaml" for d in PARAMETER_DIRS if (d / f"{task}.yaml").is_file()), None)
+    if path is None:
+        raise ConfigError(f"no parameter file {task}.yaml in {[str(d) for d in PARAMETER_DIRS]}")
+    section = (yaml.safe_load(path.read_text()).get("controller") or {}).get("ros__parameters", {})
+    params = {k: v for k, v in section.items() if k in PLANNER_PARAMETERS}
+    return mpc_config_from_parameters({**params, **overrides})
 
 
 class MPCController:
@@ -171,15 +199,22 @@ class MPCController:
         return returns.reshape(-1, n, particles).mean((0, 2)) if mode == "expectation" else \
             returns.reshape(n, particles).mean(1)
 
+    @property
+    def iterations_done(self) -> int:
+        """CEM iterations the last plan ran (fewer than configured when a deadline cut it)."""
+        return self.optimizer.iterations_done
+
     @torch.no_grad()
-    def plan(self, obs: np.ndarray) -> np.ndarray:
-        """The optimized action sequence ``(horizon, act_dim)`` from observation ``(obs_dim,)``."""
+    def plan(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        """The optimized action sequence ``(horizon, act_dim)`` from observation ``(obs_dim,)``;
+        ``deadline``: see :meth:`CEMOptimizer.optimize`."""
         state = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
         if state.shape != (self.task.obs_dim,):
             raise ConfigError(f"observation of shape {tuple(state.shape)}; task {self.task.name} "
                               f"expects ({self.task.obs_dim},)")
-        return self.optimizer.optimize(lambda seqs: self.evaluate_sequences(state, seqs)).cpu().numpy()
+        return self.optimizer.optimize(lambda seqs: self.evaluate_sequences(state, seqs),
+                                       deadline).cpu().numpy()
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """First action ``(act_dim,)`` of the plan from ``obs``."""
-        return self.plan(obs)[0]
+    def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        """First action ``(act_dim,)`` of the plan from ``obs`` (``deadline``: see :meth:`plan`)."""
+        return self.plan(obs, deadline)[0]

@@ -1,9 +1,22 @@
-"""controller: publishes actions from a learned policy, per observation or at a fixed rate.
+"""controller: publishes actions from a learned policy or a CEM-MPC planner, per observation or at
+a fixed rate.
 
 Parameters: the fields of :class:`learned_control.runtime.controller.ControllerConfig` (task,
-checkpoint, mode, rate_hz, max_obs_age, device, spec_file, configure_timeout) plus ``autostart``
-and ``torch_threads``. Subscribes ``observation`` and ``model_updated``; publishes ``command`` and
-``/diagnostics``; service ``reload``. Robot mode (parameter ``spec_file``): subscribes
+checkpoint, mode, rate_hz, max_obs_age, device, spec_file, configure_timeout, actor and the
+planner's horizon, samples, elites, iterations, alpha, init_std, std_floor, warm_start, particles,
+propagation, sample, reward, seed) plus ``autostart`` and ``torch_threads``. Subscribes
+``observation``, ``episode`` (an episode summary resets the actor: a planner forgets its warm start,
+as offline evaluation does) and ``model_updated``; publishes ``command`` and ``/diagnostics``;
+service ``reload``.
+
+``actor:=cem`` plans through a dynamics checkpoint every tick. Diagnostics then carry a second
+status, ``planner``: planning latency p50/p99 and deadline misses (plans longer than the control
+period), and ``truncated_plans``. In realtime a plan is given the control period as its deadline: CEM
+stops refitting before an iteration that would overrun it and the mean refitted so far is published,
+so an overrun still commands an action (at least one CEM iteration always runs, so a single
+iteration longer than the period is still late, and counted). In lockstep plans always run every
+iteration, which keeps the loop equal to the offline rollout. A planner parameter set while running
+rebuilds the planner from the running checkpoint (refused, old planner kept, when it fails). Robot mode (parameter ``spec_file``): subscribes
 ``/joint_states`` and the spec's pose/odometry/goal topics (best-effort) instead of
 ``observation``, assembles the observation with the core
 :class:`~learned_control.specs.ObservationAssembler` (also published on ``assembled_observation``
@@ -15,6 +28,7 @@ that fails to load is refused and the old model keeps running.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -28,6 +42,7 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from ..errors import ConfigError, SpecError
+from ..planning.mpc import PLANNER_PARAMETERS
 from ..runtime.controller import ControllerConfig, ModelSlot
 from ..runtime.diagnostics import WARN, CounterCheck, LatencyCheck, ModelCheck, RateCheck, Status
 from ..runtime.stats import LatencyStats
@@ -46,7 +61,8 @@ __all__ = ["Controller", "main"]
 
 
 class Controller(LifecycleNode):
-    """Runs a policy checkpoint against the ``observation`` topic."""
+    """Runs a policy checkpoint, or CEM-MPC through a dynamics checkpoint, against the
+    ``observation`` topic."""
 
     def __init__(self, node_name: str = "controller") -> None:
         super().__init__(node_name)
@@ -64,7 +80,10 @@ class Controller(LifecycleNode):
         self.stale_sources: tuple[str, ...] = ()
         self.answered_stamp = -math.inf
         self.stats = LatencyStats()
+        self.plan_stats = LatencyStats()
+        self.truncated_plans = 0
         self.checks: list = []
+        self.planner_checks: list = []
         self.command_pub = self.diag_pub = self.assembled_pub = None
         self._own_subs: list = []
         self._own_services: list = []
@@ -80,15 +99,20 @@ class Controller(LifecycleNode):
             self.get_logger().error(f"configure failed: {err}")
             return TransitionCallbackReturn.FAILURE
         task = get_task(self.config.task)
-        self.slot = ModelSlot(task, self.config.device)
+        self.slot = ModelSlot(task, self.config.device, self.config.planner(), self.config.seed)
         error = self.slot.swap(self.config.checkpoint)
         if error:
             self.get_logger().error(f"configure failed: {error}")
             return TransitionCallbackReturn.FAILURE
         self.rate_hz = self.config.rate_hz or 1.0 / task.make_env().unwrapped.dt
         self.stats = LatencyStats(deadline=1.0 / self.rate_hz)
+        self.plan_stats = LatencyStats(deadline=1.0 / self.rate_hz)
         lockstep = self.config.mode == "lockstep"
         period_ms = 1e3 / self.rate_hz
+        self.planner_checks = [
+            LatencyCheck(self.plan_stats, warn_p99_ms=0.5 * period_ms, error_p99_ms=period_ms),
+            CounterCheck(lambda: {"truncated_plans": self.truncated_plans}),
+        ] if self.slot.planner is not None else []
         self.checks = [
             RateCheck(self.stats, 0.0 if lockstep else self.rate_hz),
             LatencyCheck(self.stats, warn_p99_ms=0.5 * period_ms, error_p99_ms=period_ms),
@@ -96,8 +120,12 @@ class Controller(LifecycleNode):
             CounterCheck(lambda: {"stale_skips": self.stale, "rejected_observations": self.bad_obs}),
         ]
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE)
+        # created before the observation subscription: when a summary and the next episode's
+        # first observation are both waiting, the executor takes the summary first
         self._own_subs = [self.create_subscription(String, topics.MODEL_UPDATED,
-                                                   self._on_model_updated, qos.LATCHED)]
+                                                   self._on_model_updated, qos.LATCHED),
+                          self.create_subscription(Float64MultiArray, topics.EPISODE,
+                                                   lambda _: self.slot.reset(), qos.RELIABLE)]
         if self.config.spec_file:
             error = self._configure_robot()
             if error:
@@ -196,9 +224,19 @@ class Controller(LifecycleNode):
         self.command_pub = self.diag_pub = self.assembled_pub = None
 
     # ---- control ---------------------------------------------------------------------------
+    def _act(self, obs: np.ndarray) -> np.ndarray:
+        """The actor's action; a planner in realtime gets one control period as its deadline."""
+        start = time.perf_counter()
+        realtime = self.config.mode == "realtime"
+        action = self.slot.act(obs, start + 1.0 / self.rate_hz if realtime else None)
+        if self.slot.planner is not None:
+            self.plan_stats.add(time.perf_counter() - start, time.monotonic())
+            self.truncated_plans += self.slot.iterations_done < self.slot.planner.cem.iterations
+        return action
+
     def _act_and_publish(self, obs: np.ndarray) -> None:
         start = time.perf_counter()
-        action = self.slot.act(obs)
+        action = self._act(obs)
         self.command_pub.publish(array_msg(action, "command"))
         self.stats.add(time.perf_counter() - start, time.monotonic())
 
@@ -243,7 +281,7 @@ class Controller(LifecycleNode):
             return
         self.stale_sources = ()
         self.assembled_pub.publish(array_msg(assembly.observation, "assembled_observation"))
-        action = self.slot.act(assembly.observation)
+        action = self._act(assembly.observation)
         self.command_pub.publish(command_msg(self.shaper.shape(action)))
         self.stats.add(time.perf_counter() - start, time.monotonic())
 
@@ -277,15 +315,29 @@ class Controller(LifecycleNode):
         return response
 
     def _validate_parameters(self, params) -> SetParametersResult:
-        """Refuse a checkpoint that does not load (old model kept); swap one that does."""
+        """Refuse a checkpoint that does not load (old model kept); swap one that does. Planner
+        settings rebuild the running planner, or are refused with the reason."""
+        planner = {p.name: p.value for p in params if p.name in (*PLANNER_PARAMETERS, "seed")}
         for param in params:
             if param.name == "checkpoint" and self.slot is not None:
                 error = self._swap(param.value, "checkpoint parameter")
                 if error:
                     return SetParametersResult(successful=False, reason=error)
-            elif param.name in ("task", "mode", "device", "spec_file") and self.slot is not None:
+            elif (param.name in ("task", "mode", "device", "spec_file", "actor")
+                  and self.slot is not None):
                 return SetParametersResult(successful=False,
                                            reason=f"{param.name} is fixed after configure")
+        if planner and self.slot is not None and self.slot.planner is not None:
+            try:
+                config = dataclasses.replace(self.config, **planner)
+            except ConfigError as err:
+                return SetParametersResult(successful=False, reason=str(err))
+            error = self.slot.swap(self.slot.path, config.planner(), config.seed)
+            if error:
+                self.get_logger().error(f"planner settings {planner} refused: {error}")
+                return SetParametersResult(successful=False, reason=error)
+            self.config = config
+            self.get_logger().info(f"planner rebuilt with {planner}")
         return SetParametersResult(successful=True)
 
     # ---- diagnostics -----------------------------------------------------------------------
@@ -301,8 +353,15 @@ class Controller(LifecycleNode):
         status.add("state", self._state_machine.current_state[1])
         for check in self.checks:
             check.run(status)
-        publish_diagnostics(self, self.diag_pub, [diagnostic(
-            self, "control", status.level, status.message, status.values)])
+        statuses = [diagnostic(self, "control", status.level, status.message, status.values)]
+        if self.planner_checks:
+            plan = Status(message="planning")
+            plan.add("iterations", self.slot.planner.cem.iterations)
+            plan.add("last_iterations", self.slot.iterations_done)
+            for check in self.planner_checks:
+                check.run(plan)
+            statuses.append(diagnostic(self, "planner", plan.level, plan.message, plan.values))
+        publish_diagnostics(self, self.diag_pub, statuses)
 
 
 def main(args: list[str] | None = None) -> int:

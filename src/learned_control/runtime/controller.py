@@ -1,4 +1,11 @@
-"""The controller's logic: what computes the action, and swapping it safely while running."""
+"""The controller's logic: what computes the action, and swapping it safely while running.
+
+The actor is chosen by the parameter ``actor``: ``policy`` runs a policy checkpoint, ``cem`` plans
+with CEM-MPC (:class:`~learned_control.planning.mpc.MPCController`) through a dynamics checkpoint.
+It is explicit rather than inferred from the checkpoint's kind so that a launch file says what runs,
+the planner parameters visibly apply, and a checkpoint of the other kind (a policy handed to a
+planner, or the reverse) is refused with a message instead of silently changing the controller.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +17,17 @@ import numpy as np
 from ..checkpoint import load_checkpoint
 from ..errors import CheckpointError, ConfigError, LearnedControlError
 from ..evaluation import Actor
+from ..planning.cem import CEMConfig
+from ..planning.mpc import PLANNER_PARAMETERS, MPCConfig, MPCController, mpc_config_from_parameters
+from ..planning.rewards import get_reward_fns
 from ..tasks import Task, action_bounds, get_task
 from ..utils import resolve_device
 
-__all__ = ["ControllerConfig", "load_actor", "ModelSlot"]
+__all__ = ["ControllerConfig", "load_actor", "ModelSlot", "ACTORS"]
 
 MODES = ("lockstep", "realtime")
+ACTORS = ("policy", "cem")
+_CEM, _MPC = CEMConfig(), MPCConfig()  # the planner defaults for tasks config/<task>.yaml leaves out
 
 
 @dataclass
@@ -34,6 +46,21 @@ class ControllerConfig:
             topic source carries it; in realtime it acts on sources younger than their max_age.
         configure_timeout: robot mode: seconds configure waits for the first ``/joint_states``
             and the spec's topics before failing, naming what is missing.
+        actor: ``policy`` (``checkpoint`` is a policy) or ``cem`` (``checkpoint`` is a dynamics
+            ensemble; CEM-MPC plans every tick with the settings below).
+        horizon: cem: planned steps H.
+        samples: cem: sequences N per CEM iteration.
+        elites: cem: best sequences K the Gaussian is refitted to (<= samples).
+        iterations: cem: CEM refits per plan (realtime: fewer when the period runs out).
+        alpha: cem: smoothing weight of the old mean/std, in [0, 1).
+        init_std: cem: std of the first iteration, action units (> 0).
+        std_floor: cem: lower bound of the std after each refit, action units (>= 0).
+        warm_start: cem: start from the previous plan shifted one step.
+        particles: cem: particles per sequence.
+        propagation: cem: ensemble propagation, expectation, ts1 or tsinf.
+        sample: cem: sample probabilistic members' deltas instead of their mean.
+        reward: cem: torch reward name (planning.rewards.REWARDS); empty: the task's own.
+        seed: cem: seed of the planner's sampling (reseeded on every model load).
     """
 
     task: str = "InvertedPendulum-v5"
@@ -44,22 +71,57 @@ class ControllerConfig:
     device: str = "cpu"
     spec_file: str = ""
     configure_timeout: float = field(default=10.0, metadata={"range": (0.1, 3600.0)})
+    actor: str = "policy"
+    horizon: int = field(default=_CEM.horizon, metadata={"range": (1, 10_000)})
+    samples: int = field(default=_CEM.samples, metadata={"range": (1, 10_000_000)})
+    elites: int = field(default=_CEM.elites, metadata={"range": (1, 10_000_000)})
+    iterations: int = field(default=_CEM.iterations, metadata={"range": (1, 10_000)})
+    alpha: float = _CEM.alpha
+    init_std: float = _CEM.init_std
+    std_floor: float = _CEM.std_floor
+    warm_start: bool = _CEM.warm_start
+    particles: int = field(default=_MPC.particles, metadata={"range": (1, 1_000_000)})
+    propagation: str = _MPC.propagation
+    sample: bool = _MPC.sample
+    reward: str = ""
+    seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
 
     def __post_init__(self) -> None:
         get_task(self.task)
         if self.mode not in MODES:
             raise ConfigError(f"mode={self.mode!r}; expected one of {MODES}")
+        if self.actor not in ACTORS:
+            raise ConfigError(f"actor={self.actor!r}; expected one of {ACTORS}")
         if self.rate_hz < 0 or self.max_obs_age <= 0:
             raise ConfigError(f"rate_hz={self.rate_hz}, max_obs_age={self.max_obs_age}: need "
                               "rate_hz >= 0 and max_obs_age > 0 (seconds)")
+        planner = mpc_config_from_parameters({name: getattr(self, name)
+                                              for name in PLANNER_PARAMETERS})  # validates
+        if self.actor == "cem":
+            get_reward_fns(planner.reward or self.task)
+
+    def planner(self) -> MPCConfig | None:
+        """The planner settings; ``None`` unless ``actor`` is ``cem``."""
+        if self.actor != "cem":
+            return None
+        return mpc_config_from_parameters({name: getattr(self, name) for name in PLANNER_PARAMETERS})
 
 
-def load_actor(path: str | Path, task: Task, device: str = "cpu") -> Actor:
+def load_actor(path: str | Path, task: Task, device: str = "cpu",
+               planner: MPCConfig | None = None, seed: int = 0) -> Actor:
     """The actor a checkpoint describes, checked against ``task``'s sizes.
 
+    Args:
+        planner: ``None``: ``path`` is a policy; else ``path`` is a dynamics ensemble and the actor
+            is an :class:`MPCController` with these settings and ``seed``.
+
     Raises:
-        CheckpointError: missing/corrupt file, or sizes that do not fit the task.
+        CheckpointError: missing/corrupt file, the other kind of checkpoint, or sizes that do not
+            fit the task.
+        ConfigError: planner settings that do not fit the model (e.g. ts1 divisibility).
     """
+    if planner is not None:
+        return MPCController.from_checkpoint(path, task.name, planner, resolve_device(device), seed)
     env = task.make_env()
     low, high = action_bounds(env)
     env.close()
@@ -67,7 +129,7 @@ def load_actor(path: str | Path, task: Task, device: str = "cpu") -> Actor:
     ckpt.check_fits(task.obs_dim, task.act_dim, task.name)
     if ckpt.model.kind != "policy":
         raise CheckpointError(f"{path}: a {ckpt.model.kind} checkpoint cannot drive the controller "
-                              "in policy mode")
+                              "with actor=policy (a dynamics model plans with actor=cem)")
     ckpt.model.eval()
     return ckpt.model
 
@@ -79,24 +141,37 @@ class ModelSlot:
     Attributes:
         task: the task every loaded model must fit.
         device: inference device.
+        planner: ``None``: the slot runs policies; else it plans through dynamics checkpoints
+            with these settings (see :func:`load_actor`).
+        seed: the planner's seed.
+        path: the file the running actor came from.
     """
 
     task: Task
     device: str = "cpu"
+    planner: MPCConfig | None = None
+    seed: int = 0
     actor: Actor | None = None
+    path: str = ""
     identity: str = "none"
     swaps: int = 0
     failed_swaps: int = 0
     last_error: str = ""
 
-    def swap(self, path: str) -> str:
-        """Load ``path`` and run it from now on; on failure keep the old actor.
+    def swap(self, path: str, planner: MPCConfig | None = None, seed: int | None = None) -> str:
+        """Load ``path`` and run it from now on; on failure keep the old actor (and settings).
+
+        Args:
+            planner, seed: new planner settings to load with (kept only on success); ``None``:
+                the current ones.
 
         Returns:
             ``""`` on success, else the error message (also kept in ``last_error``).
         """
+        planner = planner or self.planner
+        seed = self.seed if seed is None else seed
         try:
-            actor = load_actor(path, self.task, self.device)
+            actor = load_actor(path, self.task, self.device, planner, seed)
         except (LearnedControlError, OSError) as err:
             self.failed_swaps += 1
             self.last_error = str(err)
@@ -104,8 +179,23 @@ class ModelSlot:
         if hasattr(actor, "reset"):
             actor.reset()
         self.actor, self.identity = actor, f"{type(actor).__name__}@{Path(path).name}"
+        self.path, self.planner, self.seed = str(path), planner, seed
         self.swaps += 1
         return ""
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
+    def reset(self) -> None:
+        """Episode start: the actor forgets its state (a planner its warm start)."""
+        if hasattr(self.actor, "reset"):
+            self.actor.reset()
+
+    def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        """The action for ``obs``; a planner stops refining at ``deadline``
+        (``time.perf_counter()`` seconds; see :meth:`CEMOptimizer.optimize`), a policy ignores it."""
+        if self.planner is not None:
+            return self.actor.act(obs, deadline)
         return self.actor.act(obs)
+
+    @property
+    def iterations_done(self) -> int | None:
+        """CEM iterations of the last plan; ``None`` for a policy."""
+        return self.actor.iterations_done if self.planner is not None else None
