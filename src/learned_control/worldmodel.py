@@ -17,9 +17,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from tqdm import tqdm
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from .data.episodes import Transitions
+from .data.episodes import Episode, Transitions
 from .errors import ConfigError
 from .models.dynamics import EnsembleDynamics
 from .models.policies import MLPPolicy
@@ -27,7 +28,7 @@ from .tasks import get_task
 
 __all__ = ["FIXED_GOAL", "SUCCESS_DISTANCE", "Predict", "FixedGoalFetchReach", "make_fixed_goal_env",
            "FIXED_GOAL_ENV_ID",
-           "fetch_reward_success", "ensemble_predict", "collect_transitions", "ModelVecEnv",
+           "fetch_reward_success", "ensemble_predict", "rollout_steps", "collect_transitions", "ModelVecEnv",
            "sb3_actor_to_policy"]
 
 FIXED_GOAL = (1.486, 0.73, 0.681)
@@ -86,7 +87,7 @@ def make_fixed_goal_env(**overrides: Any) -> gym.Env:
 FIXED_GOAL_ENV_ID = "LearnedControl/FetchReachFixedGoal-v4"
 """Gymnasium id of :func:`make_fixed_goal_env` (``gym.make(FIXED_GOAL_ENV_ID)`` after importing this module)."""
 if FIXED_GOAL_ENV_ID not in gym.registry:
-    gym.register(FIXED_GOAL_ENV_ID, entry_point=make_fixed_goal_env)
+    gym.register(FIXED_GOAL_ENV_ID, entry_point="learned_control.worldmodel:make_fixed_goal_env")
 
 
 def fetch_reward_success(obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,24 +108,41 @@ def ensemble_predict(model: EnsembleDynamics) -> Predict:
     return lambda obs, act: model.predict(obs, act).mean(0)
 
 
-def collect_transitions(env: gym.Env, act: Callable[[np.ndarray], np.ndarray], steps: int,
-                        seed: int = 0) -> Transitions:
-    """``steps`` real transitions of ``env`` under ``act`` (observation ``(obs_dim,)`` -> action).
+def rollout_steps(env: gym.Env, act: Callable[[np.ndarray], np.ndarray], steps: int, seed: int = 0,
+                  progress: bool = False) -> list[Episode]:
+    """Exactly ``steps`` real steps of ``env`` under ``act`` (observation ``(obs_dim,)`` -> action).
 
-    Episodes reset on termination or truncation; the first reset uses ``seed``.
+    Episodes reset with seeds ``seed, seed+1, ...`` on termination or truncation; the last one is
+    cut at the budget (marked truncated).
     """
     if steps < 1:
         raise ConfigError(f"steps={steps}; expected >= 1")
-    rows: list[tuple] = []
-    obs, _ = env.reset(seed=seed)
-    for _ in range(steps):
-        action = np.asarray(act(obs), dtype=np.float64)
-        nxt, rew, term, trunc, _ = env.step(action)
-        rows.append((obs, action, rew, nxt, term))
-        obs = env.reset()[0] if term or trunc else nxt
-    o, a, r, n, t = (np.asarray(x) for x in zip(*rows, strict=True))
-    return Transitions(o.astype(np.float32), a.astype(np.float32), r.astype(np.float32),
-                       n.astype(np.float32), t.astype(bool))
+    episodes: list[Episode] = []
+    taken = 0
+    bar = tqdm(total=steps, desc="rollout", unit="step", disable=not progress, leave=False)
+    while taken < steps:
+        obs0, _ = env.reset(seed=seed + len(episodes))
+        obs, rows = obs0, []
+        done = False
+        while not done:
+            action = np.asarray(act(obs), dtype=np.float64)
+            obs, rew, term, trunc, _ = env.step(action)
+            taken += 1
+            bar.update()
+            rows.append((obs, action, rew, term, trunc or taken >= steps))
+            done = rows[-1][3] or rows[-1][4]
+        nxt, a, r, t, tr = (np.asarray(x) for x in zip(*rows, strict=True))
+        episodes.append(Episode(np.vstack([obs0, nxt]), a, r, t, tr, seed=seed + len(episodes)))
+    bar.close()
+    return episodes
+
+
+def collect_transitions(env: gym.Env, act: Callable[[np.ndarray], np.ndarray], steps: int,
+                        seed: int = 0) -> Transitions:
+    """``steps`` real transitions of ``env`` under ``act`` (float32); see :func:`rollout_steps`."""
+    data = Transitions.from_episodes(rollout_steps(env, act, steps, seed))
+    return Transitions(*(x.astype(np.float32) for x in (data.observations, data.actions, data.rewards,
+                                                         data.next_observations)), data.terminations)
 
 
 class ModelVecEnv(VecEnv):
