@@ -7,7 +7,7 @@ writes it) and of our :class:`MPCController` on the same workload, alternated re
 the ratio; and the share of this machine's fp32 matmul peak (2048^2 matmul, same thread count,
 measured in this run) that each reaches.
 
-Part 2, each task's default planner config (``planning/defaults.yaml``) with the ensemble its
+Part 2, each task's default planner config (``config/<task>.yaml``) with the ensemble its
 model would have: p50/p99 per plan against the task's control period.
 
 Run: ``.venv/bin/python bench/planner.py [--threads 2] [--repeats 15]``
