@@ -122,8 +122,11 @@ class WorldModelResult:
 
     Attributes:
         checkpoint: the exported policy checkpoint.
-        expert: the expert's fixed-goal stochastic evaluation summary.
-        rounds: one dict per round (0 = first model): data size, model error, evaluations.
+        expert: the expert's two evaluation summaries (keys as in ``rounds``) and its
+            ``real_steps`` (training + callback evaluations).
+        rounds: one dict per round (0 = first model): ``transitions``, ``val_one_step_mse``,
+            ``fixed_stochastic`` / ``random_deterministic`` evaluation summaries, ``real_steps``
+            (training steps so far).
         real_steps: counted real env steps per stage: ``expert`` (training), ``expert_eval``
             (callback evaluations), ``collection``, ``aggregation`` (list, one per round),
             ``evaluation`` (the reported evaluations; not training data).
@@ -255,13 +258,11 @@ def _round_table(expert: dict, rounds: list[dict], out: Path) -> None:
     for col in ("round", "real steps (training)", "transitions", "model val MSE",
                 "fixed goal: reward", "fixed goal: success", "random goals: success"):
         table.add_column(col, justify="right")
-    table.add_row("expert", str(expert["real_steps"]), "-", "-", f"{expert['mean']:.3f}",
-                  f"{expert['success']:.2f}", "-")
-    for r in rounds:
+    for r in [{"round": "expert", "transitions": "-", **expert}, *rounds]:
         fixed, rand = r["fixed_stochastic"], r["random_deterministic"]
-        table.add_row(str(r["round"]), str(r["real_steps"]), str(r["transitions"]),
-                      f"{r['val_one_step_mse']:.3g}", f"{fixed['mean']:.3f}", f"{fixed['success']:.2f}",
-                      f"{rand['success']:.2f}")
+        mse = f"{r['val_one_step_mse']:.3g}" if "val_one_step_mse" in r else "-"
+        table.add_row(str(r["round"]), str(r["real_steps"]), str(r["transitions"]), mse,
+                      f"{fixed['mean']:.3f}", f"{fixed['success']:.2f}", f"{rand['success']:.2f}")
     console = Console(record=True, width=130)
     console.print(table)
     (out / "rounds.txt").write_text(console.export_text())
@@ -320,8 +321,7 @@ def run_world_model(config: WorldModelConfig, out_dir: str | Path, progress: boo
         stages.update()
     stages.close()
 
-    expert = {**expert_eval["fixed_stochastic"].summary(),
-              "random_goal_success": expert_eval["random_deterministic"].success_rate,
+    expert = {**{name: r.summary() for name, r in expert_eval.items()},
               "real_steps": steps["expert"] + steps["expert_eval"]}
     _round_table(expert, rounds, out)
     policy = sb3_actor_to_policy(learner)

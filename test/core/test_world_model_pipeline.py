@@ -1,0 +1,68 @@
+"""``learned-control world-model`` end to end on the real FetchReach at tiny budgets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from learned_control.checkpoint import load_checkpoint
+from learned_control.cli import main
+from learned_control.data.minari_io import load_transitions
+from learned_control.errors import ConfigError
+from learned_control.evaluation import evaluate
+from learned_control.tasks import get_task, make_env
+from learned_control.training.experts import load_sb3_expert
+from learned_control.training.world_model import WorldModelConfig
+
+TINY = ["--expert-steps", "256", "--n-steps", "64", "--n-envs", "2", "--eval-every", "128",
+        "--eval-callback-episodes", "2", "--collect-steps", "300", "--aggregation-steps", "100",
+        "--rounds", "1", "--model-ppo-steps", "256", "--model-envs", "4", "--eval-episodes", "3",
+        "--members", "2", "--hid-size", "32", "--num-layers", "2", "--epochs", "2",
+        "--dataset-prefix", "test/world-model", "--device", "cpu", "--no-progress"]
+
+
+def test_cli_pipeline_writes_policy_curves_table_and_counts_real_steps(tmp_path, capsys):
+    assert main(["world-model", *TINY, "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    (run,) = tmp_path.iterdir()
+    for name in ("expert/best_model.zip", "expert/eval_reward.png", "round0/curves.png",
+                 "round0/dynamics.pt", "round1/curves.png", "rounds.png", "rounds.txt", "policy.pt"):
+        assert (run / name).is_file(), name
+    result = json.loads((run / "result.json").read_text())
+    steps = result["real_steps"]
+    # the counted real-env steps of each stage are the budgets
+    assert (steps["expert"], steps["collection"], steps["aggregation"]) == (256, 300, [100])
+    assert "expert 256" in out and "collection 300" in out and "aggregation [100]" in out
+    # ... and evaluations are counted too: every reported episode's length, nothing else
+    evals = [r[k] for r in [result["expert"], *result["rounds"]]
+             for k in ("fixed_stochastic", "random_deterministic")]
+    assert steps["evaluation"] == round(sum(e["episodes"] * e["mean_length"] for e in evals))
+    assert [r["transitions"] for r in result["rounds"]] == [300, 400]
+    table = (run / "rounds.txt").read_text()
+    assert "expert" in table and "400" in table
+    # the datasets are real Minari datasets holding exactly those steps
+    assert [len(load_transitions(d)[0]) for d in result["datasets"]] == [300, 100]
+
+    # the exported checkpoint is the final learner's deterministic actor ...
+    policy = load_checkpoint(run / "policy.pt").model
+    learner = load_sb3_expert(run / "policy_ppo.zip", get_task("FetchReach-v4"), "ppo").model
+    env = make_env("FetchReach-v4")
+    obs = np.stack([env.reset(seed=s)[0] for s in range(10)]).astype(np.float32)
+    obs[:, 3:6] += np.random.default_rng(0).normal(0, 0.3, (10, 3))
+    np.testing.assert_allclose(policy.act(obs), learner.predict(obs, deterministic=True)[0], atol=1e-5)
+    # ... and evaluating it offline gives the reported random-goal evaluation
+    offline = evaluate(policy, env, 3, seed=0)
+    assert offline.summary() == pytest.approx(result["rounds"][-1]["random_deterministic"])
+    assert main(["evaluate", str(run / "policy.pt"), "--task", "FetchReach-v4", "--episodes", "2"]) == 0
+    assert "mean_return" in capsys.readouterr().out
+
+
+def test_bad_budgets_are_refused_before_any_work():
+    with pytest.raises(ConfigError, match="not a multiple of n_steps \\* n_envs = 2048"):
+        WorldModelConfig(expert_steps=1000)
+    with pytest.raises(ConfigError, match="aggregation_steps=0"):
+        WorldModelConfig(rounds=1, aggregation_steps=0)
+    with pytest.raises(ConfigError, match="collect_steps=0"):
+        WorldModelConfig(collect_steps=0)
