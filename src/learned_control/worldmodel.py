@@ -48,40 +48,46 @@ class FixedGoalFetchReach(gym.Wrapper):
 
     Args:
         env: the flat FetchReach env (``get_task("FetchReach-v4").make_env()``).
-        goal: goal position ``(3,)`` in metres.
+        goal: goal position ``(3,)`` in metres; ``None`` keeps the env's own random goal of each
+            reset (same shaped reward and termination).
     """
 
-    def __init__(self, env: gym.Env, goal: tuple[float, float, float] = FIXED_GOAL) -> None:
+    def __init__(self, env: gym.Env, goal: tuple[float, float, float] | None = FIXED_GOAL) -> None:
         super().__init__(env)
-        self.goal = np.asarray(goal, dtype=np.float64)
-        if self.goal.shape != (3,):
-            raise ConfigError(f"goal={goal!r}; expected 3 coordinates in metres")
+        self.goal = None if goal is None else np.asarray(goal, dtype=np.float64)
+        if self.goal is not None and self.goal.shape != (3,):
+            raise ConfigError(f"goal={goal!r}; expected 3 coordinates in metres or None (random goals)")
+        self._goal = np.zeros(3)
         self._distance = 0.0
 
     def _fixed(self, obs: np.ndarray) -> np.ndarray:
         obs = np.array(obs, dtype=np.float64)
-        obs[:3] = self.goal
+        obs[:3] = self._goal
         return obs
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict]:
         obs, info = self.env.reset(**kwargs)
-        self.env.unwrapped.goal = self.goal.copy()
+        self._goal = np.array(obs[:3], dtype=np.float64) if self.goal is None else self.goal.copy()
+        self.env.unwrapped.goal = self._goal.copy()
         obs = self._fixed(obs)
-        self._distance = float(np.linalg.norm(obs[3:6] - self.goal))
+        self._distance = float(np.linalg.norm(obs[3:6] - self._goal))
         return obs, info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         obs, _, terminated, truncated, info = self.env.step(action)
         obs = self._fixed(obs)
-        distance = float(np.linalg.norm(obs[3:6] - self.goal))
+        distance = float(np.linalg.norm(obs[3:6] - self._goal))
         reward, self._distance = 10.0 * (self._distance - distance), distance
         info["is_success"] = float(distance < SUCCESS_DISTANCE)
         return obs, reward, bool(terminated or info["is_success"]), truncated, info
 
 
-def make_fixed_goal_env(**overrides: Any) -> gym.Env:
-    """The users' fixed-goal FetchReach env (flat 13-d observation, 4-d action in [-1, 1])."""
-    return FixedGoalFetchReach(get_task("FetchReach-v4").make_env(**overrides))
+def make_fixed_goal_env(goal: tuple[float, float, float] | None = FIXED_GOAL, **overrides: Any) -> gym.Env:
+    """The users' fixed-goal FetchReach env (flat 13-d observation, 4-d action in [-1, 1]).
+
+    ``goal=None``: the env's random goals with the users' shaped reward and termination.
+    """
+    return FixedGoalFetchReach(get_task("FetchReach-v4").make_env(**overrides), goal)
 
 
 FIXED_GOAL_ENV_ID = "LearnedControl/FetchReachFixedGoal-v4"

@@ -10,6 +10,7 @@ from stable_baselines3 import PPO
 
 from learned_control.checkpoint import load_checkpoint, save_checkpoint
 from learned_control.errors import ConfigError
+from learned_control.tasks import make_env
 from learned_control.worldmodel import FIXED_GOAL, FIXED_GOAL_ENV_ID, ModelVecEnv, make_fixed_goal_env, sb3_actor_to_policy
 
 
@@ -43,6 +44,22 @@ def test_fixed_goal_env_goal_reward_and_success():
     assert env.unwrapped.goal.tolist() == pytest.approx(list(FIXED_GOAL))
     by_id = gym.make(FIXED_GOAL_ENV_ID)
     np.testing.assert_allclose(by_id.reset(seed=0)[0], make_fixed_goal_env().reset(seed=0)[0])
+
+
+def test_random_goal_variant_keeps_the_sampled_goal_with_the_shaped_reward():
+    env, plain = gym.make(FIXED_GOAL_ENV_ID, goal=None), make_env("FetchReach-v4")
+    goals = [env.reset(seed=s)[0][:3] for s in range(3)]
+    for s, goal in enumerate(goals):  # the env's own sampling, not the fixed goal
+        np.testing.assert_allclose(goal, plain.reset(seed=s)[0][:3])
+        assert not np.allclose(goal, FIXED_GOAL)
+    data = _real_rollout(env, 60, seed=4)
+    for obs, _, nxt, rew, term, succ in data:
+        np.testing.assert_allclose(nxt[:3], obs[:3])
+        d0, d1 = (np.linalg.norm(o[3:6] - obs[:3]) for o in (obs, nxt))
+        assert rew == pytest.approx(10 * (d0 - d1))
+        assert term == bool(succ) == (d1 < 0.05)
+    with pytest.raises(ConfigError, match="expected 3 coordinates in metres or None"):
+        make_fixed_goal_env(goal=(1.0, 2.0))
 
 
 def test_model_env_scores_real_transitions_like_the_real_env():

@@ -2,7 +2,8 @@
 
 The bridge runs registry tasks only; the fixed-goal FetchReach is not one, so the checkpoint
 (13-d goal + robot observation, task ``FetchReach-v4``) runs on the random-goal FetchReach-v4,
-which is the deterministic evaluation of AMENDMENTS issue 6.
+which is the deterministic evaluation of AMENDMENTS issue 6; the pipeline here trains on random
+goals (``random_goals=True``) as a deployment on that task would.
 """
 
 import numpy as np
@@ -22,7 +23,8 @@ def test_world_model_policy_in_controller_equals_offline_rollout(graph, tmp_path
     config = WorldModelConfig(expert_steps=256, n_steps=64, n_envs=2, eval_every=128,
                               eval_callback_episodes=2, collect_steps=300, aggregation_steps=100,
                               rounds=1, model_ppo_steps=256, model_envs=4, eval_episodes=2, members=2,
-                              hid_size=32, num_layers=2, epochs=2, dataset_prefix="test/wm-ros")
+                              hid_size=32, num_layers=2, epochs=2, random_goals=True,
+                              dataset_prefix="test/wm-ros")
     checkpoint = run_world_model(config, tmp_path / "run", progress=False).checkpoint
 
     episodes, seed = 3, 11

@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             default = None if f.name == "dataset_prefix" else f.default
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default) if default is not None
                                 else str, default=default, help=f"{_HELP[f.name]} (default: %(default)s)")
+    parser.add_argument("--random-goals", action="store_true",
+                        help="train expert and model on the env's random goals (shaped reward) "
+                             "instead of the users' fixed goal")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_runtime_args(parser)
     parser.set_defaults(func=run)
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
     values = {name: getattr(args, name) for name in _HELP}
     prefix = values.pop("dataset_prefix")
-    config = WorldModelConfig(**values, seed=args.seed, device=str(resolve_device(args.device)),
+    config = WorldModelConfig(**values, random_goals=args.random_goals, seed=args.seed, device=str(resolve_device(args.device)),
                               **({} if prefix is None else {"dataset_prefix": prefix}))  # checked first
     run_dir = new_run_dir(args.runs_dir, "world-model")
     if prefix is None:

@@ -70,6 +70,8 @@ class WorldModelConfig:
         members, hid_size, num_layers: dynamics ensemble size and MLP shape.
         epochs, lr, model_batch_size, val_fraction, patience: dynamics training
             (users: 80/20 split, i.e. ``val_fraction`` 0.2).
+        random_goals: train on the env's random goals (shaped reward, terminate on success)
+            instead of the users' fixed goal: expert, its callback, collection and aggregation.
         dataset_prefix: Minari ids are ``<prefix>-collect-v0`` and ``<prefix>-round<k>-v0``.
         seed: seeds PPO, the model fits, rollouts (reset seeds) and evaluations.
         device: torch device of PPO and the model.
@@ -96,6 +98,7 @@ class WorldModelConfig:
     model_batch_size: int = 256
     val_fraction: float = 0.2
     patience: int = 10
+    random_goals: bool = False
     dataset_prefix: str = "learned_control/world-model"
     seed: int = 0
     device: str = "cpu"
@@ -190,14 +193,19 @@ def _plot(path: Path, x: Any, series: dict[str, Any], xlabel: str, ylabel: str) 
     plt.close(fig)
 
 
+def _training_env(config: WorldModelConfig) -> gym.Env:
+    """A real env the expert and the data come from: fixed goal, or random goals by config."""
+    return gym.make(FIXED_GOAL_ENV_ID, **({"goal": None} if config.random_goals else {}))
+
+
 def _train_expert(config: WorldModelConfig, out: Path, progress: bool) -> tuple[Any, dict[str, int]]:
     """PPO on the real env with ``EvalCallback``; returns (best model, counted steps)."""
     from stable_baselines3.common.callbacks import EvalCallback
     from stable_baselines3.common.monitor import Monitor
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    counters = [StepCounter(gym.make(FIXED_GOAL_ENV_ID)) for _ in range(config.n_envs)]
-    eval_counter = StepCounter(gym.make(FIXED_GOAL_ENV_ID))
+    counters = [StepCounter(_training_env(config)) for _ in range(config.n_envs)]
+    eval_counter = StepCounter(_training_env(config))
     venv = DummyVecEnv([lambda c=c: Monitor(c) for c in counters])
     callback = EvalCallback(Monitor(eval_counter), n_eval_episodes=config.eval_callback_episodes,
                             eval_freq=max(config.eval_every // config.n_envs, 1),
@@ -215,12 +223,13 @@ def _train_expert(config: WorldModelConfig, out: Path, progress: bool) -> tuple[
     return best, {"expert": sum(c.steps for c in counters), "expert_eval": eval_counter.steps}
 
 
-def _collect(model: Any, steps: int, seed: int, dataset_id: str, progress: bool) -> list[Episode]:
-    """``steps`` real steps of ``model``'s sampled actions, stored as Minari ``dataset_id``."""
-    env = gym.make(FIXED_GOAL_ENV_ID)
+def _collect(model: Any, env: gym.Env, steps: int, seed: int, dataset_id: str,
+             progress: bool) -> list[Episode]:
+    """``steps`` real steps of ``model``'s sampled actions in ``env``, stored as Minari ``dataset_id``."""
     episodes = rollout_steps(env, _StochasticPPO(model).act, steps, seed, progress)
     save_episodes(dataset_id, episodes, env, algorithm_name="ppo (stochastic)",
-                  description=f"{steps} real steps of PPO on {FIXED_GOAL_ENV_ID}, reset seeds from {seed}")
+                  description=f"{steps} real steps of PPO on {env.spec.id} {env.spec.kwargs}, reset "
+                              f"seeds from {seed}")
     env.close()
     return episodes
 
@@ -245,7 +254,8 @@ def _fit_model(episodes: list[Episode], config: WorldModelConfig, out: Path, rou
     train = DynamicsTrainConfig(epochs=config.epochs, batch_size=config.model_batch_size, lr=config.lr,
                                 val_fraction=config.val_fraction, patience=config.patience)
     history, _ = train_dynamics_run(model, data, get_task(POLICY_TASK), train, out, config.seed + round_,
-                                    progress, metadata={"env_id": FIXED_GOAL_ENV_ID, "round": round_})
+                                    progress, metadata={"env_id": FIXED_GOAL_ENV_ID, "random_goals": config.random_goals,
+                                              "round": round_})
     return model, {"transitions": len(data), "val_one_step_mse": history.val_one_step_mse[history.best_epoch]}
 
 
@@ -290,7 +300,7 @@ def run_world_model(config: WorldModelConfig, out_dir: str | Path, progress: boo
 
     stages.set_postfix_str("collection")
     datasets = [f"{config.dataset_prefix}-collect-v0"]
-    episodes = _collect(ppo, config.collect_steps, config.seed, datasets[0], progress)
+    episodes = _collect(ppo, _training_env(config), config.collect_steps, config.seed, datasets[0], progress)
     steps["collection"] = sum(len(ep) for ep in episodes)
     stages.update()
 
@@ -300,7 +310,8 @@ def run_world_model(config: WorldModelConfig, out_dir: str | Path, progress: boo
         if k > 0:
             stages.set_postfix_str(f"round {k}: learner rollouts")
             datasets.append(f"{config.dataset_prefix}-round{k}-v0")
-            new = _collect(learner, config.aggregation_steps, config.seed + 1000 * k, datasets[-1], progress)
+            new = _collect(learner, _training_env(config), config.aggregation_steps, config.seed + 1000 * k,
+                           datasets[-1], progress)
             steps["aggregation"].append(sum(len(ep) for ep in new))
             episodes = episodes + new
             stages.update()
@@ -326,7 +337,8 @@ def run_world_model(config: WorldModelConfig, out_dir: str | Path, progress: boo
     _round_table(expert, rounds, out)
     policy = sb3_actor_to_policy(learner)
     checkpoint = save_checkpoint(out / "policy.pt", policy, POLICY_TASK, metadata={
-        "trainer": "world_model", "env_id": FIXED_GOAL_ENV_ID, "rounds": config.rounds,
+        "trainer": "world_model", "env_id": FIXED_GOAL_ENV_ID, "random_goals": config.random_goals,
+        "rounds": config.rounds,
         "real_steps": steps, "seed": config.seed,
         "fixed_goal_success": rounds[-1]["fixed_stochastic"]["success"],
         "random_goal_success": rounds[-1]["random_deterministic"]["success"]})
