@@ -1,29 +1,62 @@
-"""World-model env throughput: env steps per second, learned-model VecEnv vs the real FetchReach.
+"""World-model benchmarks on the real FetchReach.
 
-Measured in one run, printed side by side. (The success-rate benchmark of issue 6 — round 1 and
-2 aggregation rounds vs the users' 0.5 / 0.85 and the expert's 0.95 — is not written yet.)
+Default: env throughput, steps per second of the learned-model VecEnv vs the real env, side by side.
+``--success``: the whole pipeline (:func:`run_world_model`, the users' budgets by default) and its
+real-env success after the first model and after the aggregation rounds, next to the users'
+figures (0.5, 0.85, expert 0.95) and the issue's targets (0.9, 0.95 on random goals).
 
-Usage: ``python bench/world_model.py [--num-envs 16] [--steps 200]``
+Usage: ``python bench/world_model.py [--num-envs 16] [--steps 200]``,
+``python bench/world_model.py --success [--random-goals] [--rounds 2] [--out runs/bench-wm]``
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from learned_control.models.dynamics import EnsembleDynamics
+from learned_control.training.world_model import WorldModelConfig, run_world_model
+from learned_control.utils import new_run_dir
 from learned_control.worldmodel import ModelVecEnv, ensemble_predict, make_fixed_goal_env
+
+
+def success(args: argparse.Namespace) -> None:
+    """Run the pipeline at the default (users') budgets and compare with the users' figures."""
+    run_dir = new_run_dir(args.out, "bench-world-model")
+    config = WorldModelConfig(rounds=args.rounds, random_goals=args.random_goals,
+                              dataset_prefix=f"learned_control/{run_dir.name}")
+    print(f"run directory: {run_dir}\nconfig: {dataclasses.asdict(config)}")
+    t0 = time.perf_counter()
+    result = run_world_model(config, run_dir, progress=False)
+    minutes = (time.perf_counter() - t0) / 60
+    first, last = result.rounds[0], result.rounds[-1]
+    print(f"real env steps: {result.real_steps}; wall {minutes:.1f} min on CPU")
+    print(f"{'':34s}{'fixed goal, stochastic':>24s}{'random goals, deterministic':>30s}{'users':>7s}{'target':>8s}")
+    for name, row, users, target in (("expert", result.expert, 0.95, None),
+                                     ("round 0 (first model)", first, 0.5, 0.9),
+                                     (f"round {last['round']} (after aggregation)", last, 0.85, 0.95)):
+        print(f"{name:34s}{row['fixed_stochastic']['success']:24.2f}"
+              f"{row['random_deterministic']['success']:30.2f}{users:7.2f}{target or float('nan'):8.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-envs", type=int, default=16, help="parallel model envs")
     parser.add_argument("--steps", type=int, default=200, help="vector steps of the model env")
+    parser.add_argument("--success", action="store_true", help="run the success benchmark instead")
+    parser.add_argument("--random-goals", action="store_true", help="--success: train on random goals")
+    parser.add_argument("--rounds", type=int, default=2, help="--success: aggregation rounds")
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="--success: runs folder")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.success:
+        success(args)
+        return
     rng = np.random.default_rng(0)
     env = make_fixed_goal_env()
     starts = np.stack([env.reset(seed=s)[0] for s in range(16)]).astype(np.float32)
