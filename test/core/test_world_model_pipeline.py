@@ -23,6 +23,7 @@ TINY = ["--expert-steps", "256", "--n-steps", "64", "--n-envs", "2", "--eval-eve
         "--dataset-prefix", "test/world-model", "--device", "cpu", "--no-progress"]
 
 
+@pytest.mark.slow  # ~13 s alone, ~20 s on a loaded machine
 def test_cli_pipeline_writes_policy_curves_table_and_counts_real_steps(tmp_path, capsys):
     assert main(["world-model", *TINY, "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
