@@ -28,20 +28,31 @@ from learned_control.worldmodel import ModelVecEnv, ensemble_predict, make_fixed
 def success(args: argparse.Namespace) -> None:
     """Run the pipeline at the default (users') budgets and compare with the users' figures."""
     run_dir = new_run_dir(args.out, "bench-world-model")
-    config = WorldModelConfig(rounds=args.rounds, random_goals=args.random_goals,
-                              dataset_prefix=f"learned_control/{run_dir.name}")
+    config = WorldModelConfig(
+        rounds=args.rounds,
+        random_goals=args.random_goals,
+        dataset_prefix=f"learned_control/{run_dir.name}",
+    )
     print(f"run directory: {run_dir}\nconfig: {dataclasses.asdict(config)}")
     t0 = time.perf_counter()
     result = run_world_model(config, run_dir, progress=False)
     minutes = (time.perf_counter() - t0) / 60
     first, last = result.rounds[0], result.rounds[-1]
     print(f"real env steps: {result.real_steps}; wall {minutes:.1f} min on CPU")
-    print(f"{'':34s}{'fixed goal, stochastic':>24s}{'random goals, deterministic':>30s}{'users':>7s}{'target':>8s}")
-    for name, row, users, target in (("expert", result.expert, 0.95, None),
-                                     ("round 0 (first model)", first, 0.5, 0.9),
-                                     (f"round {last['round']} (after aggregation)", last, 0.85, 0.95)):
-        print(f"{name:34s}{row['fixed_stochastic']['success']:24.2f}"
-              f"{row['random_deterministic']['success']:30.2f}{users:7.2f}{target or float('nan'):8.2f}")
+    print(
+        f"{'':34s}{'fixed goal, stochastic':>24s}{'random goals, deterministic':>30s}"
+        f"{'users':>7s}{'target':>8s}"
+    )
+    for name, row, users, target in (
+        ("expert", result.expert, 0.95, None),
+        ("round 0 (first model)", first, 0.5, 0.9),
+        (f"round {last['round']} (after aggregation)", last, 0.85, 0.95),
+    ):
+        print(
+            f"{name:34s}{row['fixed_stochastic']['success']:24.2f}"
+            f"{row['random_deterministic']['success']:30.2f}{users:7.2f}"
+            f"{target or float('nan'):8.2f}"
+        )
 
 
 def main() -> None:
@@ -49,7 +60,9 @@ def main() -> None:
     parser.add_argument("--num-envs", type=int, default=16, help="parallel model envs")
     parser.add_argument("--steps", type=int, default=200, help="vector steps of the model env")
     parser.add_argument("--success", action="store_true", help="run the success benchmark instead")
-    parser.add_argument("--random-goals", action="store_true", help="--success: train on random goals")
+    parser.add_argument(
+        "--random-goals", action="store_true", help="--success: train on random goals"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="--success: aggregation rounds")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="--success: runs folder")
     args = parser.parse_args()
@@ -76,7 +89,10 @@ def main() -> None:
         venv.step(a)
     model_rate = args.steps * args.num_envs / (time.perf_counter() - t0)
     print(f"real FetchReach:            {real_rate:9.0f} env steps/s")
-    print(f"model VecEnv ({args.num_envs} envs, 5x200x3 ensemble, CPU 1 thread): {model_rate:9.0f} env steps/s")
+    print(
+        f"model VecEnv ({args.num_envs} envs, 5x200x3 ensemble, CPU 1 thread): "
+        f"{model_rate:9.0f} env steps/s"
+    )
     print(f"ratio model/real: {model_rate / real_rate:.1f}x")
 
 

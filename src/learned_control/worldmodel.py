@@ -17,8 +17,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from tqdm import tqdm
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
+from tqdm import tqdm
 
 from .data.episodes import Episode, Transitions
 from .errors import ConfigError
@@ -26,10 +26,20 @@ from .models.dynamics import EnsembleDynamics
 from .models.policies import MLPPolicy
 from .tasks import get_task
 
-__all__ = ["FIXED_GOAL", "SUCCESS_DISTANCE", "Predict", "FixedGoalFetchReach", "make_fixed_goal_env",
-           "FIXED_GOAL_ENV_ID",
-           "fetch_reward_success", "ensemble_predict", "rollout_steps", "collect_transitions", "ModelVecEnv",
-           "sb3_actor_to_policy"]
+__all__ = [
+    "FIXED_GOAL",
+    "SUCCESS_DISTANCE",
+    "Predict",
+    "FixedGoalFetchReach",
+    "make_fixed_goal_env",
+    "FIXED_GOAL_ENV_ID",
+    "fetch_reward_success",
+    "ensemble_predict",
+    "rollout_steps",
+    "collect_transitions",
+    "ModelVecEnv",
+    "sb3_actor_to_policy",
+]
 
 FIXED_GOAL = (1.486, 0.73, 0.681)
 """The users' fixed reach goal, metres in the world frame."""
@@ -56,7 +66,9 @@ class FixedGoalFetchReach(gym.Wrapper):
         super().__init__(env)
         self.goal = None if goal is None else np.asarray(goal, dtype=np.float64)
         if self.goal is not None and self.goal.shape != (3,):
-            raise ConfigError(f"goal={goal!r}; expected 3 coordinates in metres or None (random goals)")
+            raise ConfigError(
+                f"goal={goal!r}; expected 3 coordinates in metres or None (random goals)"
+            )
         self._goal = np.zeros(3)
         self._distance = 0.0
 
@@ -82,7 +94,9 @@ class FixedGoalFetchReach(gym.Wrapper):
         return obs, reward, bool(terminated or info["is_success"]), truncated, info
 
 
-def make_fixed_goal_env(goal: tuple[float, float, float] | None = FIXED_GOAL, **overrides: Any) -> gym.Env:
+def make_fixed_goal_env(
+    goal: tuple[float, float, float] | None = FIXED_GOAL, **overrides: Any
+) -> gym.Env:
     """The users' fixed-goal FetchReach env (flat 13-d observation, 4-d action in [-1, 1]).
 
     ``goal=None``: the env's random goals with the users' shaped reward and termination.
@@ -91,12 +105,14 @@ def make_fixed_goal_env(goal: tuple[float, float, float] | None = FIXED_GOAL, **
 
 
 FIXED_GOAL_ENV_ID = "LearnedControl/FetchReachFixedGoal-v4"
-"""Gymnasium id of :func:`make_fixed_goal_env` (``gym.make(FIXED_GOAL_ENV_ID)`` after importing this module)."""
+"""Gymnasium id of :func:`make_fixed_goal_env` (``gym.make`` it after importing this module)."""
 if FIXED_GOAL_ENV_ID not in gym.registry:
     gym.register(FIXED_GOAL_ENV_ID, entry_point="learned_control.worldmodel:make_fixed_goal_env")
 
 
-def fetch_reward_success(obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def fetch_reward_success(
+    obs: torch.Tensor, next_obs: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Shaped reward ``(B,)`` and success flags ``(B,)`` (bool) of FetchReach transitions.
 
     Args:
@@ -110,12 +126,17 @@ def fetch_reward_success(obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[tor
 
 
 def ensemble_predict(model: EnsembleDynamics) -> Predict:
-    """:data:`Predict` from a dynamics ensemble: the members' mean next observation ``(B, obs_dim)``."""
+    """:data:`Predict` from an ensemble: the members' mean next observation ``(B, obs_dim)``."""
     return lambda obs, act: model.predict(obs, act).mean(0)
 
 
-def rollout_steps(env: gym.Env, act: Callable[[np.ndarray], np.ndarray], steps: int, seed: int = 0,
-                  progress: bool = False) -> list[Episode]:
+def rollout_steps(
+    env: gym.Env,
+    act: Callable[[np.ndarray], np.ndarray],
+    steps: int,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[Episode]:
     """Exactly ``steps`` real steps of ``env`` under ``act`` (observation ``(obs_dim,)`` -> action).
 
     Episodes reset with seeds ``seed, seed+1, ...`` on termination or truncation; the last one is
@@ -143,12 +164,18 @@ def rollout_steps(env: gym.Env, act: Callable[[np.ndarray], np.ndarray], steps: 
     return episodes
 
 
-def collect_transitions(env: gym.Env, act: Callable[[np.ndarray], np.ndarray], steps: int,
-                        seed: int = 0) -> Transitions:
+def collect_transitions(
+    env: gym.Env, act: Callable[[np.ndarray], np.ndarray], steps: int, seed: int = 0
+) -> Transitions:
     """``steps`` real transitions of ``env`` under ``act`` (float32); see :func:`rollout_steps`."""
     data = Transitions.from_episodes(rollout_steps(env, act, steps, seed))
-    return Transitions(*(x.astype(np.float32) for x in (data.observations, data.actions, data.rewards,
-                                                         data.next_observations)), data.terminations)
+    return Transitions(
+        *(
+            x.astype(np.float32)
+            for x in (data.observations, data.actions, data.rewards, data.next_observations)
+        ),
+        data.terminations,
+    )
 
 
 class ModelVecEnv(VecEnv):
@@ -167,12 +194,20 @@ class ModelVecEnv(VecEnv):
         seed: start-state sampling seed.
     """
 
-    def __init__(self, predict: Predict, start_obs: np.ndarray, num_envs: int = 16, max_steps: int = 50,
-                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        predict: Predict,
+        start_obs: np.ndarray,
+        num_envs: int = 16,
+        max_steps: int = 50,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
         start_obs = np.asarray(start_obs, dtype=np.float32)
         if start_obs.ndim != 2 or start_obs.shape[1] != 13 or len(start_obs) == 0:
-            raise ConfigError(f"start_obs has shape {start_obs.shape}; expected (N>0, 13) FetchReach "
-                              "observations")
+            raise ConfigError(
+                f"start_obs has shape {start_obs.shape}; expected (N>0, 13) FetchReach observations"
+            )
         if num_envs < 1 or max_steps < 1:
             raise ConfigError(f"num_envs={num_envs}, max_steps={max_steps}; both must be >= 1")
         obs_space = gym.spaces.Box(-np.inf, np.inf, (13,), np.float32)
@@ -193,7 +228,9 @@ class ModelVecEnv(VecEnv):
         return self._obs.cpu().numpy()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = torch.as_tensor(np.clip(actions, -1.0, 1.0), dtype=torch.float32, device=self.device)
+        self._actions = torch.as_tensor(
+            np.clip(actions, -1.0, 1.0), dtype=torch.float32, device=self.device
+        )
 
     @torch.no_grad()
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
@@ -215,8 +252,12 @@ class ModelVecEnv(VecEnv):
             next_obs[ended] = self._sample_starts(len(ended))
             self._t[ended] = 0
         self._obs, self._actions = next_obs, None
-        return (next_obs.cpu().numpy(), reward.cpu().numpy().astype(np.float32),
-                done.cpu().numpy(), infos)
+        return (
+            next_obs.cpu().numpy(),
+            reward.cpu().numpy().astype(np.float32),
+            done.cpu().numpy(),
+            infos,
+        )
 
     def close(self) -> None:
         """Nothing to release."""
@@ -227,7 +268,9 @@ class ModelVecEnv(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
         setattr(self, attr_name, value)
 
-    def env_method(self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *args: Any, indices: Any = None, **kwargs: Any
+    ) -> list[Any]:
         raise NotImplementedError(f"ModelVecEnv has no per-env method {method_name!r}")
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
@@ -251,12 +294,22 @@ def sb3_actor_to_policy(model: Any) -> MLPPolicy:
     """
     sb3 = model.policy
     layers = list(sb3.mlp_extractor.policy_net)
-    if len(layers) != 2 or not isinstance(layers[0], torch.nn.Linear) or not isinstance(layers[1], torch.nn.Tanh):
+    if (
+        len(layers) != 2
+        or not isinstance(layers[0], torch.nn.Linear)
+        or not isinstance(layers[1], torch.nn.Tanh)
+    ):
         raise ConfigError(f"PPO actor {layers!r}: expected [Linear, Tanh] (net_arch pi=[h], tanh)")
     space = model.action_space
-    policy = MLPPolicy(layers[0].in_features, space.shape[0], hid_size=layers[0].out_features,
-                       num_layers=1, activation="tanh", action_low=space.low.tolist(),
-                       action_high=space.high.tolist())
+    policy = MLPPolicy(
+        layers[0].in_features,
+        space.shape[0],
+        hid_size=layers[0].out_features,
+        num_layers=1,
+        activation="tanh",
+        action_low=space.low.tolist(),
+        action_high=space.high.tolist(),
+    )
     ours = policy.net.linear_layers()
     with torch.no_grad():
         for dst, src in zip(ours, (layers[0], sb3.action_net), strict=True):

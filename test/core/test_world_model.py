@@ -11,7 +11,13 @@ from stable_baselines3 import PPO
 from learned_control.checkpoint import load_checkpoint, save_checkpoint
 from learned_control.errors import ConfigError
 from learned_control.tasks import make_env
-from learned_control.worldmodel import FIXED_GOAL, FIXED_GOAL_ENV_ID, ModelVecEnv, make_fixed_goal_env, sb3_actor_to_policy
+from learned_control.worldmodel import (
+    FIXED_GOAL,
+    FIXED_GOAL_ENV_ID,
+    ModelVecEnv,
+    make_fixed_goal_env,
+    sb3_actor_to_policy,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -108,14 +114,24 @@ def test_sb3_ppo_runs_in_model_env_and_export_matches_predict(tmp_path):
         return o + 0.01 * delta(torch.cat([o, a], -1))
 
     venv = ModelVecEnv(predict, starts, num_envs=4, max_steps=10)
-    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs=dict(net_arch=dict(pi=[128], vf=[128]), activation_fn=torch.nn.Tanh))
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=32,
+        batch_size=64,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs=dict(net_arch=dict(pi=[128], vf=[128]), activation_fn=torch.nn.Tanh),
+    )
     model.learn(256)
     policy = sb3_actor_to_policy(model)
     path = save_checkpoint(tmp_path / "policy.pt", policy, task="FetchReach-v4")
     loaded = load_checkpoint(path).model
     obs = np.stack([env.reset(seed=s)[0] for s in range(20)]).astype(np.float32)
-    obs[:, 3:6] += np.random.default_rng(0).normal(0, 0.3, (20, 3))  # push some actions into the clip
+    obs[:, 3:6] += np.random.default_rng(0).normal(
+        0, 0.3, (20, 3)
+    )  # push some actions into the clip
     expected, _ = model.predict(obs, deterministic=True)
     np.testing.assert_allclose(loaded.act(obs), expected, atol=1e-5)
 
@@ -131,15 +147,27 @@ def test_pipeline_real_data_to_model_to_ppo_to_real_env(tmp_path):
     data = collect_transitions(env, lambda o: rng.uniform(-1, 1, 4), 300, seed=0)
     assert data.observations.shape == (300, 13) and data.actions.shape == (300, 4)
     dyn = EnsembleDynamics(13, 4, members=2, hid_size=32, num_layers=2)
-    history = train_dynamics(dyn, data, DynamicsTrainConfig(epochs=5, batch_size=64, patience=0), seed=0)
+    history = train_dynamics(
+        dyn, data, DynamicsTrainConfig(epochs=5, batch_size=64, patience=0), seed=0
+    )
     assert len(history.train_loss) == 5
     assert history.val_one_step_mse[-1] < history.val_one_step_mse[0]  # the model learns
     starts = np.stack([env.reset(seed=s)[0] for s in range(8)]).astype(np.float32)
     venv = ModelVecEnv(ensemble_predict(dyn), starts, num_envs=4)
-    model = PPO("MlpPolicy", venv, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs=dict(net_arch=dict(pi=[128], vf=[128]), activation_fn=torch.nn.Tanh))
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        n_steps=32,
+        batch_size=64,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs=dict(net_arch=dict(pi=[128], vf=[128]), activation_fn=torch.nn.Tanh),
+    )
     model.learn(128)
     policy = sb3_actor_to_policy(model)
     real = collect_transitions(env, policy.act, 60, seed=5)
-    np.testing.assert_allclose(real.observations[:, :3], np.broadcast_to(FIXED_GOAL, (60, 3)), atol=1e-6)
+    np.testing.assert_allclose(
+        real.observations[:, :3], np.broadcast_to(FIXED_GOAL, (60, 3)), atol=1e-6
+    )
     assert np.isfinite(real.rewards).all()

@@ -33,29 +33,39 @@ _HELP = {
     "model_batch_size": "dynamics minibatch per member",
     "val_fraction": "share of transitions held out for validation",
     "patience": "dynamics early-stopping patience in epochs, 0 = off",
-    "dataset_prefix": "Minari ids PREFIX-collect-v0, PREFIX-round<k>-v0; none: learned_control/<run dir name>",
+    "dataset_prefix": "Minari ids PREFIX-collect-v0, PREFIX-round<k>-v0; "
+    "none: learned_control/<run dir name>",
 }
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "world-model", help="FetchReach: PPO expert -> data -> world model -> PPO in the model",
+        "world-model",
+        help="FetchReach: PPO expert -> data -> world model -> PPO in the model",
         description="The users' world-model recipe on the fixed-goal FetchReach: a PPO expert "
-                    "(best checkpoint by SB3's EvalCallback), its transitions as a Minari dataset, "
-                    "a dynamics ensemble, PPO trained inside the model, real-env evaluations (fixed "
-                    "goal with stochastic actions; random goals with the deterministic policy) and "
-                    "data-aggregation rounds. Prints a table by round and the real env steps of "
-                    "each stage. Writes RUN_DIR/policy.pt (a policy checkpoint for task "
-                    "FetchReach-v4), expert/, round<k>/ (dynamics.pt, curves.png), rounds.txt, "
-                    "rounds.json, rounds.png and result.json.")
+        "(best checkpoint by SB3's EvalCallback), its transitions as a Minari dataset, "
+        "a dynamics ensemble, PPO trained inside the model, real-env evaluations (fixed "
+        "goal with stochastic actions; random goals with the deterministic policy) and "
+        "data-aggregation rounds. Prints a table by round and the real env steps of "
+        "each stage. Writes RUN_DIR/policy.pt (a policy checkpoint for task "
+        "FetchReach-v4), expert/, round<k>/ (dynamics.pt, curves.png), rounds.txt, "
+        "rounds.json, rounds.png and result.json.",
+    )
     for f in dataclasses.fields(WorldModelConfig):
         if f.name in _HELP:
             default = None if f.name == "dataset_prefix" else f.default
-            parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default) if default is not None
-                                else str, default=default, help=f"{_HELP[f.name]} (default: %(default)s)")
-    parser.add_argument("--random-goals", action="store_true",
-                        help="train expert and model on the env's random goals (shaped reward) "
-                             "instead of the users' fixed goal")
+            parser.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                type=type(f.default) if default is not None else str,
+                default=default,
+                help=f"{_HELP[f.name]} (default: %(default)s)",
+            )
+    parser.add_argument(
+        "--random-goals",
+        action="store_true",
+        help="train expert and model on the env's random goals (shaped reward) "
+        "instead of the users' fixed goal",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_runtime_args(parser)
     parser.set_defaults(func=run)
@@ -65,17 +75,25 @@ def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
     values = {name: getattr(args, name) for name in _HELP}
     prefix = values.pop("dataset_prefix")
-    config = WorldModelConfig(**values, random_goals=args.random_goals, seed=args.seed, device=str(resolve_device(args.device)),
-                              **({} if prefix is None else {"dataset_prefix": prefix}))  # checked first
+    config = WorldModelConfig(
+        **values,
+        random_goals=args.random_goals,
+        seed=args.seed,
+        device=str(resolve_device(args.device)),
+        **({} if prefix is None else {"dataset_prefix": prefix}),
+    )  # checked first
     run_dir = new_run_dir(args.runs_dir, "world-model")
     if prefix is None:
         config = dataclasses.replace(config, dataset_prefix=f"learned_control/{run_dir.name}")
     print(f"run directory: {run_dir}")
     result = run_world_model(config, run_dir, progress=not args.no_progress)
     steps = result.real_steps
-    print("real env steps: " + ", ".join(f"{k} {v}" for k, v in steps.items() if k != "aggregation")
-          + f", aggregation {steps['aggregation']} (total for training "
-          f"{result.rounds[-1]['real_steps']})")
+    print(
+        "real env steps: "
+        + ", ".join(f"{k} {v}" for k, v in steps.items() if k != "aggregation")
+        + f", aggregation {steps['aggregation']} (total for training "
+        f"{result.rounds[-1]['real_steps']})"
+    )
     print(f"Minari datasets: {', '.join(result.datasets)}")
     print(f"policy: {result.checkpoint}")
     return 0

@@ -38,12 +38,29 @@ from ..errors import ConfigError
 from ..evaluation import EvalResult, evaluate
 from ..models.dynamics import EnsembleDynamics
 from ..tasks import get_task
-from ..worldmodel import FIXED_GOAL_ENV_ID, ModelVecEnv, ensemble_predict, rollout_steps, sb3_actor_to_policy
+from ..worldmodel import (
+    FIXED_GOAL_ENV_ID,
+    ModelVecEnv,
+    ensemble_predict,
+    rollout_steps,
+    sb3_actor_to_policy,
+)
 from .dynamics import DynamicsTrainConfig, train_dynamics_run
 from .experts import load_sb3_expert
 
-__all__ = ["WorldModelConfig", "WorldModelResult", "StepCounter", "run_world_model"]
+__all__ = [
+    "EVAL_SEED_OFFSET",
+    "ROUND_SEED_OFFSET",
+    "WorldModelConfig",
+    "WorldModelResult",
+    "StepCounter",
+    "run_world_model",
+]
 
+EVAL_SEED_OFFSET = 1_000_000
+"""Evaluation reset seeds start at ``seed + EVAL_SEED_OFFSET``: no goal of the data is evaluated."""
+ROUND_SEED_OFFSET = 100_000
+"""Round ``k``'s learner rollouts use reset seeds from ``seed + k * ROUND_SEED_OFFSET``."""
 POLICY_TASK = "FetchReach-v4"
 """Task name stored in the exported checkpoint: the random-goal FetchReach, same 13-d layout."""
 
@@ -104,18 +121,36 @@ class WorldModelConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for name in ("expert_steps", "collect_steps", "model_ppo_steps", "n_steps", "n_envs",
-                     "model_envs", "hidden", "batch_size", "eval_every", "eval_callback_episodes",
-                     "eval_episodes", "members", "hid_size", "num_layers", "epochs"):
+        for name in (
+            "expert_steps",
+            "collect_steps",
+            "model_ppo_steps",
+            "n_steps",
+            "n_envs",
+            "model_envs",
+            "hidden",
+            "batch_size",
+            "eval_every",
+            "eval_callback_episodes",
+            "eval_episodes",
+            "members",
+            "hid_size",
+            "num_layers",
+            "epochs",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"WorldModelConfig.{name}={getattr(self, name)}; expected >= 1")
         if self.rounds < 0 or (self.rounds > 0 and self.aggregation_steps < 1):
-            raise ConfigError(f"WorldModelConfig rounds={self.rounds} (>= 0), aggregation_steps="
-                              f"{self.aggregation_steps} (>= 1 when rounds > 0)")
+            raise ConfigError(
+                f"WorldModelConfig rounds={self.rounds} (>= 0), aggregation_steps="
+                f"{self.aggregation_steps} (>= 1 when rounds > 0)"
+            )
         rollout = self.n_steps * self.n_envs
         if self.expert_steps % rollout:
-            raise ConfigError(f"WorldModelConfig.expert_steps={self.expert_steps} is not a multiple "
-                              f"of n_steps * n_envs = {rollout}; PPO would overrun the budget")
+            raise ConfigError(
+                f"WorldModelConfig.expert_steps={self.expert_steps} is not a multiple "
+                f"of n_steps * n_envs = {rollout}; PPO would overrun the budget"
+            )
         check_new_dataset_id(f"{self.dataset_prefix}-collect-v0")  # well-formed, not taken
 
 
@@ -171,10 +206,18 @@ class _StochasticPPO:
 def _ppo(env: Any, config: WorldModelConfig) -> Any:
     from stable_baselines3 import PPO
 
-    return PPO("MlpPolicy", env, n_steps=config.n_steps, batch_size=config.batch_size,
-               seed=config.seed, device=config.device, verbose=0,
-               policy_kwargs=dict(net_arch=dict(pi=[config.hidden], vf=[config.hidden]),
-                                  activation_fn=torch.nn.Tanh))
+    return PPO(
+        "MlpPolicy",
+        env,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        device=config.device,
+        verbose=0,
+        policy_kwargs=dict(
+            net_arch=dict(pi=[config.hidden], vf=[config.hidden]), activation_fn=torch.nn.Tanh
+        ),
+    )
 
 
 def _plot(path: Path, x: Any, series: dict[str, Any], xlabel: str, ylabel: str) -> None:
@@ -198,7 +241,9 @@ def _training_env(config: WorldModelConfig) -> gym.Env:
     return gym.make(FIXED_GOAL_ENV_ID, **({"goal": None} if config.random_goals else {}))
 
 
-def _train_expert(config: WorldModelConfig, out: Path, progress: bool) -> tuple[Any, dict[str, int]]:
+def _train_expert(
+    config: WorldModelConfig, out: Path, progress: bool
+) -> tuple[Any, dict[str, int]]:
     """PPO on the real env with ``EvalCallback``; returns (best model, counted steps)."""
     from stable_baselines3.common.callbacks import EvalCallback
     from stable_baselines3.common.monitor import Monitor
@@ -207,56 +252,102 @@ def _train_expert(config: WorldModelConfig, out: Path, progress: bool) -> tuple[
     counters = [StepCounter(_training_env(config)) for _ in range(config.n_envs)]
     eval_counter = StepCounter(_training_env(config))
     venv = DummyVecEnv([lambda c=c: Monitor(c) for c in counters])
-    callback = EvalCallback(Monitor(eval_counter), n_eval_episodes=config.eval_callback_episodes,
-                            eval_freq=max(config.eval_every // config.n_envs, 1),
-                            best_model_save_path=str(out), log_path=str(out),
-                            deterministic=False, verbose=0)
+    callback = EvalCallback(
+        Monitor(eval_counter),
+        n_eval_episodes=config.eval_callback_episodes,
+        eval_freq=max(config.eval_every // config.n_envs, 1),
+        best_model_save_path=str(out),
+        log_path=str(out),
+        deterministic=False,
+        verbose=0,
+    )
     model = _ppo(venv, config)
     model.learn(config.expert_steps, callback=callback, progress_bar=progress)
     if not (out / "best_model.zip").is_file():  # no evaluation ran (budget < eval_every)
         model.save(out / "best_model.zip")
     if callback.evaluations_timesteps:
-        _plot(out / "eval_reward.png", callback.evaluations_timesteps,
-              {"mean eval reward": np.mean(callback.evaluations_results, axis=1)},
-              "real env steps", "episode reward (stochastic)")
-    best = load_sb3_expert(out / "best_model.zip", get_task(POLICY_TASK), "ppo", config.device).model
+        _plot(
+            out / "eval_reward.png",
+            callback.evaluations_timesteps,
+            {"mean eval reward": np.mean(callback.evaluations_results, axis=1)},
+            "real env steps",
+            "episode reward (stochastic)",
+        )
+    best = load_sb3_expert(
+        out / "best_model.zip", get_task(POLICY_TASK), "ppo", config.device
+    ).model
     return best, {"expert": sum(c.steps for c in counters), "expert_eval": eval_counter.steps}
 
 
-def _collect(model: Any, env: gym.Env, steps: int, seed: int, dataset_id: str,
-             progress: bool) -> list[Episode]:
-    """``steps`` real steps of ``model``'s sampled actions in ``env``, stored as Minari ``dataset_id``."""
+def _collect(
+    model: Any, env: gym.Env, steps: int, seed: int, dataset_id: str, progress: bool
+) -> list[Episode]:
+    """``steps`` real steps of ``model``'s sampled actions in ``env``, as Minari ``dataset_id``."""
     episodes = rollout_steps(env, _StochasticPPO(model).act, steps, seed, progress)
-    save_episodes(dataset_id, episodes, env, algorithm_name="ppo (stochastic)",
-                  description=f"{steps} real steps of PPO on {env.spec.id} {env.spec.kwargs}, reset "
-                              f"seeds from {seed}")
+    save_episodes(
+        dataset_id,
+        episodes,
+        env,
+        algorithm_name="ppo (stochastic)",
+        description=f"{steps} real steps of PPO on {env.spec.id} {env.spec.kwargs}, reset "
+        f"seeds from {seed}",
+    )
     env.close()
     return episodes
 
 
 def _evaluate(model: Any, config: WorldModelConfig) -> tuple[dict[str, EvalResult], int]:
     """Both AMENDMENTS evaluations of a PPO model; returns (results, counted real steps)."""
-    fixed, random_goal = StepCounter(gym.make(FIXED_GOAL_ENV_ID)), StepCounter(get_task(POLICY_TASK).make_env())
+    fixed, random_goal = (
+        StepCounter(gym.make(FIXED_GOAL_ENV_ID)),
+        StepCounter(get_task(POLICY_TASK).make_env()),
+    )
     model.set_random_seed(config.seed)  # reproducible sampled actions
-    results = {"fixed_stochastic": evaluate(_StochasticPPO(model), fixed, config.eval_episodes, config.seed),
-               "random_deterministic": evaluate(sb3_actor_to_policy(model), random_goal,
-                                                config.eval_episodes, config.seed)}
+    seed = config.seed + EVAL_SEED_OFFSET
+    results = {
+        "fixed_stochastic": evaluate(_StochasticPPO(model), fixed, config.eval_episodes, seed),
+        "random_deterministic": evaluate(
+            sb3_actor_to_policy(model), random_goal, config.eval_episodes, seed
+        ),
+    }
     return results, fixed.steps + random_goal.steps
 
 
-def _fit_model(episodes: list[Episode], config: WorldModelConfig, out: Path, round_: int,
-               progress: bool) -> tuple[EnsembleDynamics, dict]:
+def _fit_model(
+    episodes: list[Episode], config: WorldModelConfig, out: Path, round_: int, progress: bool
+) -> tuple[EnsembleDynamics, dict]:
     """A fresh ensemble on all ``episodes`` (shuffled by episode, so validation mixes rounds)."""
     rng = np.random.default_rng(config.seed + round_)
     data = Transitions.from_episodes([episodes[i] for i in rng.permutation(len(episodes))])
     torch.manual_seed(config.seed + round_)
-    model = EnsembleDynamics(13, 4, config.members, config.hid_size, config.num_layers).to(config.device)
-    train = DynamicsTrainConfig(epochs=config.epochs, batch_size=config.model_batch_size, lr=config.lr,
-                                val_fraction=config.val_fraction, patience=config.patience)
-    history, _ = train_dynamics_run(model, data, get_task(POLICY_TASK), train, out, config.seed + round_,
-                                    progress, metadata={"env_id": FIXED_GOAL_ENV_ID, "random_goals": config.random_goals,
-                                              "round": round_})
-    return model, {"transitions": len(data), "val_one_step_mse": history.val_one_step_mse[history.best_epoch]}
+    model = EnsembleDynamics(13, 4, config.members, config.hid_size, config.num_layers).to(
+        config.device
+    )
+    train = DynamicsTrainConfig(
+        epochs=config.epochs,
+        batch_size=config.model_batch_size,
+        lr=config.lr,
+        val_fraction=config.val_fraction,
+        patience=config.patience,
+    )
+    history, _ = train_dynamics_run(
+        model,
+        data,
+        get_task(POLICY_TASK),
+        train,
+        out,
+        config.seed + round_,
+        progress,
+        metadata={
+            "env_id": FIXED_GOAL_ENV_ID,
+            "random_goals": config.random_goals,
+            "round": round_,
+        },
+    )
+    return model, {
+        "transitions": len(data),
+        "val_one_step_mse": history.val_one_step_mse[history.best_epoch],
+    }
 
 
 def _round_table(expert: dict, rounds: list[dict], out: Path) -> None:
@@ -265,31 +356,55 @@ def _round_table(expert: dict, rounds: list[dict], out: Path) -> None:
     from rich.table import Table
 
     table = Table(title="world model by round (real FetchReach, 13-d goal+robot observation)")
-    for col in ("round", "real steps (training)", "transitions", "model val MSE",
-                "fixed goal: reward", "fixed goal: success", "random goals: success"):
+    for col in (
+        "round",
+        "real steps (training)",
+        "transitions",
+        "model val MSE",
+        "fixed goal: reward",
+        "fixed goal: success",
+        "random goals: success",
+    ):
         table.add_column(col, justify="right")
     for r in [{"round": "expert", "transitions": "-", **expert}, *rounds]:
         fixed, rand = r["fixed_stochastic"], r["random_deterministic"]
         mse = f"{r['val_one_step_mse']:.3g}" if "val_one_step_mse" in r else "-"
-        table.add_row(str(r["round"]), str(r["real_steps"]), str(r["transitions"]), mse,
-                      f"{fixed['mean']:.3f}", f"{fixed['success']:.2f}", f"{rand['success']:.2f}")
+        table.add_row(
+            str(r["round"]),
+            str(r["real_steps"]),
+            str(r["transitions"]),
+            mse,
+            f"{fixed['mean']:.3f}",
+            f"{fixed['success']:.2f}",
+            f"{rand['success']:.2f}",
+        )
     console = Console(record=True, width=130)
     console.print(table)
     (out / "rounds.txt").write_text(console.export_text())
     (out / "rounds.json").write_text(json.dumps({"expert": expert, "rounds": rounds}, indent=1))
-    _plot(out / "rounds.png", [r["round"] for r in rounds],
-          {"fixed goal, stochastic": [r["fixed_stochastic"]["success"] for r in rounds],
-           "random goals, deterministic": [r["random_deterministic"]["success"] for r in rounds]},
-          "aggregation round", "real-env success rate")
+    _plot(
+        out / "rounds.png",
+        [r["round"] for r in rounds],
+        {
+            "fixed goal, stochastic": [r["fixed_stochastic"]["success"] for r in rounds],
+            "random goals, deterministic": [r["random_deterministic"]["success"] for r in rounds],
+        },
+        "aggregation round",
+        "real-env success rate",
+    )
 
 
-def run_world_model(config: WorldModelConfig, out_dir: str | Path, progress: bool = True) -> WorldModelResult:
+def run_world_model(
+    config: WorldModelConfig, out_dir: str | Path, progress: bool = True
+) -> WorldModelResult:
     """Run the whole pipeline (module docstring) into ``out_dir``; see :class:`WorldModelResult`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
     steps: dict[str, Any] = {"aggregation": [], "evaluation": 0}
-    stages = tqdm(total=3 + 2 * config.rounds, desc="world model", unit="stage", disable=not progress)
+    stages = tqdm(
+        total=3 + 2 * config.rounds, desc="world model", unit="stage", disable=not progress
+    )
 
     stages.set_postfix_str("expert PPO")
     ppo, expert_steps = _train_expert(config, out / "expert", progress)
@@ -300,7 +415,9 @@ def run_world_model(config: WorldModelConfig, out_dir: str | Path, progress: boo
 
     stages.set_postfix_str("collection")
     datasets = [f"{config.dataset_prefix}-collect-v0"]
-    episodes = _collect(ppo, _training_env(config), config.collect_steps, config.seed, datasets[0], progress)
+    episodes = _collect(
+        ppo, _training_env(config), config.collect_steps, config.seed, datasets[0], progress
+    )
     steps["collection"] = sum(len(ep) for ep in episodes)
     stages.update()
 
@@ -310,15 +427,26 @@ def run_world_model(config: WorldModelConfig, out_dir: str | Path, progress: boo
         if k > 0:
             stages.set_postfix_str(f"round {k}: learner rollouts")
             datasets.append(f"{config.dataset_prefix}-round{k}-v0")
-            new = _collect(learner, _training_env(config), config.aggregation_steps, config.seed + 1000 * k,
-                           datasets[-1], progress)
+            new = _collect(
+                learner,
+                _training_env(config),
+                config.aggregation_steps,
+                config.seed + k * ROUND_SEED_OFFSET,
+                datasets[-1],
+                progress,
+            )
             steps["aggregation"].append(sum(len(ep) for ep in new))
             episodes = episodes + new
             stages.update()
         stages.set_postfix_str(f"round {k}: model + PPO in model")
         dynamics, fit = _fit_model(episodes, config, out / f"round{k}", k, progress)
-        venv = ModelVecEnv(ensemble_predict(dynamics), np.stack([ep.observations[0] for ep in episodes]),
-                           config.model_envs, device=config.device, seed=config.seed + k)
+        venv = ModelVecEnv(
+            ensemble_predict(dynamics),
+            np.stack([ep.observations[0] for ep in episodes]),
+            config.model_envs,
+            device=config.device,
+            seed=config.seed + k,
+        )
         if learner is None:
             learner = _ppo(venv, config)
         else:
@@ -326,22 +454,41 @@ def run_world_model(config: WorldModelConfig, out_dir: str | Path, progress: boo
         learner.learn(config.model_ppo_steps, progress_bar=progress)
         evals, used = _evaluate(learner, config)
         steps["evaluation"] += used
-        rounds.append({"round": k, **fit, **{name: r.summary() for name, r in evals.items()},
-                       "real_steps": steps["expert"] + steps["expert_eval"] + steps["collection"]
-                       + sum(steps["aggregation"])})
+        rounds.append(
+            {
+                "round": k,
+                **fit,
+                **{name: r.summary() for name, r in evals.items()},
+                "real_steps": steps["expert"]
+                + steps["expert_eval"]
+                + steps["collection"]
+                + sum(steps["aggregation"]),
+            }
+        )
         stages.update()
     stages.close()
 
-    expert = {**{name: r.summary() for name, r in expert_eval.items()},
-              "real_steps": steps["expert"] + steps["expert_eval"]}
+    expert = {
+        **{name: r.summary() for name, r in expert_eval.items()},
+        "real_steps": steps["expert"] + steps["expert_eval"],
+    }
     _round_table(expert, rounds, out)
     policy = sb3_actor_to_policy(learner)
-    checkpoint = save_checkpoint(out / "policy.pt", policy, POLICY_TASK, metadata={
-        "trainer": "world_model", "env_id": FIXED_GOAL_ENV_ID, "random_goals": config.random_goals,
-        "rounds": config.rounds,
-        "real_steps": steps, "seed": config.seed,
-        "fixed_goal_success": rounds[-1]["fixed_stochastic"]["success"],
-        "random_goal_success": rounds[-1]["random_deterministic"]["success"]})
+    checkpoint = save_checkpoint(
+        out / "policy.pt",
+        policy,
+        POLICY_TASK,
+        metadata={
+            "trainer": "world_model",
+            "env_id": FIXED_GOAL_ENV_ID,
+            "random_goals": config.random_goals,
+            "rounds": config.rounds,
+            "real_steps": steps,
+            "seed": config.seed,
+            "fixed_goal_success": rounds[-1]["fixed_stochastic"]["success"],
+            "random_goal_success": rounds[-1]["random_deterministic"]["success"],
+        },
+    )
     learner.save(out / "policy_ppo.zip")
     result = WorldModelResult(checkpoint, expert, rounds, steps, datasets)
     (out / "result.json").write_text(json.dumps(result.as_dict(), indent=1))
