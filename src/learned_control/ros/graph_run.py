@@ -30,7 +30,7 @@ from ..evaluation import EvalResult
 from ..supervisor import stop_processes
 from . import qos, topics
 
-__all__ = ["GraphRun", "run_lockstep_graph"]
+__all__ = ["GraphRun", "LockstepGraph", "run_lockstep_graph"]
 
 BRIDGE_TOPICS = ("observation", "applied_command", "reward", "episode")
 
@@ -93,6 +93,141 @@ class _Observer:
         rclpy.shutdown(context=self.context)
 
 
+class LockstepGraph:
+    """Node processes in one ROS domain plus the observer; episodes run through it in lockstep.
+
+    Nodes started with :meth:`start` (a controller, a learner) keep running across
+    :meth:`run_episodes` calls, each of which starts a fresh bridge (and recorder) for its
+    episodes. :meth:`close` (or leaving the ``with`` block) stops every node.
+
+    Args:
+        log_dir: each node's output goes to ``<log_dir>/<node>.log``.
+        timeout: seconds allowed for start-up and for each wait.
+        domain_id: ROS domain of the graph; default ``$ROS_DOMAIN_ID`` (else 0).
+    """
+
+    def __init__(self, log_dir: str | os.PathLike, timeout: float = 600.0,
+                 domain_id: int | None = None) -> None:
+        domain = domain_id if domain_id is not None else int(os.environ.get("ROS_DOMAIN_ID", "0"))
+        self.env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.timeout = timeout
+        self.observer = _Observer(domain)
+        self.node = self.observer.node
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def __enter__(self) -> LockstepGraph:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self, name: str, params: dict, module: str | None = None,
+              params_file: str | os.PathLike | None = None) -> None:
+        """Start ``learned_control.ros.<module>`` (default ``name``) as node ``name``; ``-p``
+        ``params`` override those of ``params_file``."""
+        module = module or name
+        argv = [sys.executable, "-m", f"learned_control.ros.{module}", "--ros-args"]
+        if name != module:
+            argv += ["-r", f"__node:={name}"]
+        if params_file is not None:
+            argv += ["--params-file", str(params_file)]
+        for key, value in params.items():
+            argv += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
+        with open(self.log_dir / f"{name}.log", "w") as log:
+            self.procs[name] = subprocess.Popen(argv, env=self.env, stdout=log,
+                                                stderr=subprocess.STDOUT)
+
+    def stop(self, *names: str) -> None:
+        """Stop the named nodes (SIGINT, then harder after 10 s)."""
+        stop_processes({n: self.procs.pop(n) for n in names if n in self.procs}, grace_s=10.0)
+
+    def spin_until(self, condition, timeout: float, what: str) -> None:
+        """Spin the observer until ``condition()``; LearnedControlError naming ``what`` on
+        timeout or when a node died."""
+        self.observer.spin_until(condition, timeout, what, self.procs)
+
+    def status(self, name: str) -> dict[str, str]:
+        """The latest diagnostics values of status ``name`` (``"<node>: <status>"``)."""
+        return self.observer.status(name)
+
+    def call(self, client, request, what: str):
+        """``client``'s answer to ``request``, waiting at most ``timeout`` for each step."""
+        self.spin_until(client.service_is_ready, self.timeout, f"the service {client.srv_name}")
+        future = client.call_async(request)
+        self.spin_until(future.done, self.timeout, what)
+        return future.result()
+
+    def run_episodes(self, task: str, episodes: int, seed: int,
+                     bag: str | os.PathLike | None = None, suffix: str = "") -> GraphRun:
+        """``episodes`` lockstep episodes (reset seeds ``seed``, ``seed + 1``, ...) with the running
+        controller: a new ``sim_bridge<suffix>`` (and ``recorder<suffix>`` writing ``bag``, an
+        mcap bag) is started, activated once the recorder matched it, and stopped afterwards.
+        Give each call in one graph its own ``suffix``, so no earlier node's services or
+        diagnostics are mistaken for the new one's."""
+        bridge, recorder = f"sim_bridge{suffix}", f"recorder{suffix}"
+        observer = self.observer
+        first = len(observer.summaries)
+        if bag is not None:
+            self.start(recorder, {"bag": str(bag), "storage": "mcap", "mode": "lockstep"},
+                       module="recorder")
+        self.start(bridge, {"task": task, "seed": seed, "mode": "lockstep",
+                            "max_episodes": episodes, "publish_clock": False,
+                            "autostart": False}, module="sim_bridge")
+        try:
+            change = self.node.create_client(ChangeState, f"/{bridge}/change_state")
+
+            def transition(transition_id: int) -> None:
+                answer = self.call(change, ChangeState.Request(
+                    transition=Transition(id=transition_id)), "a bridge transition")
+                if not answer.success:
+                    raise LearnedControlError(f"graph run: the bridge refused transition "
+                                              f"{transition_id}; see {self.log_dir / bridge}.log")
+
+            transition(Transition.TRANSITION_CONFIGURE)
+            if bag is not None:
+                recording = f"{recorder}: recording"
+                self.spin_until(lambda: all(
+                    int(self.status(recording).get(f"publishers//{t}", 0)) >= 1
+                    for t in BRIDGE_TOPICS), self.timeout, "the recorder to match the bridge")
+            control = "controller: control"
+            self.spin_until(lambda: self.status(control).get("state") == "active",
+                            self.timeout, "the controller to become active")
+            done_before = int(self.status(control).get("count", 0))
+            transition(Transition.TRANSITION_ACTIVATE)
+            self.spin_until(lambda: len(observer.summaries) >= first + episodes, self.timeout,
+                            f"{episodes} episodes")
+            stamped = observer.summaries[first:first + episodes]
+            steps = int(sum(s[2] for _, s in stamped))
+            self.spin_until(lambda: int(self.status(control).get("count", 0))
+                            >= done_before + steps, 10, "the controller's final diagnostics")
+            if bag is not None:
+                self.spin_until(lambda: int(self.status(f"{recorder}: recording").get(
+                    "written//episode", 0)) >= episodes, self.timeout,
+                    "the recorder's last episode")
+            self.node.destroy_client(change)
+        finally:
+            self.stop(bridge, recorder)
+        summaries = [s for _, s in stamped]
+        result = EvalResult(returns=[s[1] for s in summaries],
+                            lengths=[int(s[2]) for s in summaries],
+                            successes=[None if s[3] != s[3] else bool(s[3]) for s in summaries],
+                            seeds=[int(s[4]) for s in summaries])
+        timed = sum(result.lengths[1:])
+        span = stamped[-1][0] - stamped[0][0]
+        return GraphRun(result, span / timed if timed else float("nan"), self.status(control),
+                        Path(bag) if bag is not None else None)
+
+    def close(self) -> None:
+        """Stop every node and the observer."""
+        try:
+            stop_processes(self.procs, grace_s=10.0)
+        finally:
+            self.procs.clear()
+            self.observer.close()
+
+
 def run_lockstep_graph(task: str, checkpoint: str | os.PathLike, episodes: int, seed: int,
                        log_dir: str | os.PathLike, bag: str | os.PathLike | None = None,
                        torch_threads: int = 1, timeout: float = 600.0,
@@ -113,61 +248,7 @@ def run_lockstep_graph(task: str, checkpoint: str | os.PathLike, episodes: int, 
     Raises:
         LearnedControlError: a node exited or the run timed out (node logs name why).
     """
-    domain = domain_id if domain_id is not None else int(os.environ.get("ROS_DOMAIN_ID", "0"))
-    env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
-    log_dir = Path(log_dir)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    nodes = {"controller": {"task": task, "checkpoint": str(checkpoint), "mode": "lockstep",
-                            "torch_threads": torch_threads},
-             "sim_bridge": {"task": task, "seed": seed, "mode": "lockstep",
-                            "max_episodes": episodes, "publish_clock": False, "autostart": False}}
-    if bag is not None:
-        nodes = {"recorder": {"bag": str(bag), "storage": "mcap", "mode": "lockstep"}, **nodes}
-    observer = _Observer(domain)
-    procs: dict[str, subprocess.Popen] = {}
-    try:
-        for name, params in nodes.items():
-            argv = [sys.executable, "-m", f"learned_control.ros.{name}", "--ros-args"]
-            for key, value in params.items():
-                argv += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
-            with open(log_dir / f"{name}.log", "w") as log:
-                procs[name] = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-        change = observer.node.create_client(ChangeState, "/sim_bridge/change_state")
-
-        def transition(transition_id: int) -> None:
-            observer.spin_until(change.service_is_ready, timeout, "the bridge's services", procs)
-            future = change.call_async(ChangeState.Request(
-                transition=Transition(id=transition_id)))
-            observer.spin_until(future.done, timeout, "a bridge transition", procs)
-            if not future.result().success:
-                raise LearnedControlError(f"graph run: the bridge refused transition "
-                                          f"{transition_id}; see {log_dir / 'sim_bridge.log'}")
-
-        transition(Transition.TRANSITION_CONFIGURE)
-        if bag is not None:
-            recording = "recorder: recording"
-            observer.spin_until(lambda: all(
-                int(observer.status(recording).get(f"publishers//{t}", 0)) >= 1
-                for t in BRIDGE_TOPICS), timeout, "the recorder to match the bridge", procs)
-        observer.spin_until(lambda: observer.status("controller: control").get("state") == "active",
-                            timeout, "the controller to become active", procs)
-        transition(Transition.TRANSITION_ACTIVATE)
-        observer.spin_until(lambda: len(observer.summaries) >= episodes, timeout,
-                            f"{episodes} episodes", procs)
-        steps = int(sum(s[2] for _, s in observer.summaries[:episodes]))
-        observer.spin_until(lambda: int(observer.status("controller: control").get("count", 0))
-                            >= steps, 10, "the controller's final diagnostics", procs)
-        if bag is not None:
-            observer.spin_until(lambda: int(observer.status("recorder: recording").get(
-                "written//episode", 0)) >= episodes, timeout, "the recorder's last episode", procs)
-    finally:
-        stop_processes(procs, grace_s=10.0)
-        observer.close()
-    summaries = [s for _, s in observer.summaries[:episodes]]
-    result = EvalResult(returns=[s[1] for s in summaries], lengths=[int(s[2]) for s in summaries],
-                        successes=[None if s[3] != s[3] else bool(s[3]) for s in summaries],
-                        seeds=[int(s[4]) for s in summaries])
-    timed = sum(result.lengths[1:])
-    span = observer.summaries[episodes - 1][0] - observer.summaries[0][0]
-    return GraphRun(result, span / timed if timed else float("nan"),
-                    observer.status("controller: control"), Path(bag) if bag is not None else None)
+    with LockstepGraph(log_dir, timeout, domain_id) as graph:
+        graph.start("controller", {"task": task, "checkpoint": str(checkpoint),
+                                   "mode": "lockstep", "torch_threads": torch_threads})
+        return graph.run_episodes(task, episodes, seed, bag)

@@ -1,0 +1,85 @@
+"""``learned-control mbrl-loop``: the model-based (PETS-style) loop through the ROS node graph,
+unattended for k iterations (:func:`learned_control.ros.mbrl_loop.run_mbrl_loop`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..training.mbrl import IterationResult
+from ..utils import new_run_dir
+from .common import add_task_arg
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "mbrl-loop", help="PETS-style loop through ROS: plan, record, refit, hot-swap, k times",
+        description="Write at most --initial-random-steps random-policy transitions as a bag, "
+                    "train a dynamics ensemble on it with the learner node, then k times: run "
+                    "seeded lockstep episodes with the controller planning (CEM-MPC, settings "
+                    "from config/<task>.yaml) while the recorder writes a new bag, and have the "
+                    "learner refit on every bag so far while the controller hot-swaps the new "
+                    "checkpoint. Prints the return per iteration and saves returns.json and "
+                    "returns.png in the run directory.")
+    add_task_arg(parser)
+    parser.add_argument("--iterations", type=int, default=3,
+                        help="planning iterations k (default: %(default)s)")
+    parser.add_argument("--episodes", type=int, default=2,
+                        help="lockstep episodes per iteration (default: %(default)s)")
+    parser.add_argument("--initial-random-steps", type=int, default=2000,
+                        help="at most this many random-policy transitions (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=200,
+                        help="learner: maximum epochs per refit (default: %(default)s)")
+    parser.add_argument("--patience", type=int, default=0,
+                        help="learner: early-stopping patience, 0 = off (default: %(default)s)")
+    parser.add_argument("--hid-size", type=int, default=64,
+                        help="learner: hidden width (default: %(default)s)")
+    parser.add_argument("--num-layers", type=int, default=2,
+                        help="learner: hidden layers (default: %(default)s)")
+    parser.add_argument("--members", type=int, default=5,
+                        help="learner: ensemble size (default: %(default)s)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch threads of the controller and the learner (default: "
+                             "%(default)s)")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds allowed for each wait (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="run directory (default: a new runs/mbrl-loop-<timestamp>)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..ros.mbrl_loop import run_mbrl_loop
+
+    console = Console()
+    out = Path(args.out) if args.out else new_run_dir("runs", "mbrl-loop")
+
+    def show(result: IterationResult) -> None:
+        what = "random policy" if result.iteration == 0 else result.model
+        console.print(f"iteration {result.iteration} ({what}): {len(result.returns)} episodes, "
+                      f"return {result.mean:.1f} +- {result.std:.1f}")
+
+    learner = {"epochs": args.epochs, "patience": args.patience, "hid_size": args.hid_size,
+               "num_layers": args.num_layers, "members": args.members}
+    results = run_mbrl_loop(args.task, args.iterations, args.episodes, args.seed, out,
+                            args.initial_random_steps, learner, args.torch_threads,
+                            args.timeout, on_iteration=show)
+    table = Table(title=f"{args.task}: model-based loop through ROS")
+    for column in ("iteration", "model", "trained on", "episodes", "return mean", "return std",
+                   "lengths", "wall s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for r in results:
+        table.add_row(str(r.iteration), r.model or "random policy", str(r.trained_on),
+                      str(len(r.returns)), f"{r.mean:.1f}", f"{r.std:.1f}",
+                      " ".join(map(str, r.lengths)) if len(r.lengths) <= 5
+                      else f"{min(r.lengths)}..{max(r.lengths)}", f"{r.wall_s:.0f}")
+    console.print(table)
+    console.print(f"curve: {out / 'returns.png'}\nreturns: {out / 'returns.json'}\n"
+                  f"bags: {out / 'bags'}")
+    return 0

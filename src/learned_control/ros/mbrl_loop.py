@@ -1,0 +1,139 @@
+"""The model-based (PETS-style) loop through the node graph, unattended for k iterations.
+
+Before the loop, at most ``initial_random_steps`` random-policy transitions are written as a bag
+into ``<out_dir>/bags/`` and the ``learner`` node (``what: dynamics``, ``sources: [<out_dir>/bags]``,
+kept running throughout) trains the first ensemble on request (``~/train``) and announces it on
+``model_updated``. A ``controller`` (``actor: cem``, planner settings from ``config/<task>.yaml``)
+starts with it and keeps running. Each iteration then runs ``episodes_per_iteration`` seeded
+lockstep episodes through a fresh ``sim_bridge`` while a fresh ``recorder`` writes them into a new
+bag in the same folder; after every iteration but the last the learner refits on every bag so far
+and the controller hot-swaps the new checkpoint (waited for on its diagnostics) before the next
+iteration's episodes. Node logs go to ``<out_dir>/logs/``, checkpoints to ``<out_dir>/models/``.
+
+The bags are named ``iteration-01``, ``iteration-02``, ... and ``random``: the learner reads them
+sorted by name and holds out the end of the data for validation, so it is random-policy data that
+is held out, never the newest planner episodes (which the next plans need most).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from ..checkpoint import load_checkpoint
+from ..errors import ConfigError, LearnedControlError
+from ..planning.mpc import PARAMETER_DIRS
+from ..tasks import get_task
+from ..training.mbrl import IterationResult, save_curve, write_random_bag
+from . import qos, topics
+from .graph_run import LockstepGraph
+
+__all__ = ["run_mbrl_loop"]
+
+
+def _params_file(task: str) -> Path:
+    """``config/<task>.yaml``: the controller's planner defaults for ``task``."""
+    for folder in PARAMETER_DIRS:
+        if (folder / f"{task}.yaml").is_file():
+            return folder / f"{task}.yaml"
+    raise ConfigError(f"no parameter file {task}.yaml in {[str(d) for d in PARAMETER_DIRS]}")
+
+
+def run_mbrl_loop(task: str, iterations: int, episodes_per_iteration: int, seed: int,
+                  out_dir: str | os.PathLike, initial_random_steps: int = 2000,
+                  learner: dict | None = None, torch_threads: int = 1, timeout: float = 600.0,
+                  domain_id: int | None = None, on_iteration=None) -> list[IterationResult]:
+    """Run the loop; returns the random data (iteration 0) and one result per iteration, also
+    saved (after each iteration) as ``returns.json`` and ``returns.png`` in ``out_dir``.
+
+    Args:
+        task: registry task name.
+        iterations: planning iterations k (>= 1).
+        episodes_per_iteration: lockstep episodes per iteration (>= 1); iteration ``i`` uses reset
+            seeds ``seed + 1000 i``, ``seed + 1000 i + 1``, ...
+        seed: seed of the random data (reset seeds ``seed, seed + 1, ...``), the learner and the
+            planner.
+        out_dir: receives ``bags/``, ``models/``, ``logs/`` and the curve (must not hold bags
+            yet).
+        initial_random_steps: at most this many random-policy transitions (whole episodes).
+        learner: extra learner node parameters (epochs, hid_size, members, patience, ...).
+        torch_threads: torch threads of the controller and the learner.
+        timeout: seconds allowed for each wait (start-up, a training job, an iteration).
+        domain_id: ROS domain of the graph; default ``$ROS_DOMAIN_ID`` (else 0).
+        on_iteration: called with each :class:`IterationResult` as it is done.
+
+    Raises:
+        ConfigError: bad counts, or ``out_dir`` already holding bags.
+        LearnedControlError: a node exited, a training job failed or a wait timed out.
+    """
+    if iterations < 1 or episodes_per_iteration < 1:
+        raise ConfigError(f"iterations={iterations}, episodes_per_iteration="
+                          f"{episodes_per_iteration}: both must be >= 1")
+    spec = get_task(task)
+    out = Path(out_dir).absolute()
+    bags = out / "bags"
+    if bags.exists() and any(bags.iterdir()):
+        raise ConfigError(f"{bags} already holds bags; give a new out_dir (the learner trains "
+                          "on every bag in it)")
+    bags.mkdir(parents=True, exist_ok=True)
+    results: list[IterationResult] = []
+
+    def report(result: IterationResult) -> None:
+        results.append(result)
+        save_curve(results, out, task)
+        if on_iteration is not None:
+            on_iteration(result)
+
+    report(write_random_bag(spec, initial_random_steps, seed, bags / "random"))
+    with LockstepGraph(out / "logs", timeout, domain_id) as graph:
+        updates: list[str] = []
+        graph.node.create_subscription(String, topics.MODEL_UPDATED,
+                                       lambda msg: updates.append(msg.data), qos.LATCHED)
+        graph.start("learner", {**(learner or {}), "what": "dynamics", "task": task,
+                                "sources": f"['{bags}']", "output_dir": str(out / "models"),
+                                "seed": seed, "torch_threads": torch_threads})
+        train = graph.node.create_client(Trigger, "/learner/train")
+
+        def refit() -> str:
+            """Train on every bag so far; the new checkpoint's path."""
+            known = len(updates)
+            answer = graph.call(train, Trigger.Request(), "the learner's answer to train")
+            if not answer.success:
+                raise LearnedControlError(f"the learner refused to train: {answer.message}")
+            training = "learner: training"
+            graph.spin_until(lambda: len(updates) > known
+                             or graph.status(training).get("state") == "failed",
+                             timeout, "the learner's new checkpoint")
+            if len(updates) == known:
+                raise LearnedControlError(f"training failed: "
+                                          f"{graph.status(training).get('last_error')}")
+            return updates[-1]
+
+        checkpoint = refit()
+        graph.start("controller", {"task": task, "checkpoint": checkpoint, "actor": "cem",
+                                   "mode": "lockstep", "seed": seed,
+                                   "torch_threads": torch_threads},
+                    params_file=_params_file(task))
+        for iteration in range(1, iterations + 1):
+            start = time.perf_counter()
+            model = f"MPCController@{Path(checkpoint).name}"
+            graph.spin_until(lambda: graph.status("controller: control").get("model") == model,
+                             timeout, f"the controller to run {model}")
+            bag = bags / f"iteration-{iteration:02d}"
+            run = graph.run_episodes(task, episodes_per_iteration, seed + 1000 * iteration, bag,
+                                     suffix=f"_{iteration}")
+            if run.control.get("model") != model:
+                raise LearnedControlError(f"iteration {iteration} ran {run.control.get('model')}, "
+                                          f"not {model}")
+            trained_on = int(load_checkpoint(checkpoint).metadata["transitions"])
+            if iteration < iterations:
+                checkpoint = refit()  # the controller swaps it in from model_updated
+            report(IterationResult(iteration, model, trained_on, run.result.seeds,
+                                   run.result.returns, run.result.lengths, str(bag),
+                                   time.perf_counter() - start))
+    return results
+

@@ -1,0 +1,119 @@
+"""The model-based (PETS-style) loop's core, without ROS: the initial random data, the result of an
+iteration, and the saved return curve.
+
+``learned_control.ros.mbrl_loop`` runs the loop through the node graph: the controller plans with
+the current ensemble, the recorder writes each iteration's episodes into a new bag, the learner
+refits on every bag so far and the controller hot-swaps the new checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.bags import write_bag
+from ..data.episodes import Episode
+from ..data.minari_io import rollout_episodes
+from ..errors import ConfigError
+from ..tasks import Task, action_bounds
+from .experts import RandomActor
+
+__all__ = ["IterationResult", "random_episodes", "write_random_bag", "save_curve"]
+
+
+@dataclass
+class IterationResult:
+    """One iteration of the loop (iteration 0: the random-policy data).
+
+    Attributes:
+        iteration: 0 for the initial random data, then 1, 2, ...
+        model: the checkpoint the controller ran (as its diagnostics name it, ``""`` for random).
+        trained_on: transitions the model was trained on (0 for random).
+        seeds: reset seeds of the episodes.
+        returns: episode returns.
+        lengths: episode lengths in steps.
+        bag: the bag holding the episodes.
+        wall_s: wall time of the iteration's episodes (and, for 1.., the refit after them), s.
+    """
+
+    iteration: int
+    model: str
+    trained_on: int
+    seeds: list[int]
+    returns: list[float]
+    lengths: list[int]
+    bag: str
+    wall_s: float
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.returns))
+
+
+def random_episodes(task: Task, max_steps: int, seed: int) -> list[Episode]:
+    """Whole uniform-random-policy episodes (reset seeds ``seed, seed + 1, ...``) holding at most
+    ``max_steps`` transitions in all; the episode that would pass the budget is left out.
+
+    Raises:
+        ConfigError: ``max_steps`` below one episode's length.
+    """
+    env = task.make_env()
+    low, high = action_bounds(env)
+    actor = RandomActor(low, high, seed)
+    episodes, total = [], 0
+    while True:
+        episode = rollout_episodes(actor, env, 1, seed + len(episodes), progress=False)[0]
+        if total + len(episode) > max_steps:
+            break
+        episodes.append(episode)
+        total += len(episode)
+    env.close()
+    if not episodes:
+        raise ConfigError(f"initial_random_steps={max_steps} is shorter than the first random "
+                          f"episode ({len(episode)} steps)")
+    return episodes
+
+
+def write_random_bag(task: Task, max_steps: int, seed: int, path: str | os.PathLike
+                     ) -> IterationResult:
+    """:func:`random_episodes` written as a bag at ``path`` (mcap, as the recorder writes)."""
+    episodes = random_episodes(task, max_steps, seed)
+    write_bag(path, episodes, storage="mcap")
+    return IterationResult(0, "", 0, [int(e.seed) for e in episodes],
+                           [float(e.episode_return) for e in episodes],
+                           [len(e) for e in episodes], str(path), 0.0)
+
+
+def save_curve(results: list[IterationResult], out_dir: str | os.PathLike, task: str
+               ) -> tuple[Path, Path]:
+    """``returns.json`` (every iteration's fields plus mean/std) and ``returns.png`` (mean +- std
+    of the episode returns per iteration, 0 = random policy) in ``out_dir``; their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [{**asdict(r), "mean": r.mean, "std": r.std} for r in results]
+    json_path = out / "returns.json"
+    json_path.write_text(json.dumps({"task": task, "iterations": rows}, indent=2))
+    x = [r.iteration for r in results]
+    mean, std = np.array([r.mean for r in results]), np.array([r.std for r in results])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.errorbar(x, mean, yerr=std, marker="o", capsize=4)
+    ax.set(xlabel="iteration (0: random policy)", ylabel="episode return (mean +- std)",
+           title=f"{task}: model-based loop through ROS", xticks=x)
+    fig.tight_layout()
+    png_path = out / "returns.png"
+    fig.savefig(png_path)
+    plt.close(fig)
+    return json_path, png_path
