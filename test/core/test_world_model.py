@@ -105,16 +105,9 @@ def test_model_env_rejects_bad_start_states():
         ModelVecEnv(lambda o, a: o, np.zeros((4, 5)))
 
 
-def test_sb3_ppo_runs_in_model_env_and_export_matches_predict(tmp_path):
-    env = make_fixed_goal_env()
-    starts = np.stack([env.reset(seed=s)[0] for s in range(8)]).astype(np.float32)
-    delta = torch.nn.Linear(17, 13)
-
-    def predict(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return o + 0.01 * delta(torch.cat([o, a], -1))
-
-    venv = ModelVecEnv(predict, starts, num_envs=4, max_steps=10)
-    model = PPO(
+def _tiny_ppo(venv: ModelVecEnv) -> PPO:
+    """PPO with the users' [128] tanh nets and a tiny rollout (32 steps per env, 1 epoch)."""
+    return PPO(
         "MlpPolicy",
         venv,
         n_steps=32,
@@ -124,14 +117,25 @@ def test_sb3_ppo_runs_in_model_env_and_export_matches_predict(tmp_path):
         device="cpu",
         policy_kwargs=dict(net_arch=dict(pi=[128], vf=[128]), activation_fn=torch.nn.Tanh),
     )
+
+
+def test_sb3_ppo_runs_in_model_env_and_export_matches_predict(tmp_path):
+    env = make_fixed_goal_env()
+    starts = np.stack([env.reset(seed=s)[0] for s in range(8)]).astype(np.float32)
+    delta = torch.nn.Linear(17, 13)
+
+    def predict(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return o + 0.01 * delta(torch.cat([o, a], -1))
+
+    venv = ModelVecEnv(predict, starts, num_envs=4, max_steps=10)
+    model = _tiny_ppo(venv)
     model.learn(256)
     policy = sb3_actor_to_policy(model)
     path = save_checkpoint(tmp_path / "policy.pt", policy, task="FetchReach-v4")
     loaded = load_checkpoint(path).model
     obs = np.stack([env.reset(seed=s)[0] for s in range(20)]).astype(np.float32)
-    obs[:, 3:6] += np.random.default_rng(0).normal(
-        0, 0.3, (20, 3)
-    )  # push some actions into the clip
+    # push some actions into the clip
+    obs[:, 3:6] += np.random.default_rng(0).normal(0, 0.3, (20, 3))
     expected, _ = model.predict(obs, deterministic=True)
     np.testing.assert_allclose(loaded.act(obs), expected, atol=1e-5)
 
@@ -154,16 +158,7 @@ def test_pipeline_real_data_to_model_to_ppo_to_real_env(tmp_path):
     assert history.val_one_step_mse[-1] < history.val_one_step_mse[0]  # the model learns
     starts = np.stack([env.reset(seed=s)[0] for s in range(8)]).astype(np.float32)
     venv = ModelVecEnv(ensemble_predict(dyn), starts, num_envs=4)
-    model = PPO(
-        "MlpPolicy",
-        venv,
-        n_steps=32,
-        batch_size=64,
-        n_epochs=1,
-        seed=0,
-        device="cpu",
-        policy_kwargs=dict(net_arch=dict(pi=[128], vf=[128]), activation_fn=torch.nn.Tanh),
-    )
+    model = _tiny_ppo(venv)
     model.learn(128)
     policy = sb3_actor_to_policy(model)
     real = collect_transitions(env, policy.act, 60, seed=5)
