@@ -27,26 +27,26 @@ def test_loop_from_2000_random_transitions_balances_within_two_iterations(graph,
     results = run_mbrl_loop(TASK.name, iterations=2, episodes_per_iteration=2, seed=0,
                             out_dir=out, initial_random_steps=2000, learner=LEARNER,
                             timeout=300)
-    random, first, second = results
+    random, first, second = (r.episodes for r in results)
     assert [r.iteration for r in results] == [0, 1, 2]
     assert sum(random.lengths) <= 2000 and max(random.lengths) < 50
     # the learner refit on every bag so far, and the controller ran each new checkpoint
-    assert (first.model, second.model) == ("MPCController@dynamics-0001.pt",
-                                           "MPCController@dynamics-0002.pt")
-    assert first.trained_on == sum(random.lengths)
-    assert second.trained_on == sum(random.lengths) + sum(first.lengths)
+    assert [r.model for r in results[1:]] == ["MPCController@dynamics-0001.pt",
+                                              "MPCController@dynamics-0002.pt"]
+    assert results[1].trained_on == sum(random.lengths)
+    assert results[2].trained_on == sum(random.lengths) + sum(first.lengths)
     assert (out / "models" / "dynamics-0002" / "dynamics-0002.pt").is_file()
     assert max(first.lengths) < 1000, first.lengths
     assert (1000, 1000.0) in zip(second.lengths, second.returns), (second.lengths, second.returns)
     # the bags: the random data and one per iteration, readable, with their episodes
     for result in results:
         episodes = bag_to_episodes(result.bag, TASK)
-        assert [len(e) for e in episodes] == result.lengths
-        assert [e.episode_return for e in episodes] == pytest.approx(result.returns)
+        assert [len(e) for e in episodes] == result.episodes.lengths
+        assert [e.episode_return for e in episodes] == pytest.approx(result.episodes.returns)
     assert sorted(p.name for p in (out / "bags").iterdir()) == ["iteration-01", "iteration-02",
                                                                 "random"]
     saved = json.loads((out / "returns.json").read_text())["iterations"]
-    assert [row["lengths"] for row in saved] == [r.lengths for r in results]
+    assert [row["episodes"]["lengths"] for row in saved] == [r.episodes.lengths for r in results]
     assert (out / "returns.png").stat().st_size > 0
 
 

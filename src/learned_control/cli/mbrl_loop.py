@@ -62,8 +62,9 @@ def run(args: argparse.Namespace) -> int:
 
     def show(result: IterationResult) -> None:
         what = "random policy" if result.iteration == 0 else result.model
-        console.print(f"iteration {result.iteration} ({what}): {len(result.returns)} episodes, "
-                      f"return {result.mean:.1f} +- {result.std:.1f}")
+        episodes = result.episodes
+        console.print(f"iteration {result.iteration} ({what}): {len(episodes.returns)} "
+                      f"episodes, return {episodes.mean:.1f} +- {episodes.std:.1f}")
 
     learner = {"epochs": args.epochs, "patience": args.patience, "hid_size": args.hid_size,
                "num_layers": args.num_layers, "members": args.members}
@@ -75,10 +76,11 @@ def run(args: argparse.Namespace) -> int:
                    "lengths", "wall s"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for r in results:
+        lengths = r.episodes.lengths
         table.add_row(str(r.iteration), r.model or "random policy", str(r.trained_on),
-                      str(len(r.returns)), f"{r.mean:.1f}", f"{r.std:.1f}",
-                      " ".join(map(str, r.lengths)) if len(r.lengths) <= 5
-                      else f"{min(r.lengths)}..{max(r.lengths)}", f"{r.wall_s:.0f}")
+                      str(len(lengths)), f"{r.episodes.mean:.1f}", f"{r.episodes.std:.1f}",
+                      " ".join(map(str, lengths)) if len(lengths) <= 5
+                      else f"{min(lengths)}..{max(lengths)}", f"{r.wall_s:.0f}")
     console.print(table)
     console.print(f"curve: {out / 'returns.png'}\nreturns: {out / 'returns.json'}\n"
                   f"bags: {out / 'bags'}")

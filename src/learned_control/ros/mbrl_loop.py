@@ -1,8 +1,8 @@
 """The model-based (PETS-style) loop through the node graph, unattended for k iterations.
 
 Before the loop, at most ``initial_random_steps`` random-policy transitions are written as a bag
-into ``<out_dir>/bags/`` and the ``learner`` node (``what: dynamics``, ``sources: [<out_dir>/bags]``,
-kept running throughout) trains the first ensemble on request (``~/train``) and announces it on
+into ``<out_dir>/bags/`` and the ``learner`` node (``what: dynamics``,
+``sources: [<out_dir>/bags]``, kept running throughout) trains the first ensemble on request (``~/train``) and announces it on
 ``model_updated``. A ``controller`` (``actor: cem``, planner settings from ``config/<task>.yaml``)
 starts with it and keeps running. Each iteration then runs ``episodes_per_iteration`` seeded
 lockstep episodes through a fresh ``sim_bridge`` while a fresh ``recorder`` writes them into a new
@@ -132,8 +132,7 @@ def run_mbrl_loop(task: str, iterations: int, episodes_per_iteration: int, seed:
             trained_on = int(load_checkpoint(checkpoint).metadata["transitions"])
             if iteration < iterations:
                 checkpoint = refit()  # the controller swaps it in from model_updated
-            report(IterationResult(iteration, model, trained_on, run.result.seeds,
-                                   run.result.returns, run.result.lengths, str(bag),
+            report(IterationResult(iteration, model, trained_on, run.result, str(bag),
                                    time.perf_counter() - start))
     return results
 

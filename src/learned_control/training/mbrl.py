@@ -19,6 +19,7 @@ from ..data.bags import write_bag
 from ..data.episodes import Episode
 from ..data.minari_io import rollout_episodes
 from ..errors import ConfigError
+from ..evaluation import EvalResult
 from ..tasks import Task, action_bounds
 from .experts import RandomActor
 
@@ -33,9 +34,7 @@ class IterationResult:
         iteration: 0 for the initial random data, then 1, 2, ...
         model: the checkpoint the controller ran (as its diagnostics name it, ``""`` for random).
         trained_on: transitions the model was trained on (0 for random).
-        seeds: reset seeds of the episodes.
-        returns: episode returns.
-        lengths: episode lengths in steps.
+        episodes: the episodes' returns, lengths (steps) and reset seeds.
         bag: the bag holding the episodes.
         wall_s: wall time of the iteration's episodes (and, for 1.., the refit after them), s.
     """
@@ -43,19 +42,9 @@ class IterationResult:
     iteration: int
     model: str
     trained_on: int
-    seeds: list[int]
-    returns: list[float]
-    lengths: list[int]
+    episodes: EvalResult
     bag: str
     wall_s: float
-
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.returns))
-
-    @property
-    def std(self) -> float:
-        return float(np.std(self.returns))
 
 
 def random_episodes(task: Task, max_steps: int, seed: int) -> list[Episode]:
@@ -87,9 +76,10 @@ def write_random_bag(task: Task, max_steps: int, seed: int, path: str | os.PathL
     """:func:`random_episodes` written as a bag at ``path`` (mcap, as the recorder writes)."""
     episodes = random_episodes(task, max_steps, seed)
     write_bag(path, episodes, storage="mcap")
-    return IterationResult(0, "", 0, [int(e.seed) for e in episodes],
-                           [float(e.episode_return) for e in episodes],
-                           [len(e) for e in episodes], str(path), 0.0)
+    result = EvalResult(returns=[float(e.episode_return) for e in episodes],
+                        lengths=[len(e) for e in episodes], successes=[None] * len(episodes),
+                        seeds=[int(e.seed) for e in episodes])
+    return IterationResult(0, "", 0, result, str(path), 0.0)
 
 
 def save_curve(results: list[IterationResult], out_dir: str | os.PathLike, task: str
@@ -103,11 +93,12 @@ def save_curve(results: list[IterationResult], out_dir: str | os.PathLike, task:
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [{**asdict(r), "mean": r.mean, "std": r.std} for r in results]
+    rows = [{**asdict(r), "mean": r.episodes.mean, "std": r.episodes.std} for r in results]
     json_path = out / "returns.json"
     json_path.write_text(json.dumps({"task": task, "iterations": rows}, indent=2))
     x = [r.iteration for r in results]
-    mean, std = np.array([r.mean for r in results]), np.array([r.std for r in results])
+    mean = np.array([r.episodes.mean for r in results])
+    std = np.array([r.episodes.std for r in results])
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.errorbar(x, mean, yerr=std, marker="o", capsize=4)
     ax.set(xlabel="iteration (0: random policy)", ylabel="episode return (mean +- std)",
