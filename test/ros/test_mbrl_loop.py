@@ -36,6 +36,9 @@ def test_loop_from_2000_random_transitions_balances_within_two_iterations(graph,
     assert results[1].trained_on == sum(random.lengths)
     assert results[2].trained_on == sum(random.lengths) + sum(first.lengths)
     assert (out / "models" / "dynamics-0002" / "dynamics-0002.pt").is_file()
+    # one controller process throughout: the second model came in over model_updated
+    log = (out / "logs" / "controller.log").read_text()
+    assert "model_updated: now running MPCController@dynamics-0002.pt" in log, log[-2000:]
     assert max(first.lengths) < 1000, first.lengths
     assert (1000, 1000.0) in zip(second.lengths, second.returns), (second.lengths, second.returns)
     # the bags: the random data and one per iteration, readable, with their episodes

@@ -6,6 +6,8 @@
 standard ``change_state`` service only once the recorder reports (on ``/diagnostics``) that it has
 matched the bridge's publishers, so the bag holds every episode from its first step. An observer
 node in this process collects the ``episode`` summaries and the controller's diagnostics.
+:class:`LockstepGraph` keeps nodes (a controller, a learner) running across several such runs,
+each with a fresh bridge and recorder: the model-based loop (:mod:`.mbrl_loop`) is built on it.
 """
 
 from __future__ import annotations
