@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from learned_control.cli import main
 from learned_control.data.bags import bag_to_episodes
 from learned_control.errors import ConfigError
 from learned_control.ros.mbrl_loop import run_mbrl_loop
@@ -61,3 +62,20 @@ def test_bad_counts_and_a_used_out_dir_are_refused_before_any_node_starts(tmp_pa
         run_mbrl_loop(TASK.name, 1, 1, 0, tmp_path)
     with pytest.raises(ConfigError, match="shorter than the first random episode"):
         run_mbrl_loop(TASK.name, 1, 1, 0, tmp_path / "new", initial_random_steps=1)
+
+
+@pytest.mark.slow
+def test_cli_runs_one_short_iteration_and_prints_the_table(graph, tmp_path, monkeypatch, capsys):
+    """``learned-control mbrl-loop`` in the fixture's domain (``ROS_DOMAIN_ID``): 200 random
+    transitions, a 5-epoch ensemble, one planned episode; the table and the curve files."""
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(graph.domain))
+    out = tmp_path / "cli"
+    assert main(["mbrl-loop", "--iterations", "1", "--episodes", "1", "--epochs", "5",
+                 "--initial-random-steps", "200", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "model-based loop through ROS" in printed and "dynamics-0001.pt" in printed
+    rows = json.loads((out / "returns.json").read_text())["iterations"]
+    assert [row["iteration"] for row in rows] == [0, 1]
+    assert sum(rows[0]["episodes"]["lengths"]) <= 200 and rows[1]["trained_on"] > 150
+    assert len(bag_to_episodes(out / "bags" / "iteration-01", TASK)) == 1
+    assert (out / "returns.png").is_file()

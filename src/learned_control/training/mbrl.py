@@ -36,7 +36,8 @@ class IterationResult:
         trained_on: transitions the model was trained on (0 for random).
         episodes: the episodes' returns, lengths (steps) and reset seeds.
         bag: the bag holding the episodes.
-        wall_s: wall time of the iteration's episodes (and, for 1.., the refit after them), s.
+        wall_s: wall time of the iteration's episodes and the refit after them (none after the
+            last), s; 0 for the random data.
     """
 
     iteration: int
