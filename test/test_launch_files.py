@@ -92,3 +92,21 @@ def test_planner_defaults_are_written_in_the_task_parameter_file(task):
     expected = ControllerConfig(**{k: v for k, v in values.items() if k not in NODE_EXTRAS},
                                 actor="cem").planner()
     assert default_mpc_config(task) == expected
+
+
+@pytest.mark.parametrize("actor", ["policy", "cem"])
+def test_up_starts_the_launch_files_nodes_with_declared_parameters_only(actor):
+    """``learned-control up`` is the launch file as processes: same nodes, same parameter file,
+    and its ``-p`` overrides are parameters those nodes declare."""
+    from learned_control.cli.up import graph_specs
+
+    params_file = ROOT / "config" / "InvertedPendulum-v5.yaml"
+    specs = graph_specs("InvertedPendulum-v5", "model.pt", "lockstep", "bag", params_file, actor)
+    assert [s.name for s in specs] == ["recorder", "controller", "sim_bridge"]
+    for spec in specs:
+        assert spec.argv[spec.argv.index("--params-file") + 1] == str(params_file)
+        overrides = dict(spec.argv[i + 1].split(":=", 1) for i, a in enumerate(spec.argv)
+                         if a == "-p")
+        assert set(overrides) <= DECLARED[spec.name], (spec.name, overrides)
+        if spec.name == "controller":
+            assert overrides["actor"] == actor

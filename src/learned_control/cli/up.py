@@ -25,7 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "logs with node prefixes, and stop all of them on Ctrl-C (SIGINT, then "
                     "SIGTERM, then SIGKILL) or as soon as one dies (exit code non-zero).")
     add_task_arg(parser)
-    parser.add_argument("--checkpoint", required=True, help="policy checkpoint (.pt)")
+    parser.add_argument("--checkpoint", required=True,
+                        help="policy checkpoint (.pt), or a dynamics checkpoint with --actor cem")
+    parser.add_argument("--actor", choices=("policy", "cem"), default="policy",
+                        help="what computes the action: the policy, or the CEM-MPC planner over "
+                             "the dynamics checkpoint with the task's planner settings from the "
+                             "parameter file (default: %(default)s)")
     parser.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep",
                         help="bridge/controller mode (default: %(default)s)")
     parser.add_argument("--record", default="", help="path of a new bag to record into")
@@ -37,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def graph_specs(task: str, checkpoint: str, mode: str, record: str, params_file: Path
-                ) -> list[ProcessSpec]:
+def graph_specs(task: str, checkpoint: str, mode: str, record: str, params_file: Path,
+                actor: str = "policy") -> list[ProcessSpec]:
     """The recorder (when ``record``), the controller and the bridge, in start order."""
     def node(name: str, **params: str) -> ProcessSpec:
         argv = [sys.executable, "-m", f"learned_control.ros.{name}", "--ros-args",
@@ -48,7 +53,7 @@ def graph_specs(task: str, checkpoint: str, mode: str, record: str, params_file:
         return ProcessSpec(name, argv, {"PYTHONUNBUFFERED": "1"})
 
     specs = [node("recorder", bag=record, mode=mode)] if record else []
-    return specs + [node("controller", checkpoint=checkpoint, mode=mode),
+    return specs + [node("controller", checkpoint=checkpoint, mode=mode, actor=actor),
                     node("sim_bridge", mode=mode)]
 
 
@@ -61,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"no checkpoint file {args.checkpoint}")
     if args.record and Path(args.record).exists():
         raise ConfigError(f"bag path {args.record} already exists; give a new path")
-    print(f"up: {task.name} ({args.mode}) with {params}" +
+    print(f"up: {task.name} ({args.mode}, actor {args.actor}) with {params}" +
           (f", recording into {args.record}" if args.record else ""), flush=True)
-    return supervise(graph_specs(task.name, args.checkpoint, args.mode, args.record, params),
+    return supervise(graph_specs(task.name, args.checkpoint, args.mode, args.record, params,
+                                 args.actor),
                      grace_s=args.grace)
