@@ -51,7 +51,7 @@ def success(args: argparse.Namespace) -> None:
         print(
             f"{name:34s}{row['fixed_stochastic']['success']:24.2f}"
             f"{row['random_deterministic']['success']:30.2f}{users:7.2f}"
-            f"{target or float('nan'):8.2f}"
+            f"{'-' if target is None else f'{target:.2f}':>8s}"
         )
 
 
