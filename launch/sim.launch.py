@@ -37,7 +37,8 @@ def _nodes(context):
     params = os.path.join(CONFIG_DIR, f"{task}.yaml")
     bridge = LifecycleNode(package="learned_control", executable="sim_bridge", name="sim_bridge",
                            namespace="", output="screen",
-                           parameters=[params, {"mode": mode, "autostart": False}])
+                           parameters=[params, {"mode": mode, "autostart": False,
+                                                "wait_for_recorder": bool(record)}])
     controller = LifecycleNode(package="learned_control", executable="controller",
                                name="controller", namespace="", output="screen",
                                parameters=[params, {"mode": mode, "checkpoint": checkpoint,

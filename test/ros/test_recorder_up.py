@@ -5,12 +5,15 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from rosbags.rosbag2 import Reader
 
 from conftest import new_domain
-from learned_control.checkpoint import save_checkpoint
+from learned_control.checkpoint import load_checkpoint, save_checkpoint
+from learned_control.data.bags import bag_to_episodes
+from learned_control.data.minari_io import rollout_episodes
 from learned_control.tasks import get_task
 from learned_control.training.bc import mlp_policy_for
 
@@ -40,4 +43,12 @@ def test_up_records_and_stops_cleanly_on_sigint(tmp_path):
     with Reader(bag) as reader:  # metadata written on SIGINT: a readable bag
         counts = {c.topic: c.msgcount for c in reader.connections}
     assert counts["/episode"] >= 1 and counts["/applied_command"] >= counts["/episode"]
+    # the bridge waited for the recorder: every episode from step 0, equal to the offline rollout
+    episodes = bag_to_episodes(bag, task)
+    assert episodes[0].seed == 0  # config/InvertedPendulum-v5.yaml: seed 0
+    offline = rollout_episodes(load_checkpoint(ckpt).model, task.make_env(), len(episodes), 0,
+                               progress=False)
+    for got, want in zip(episodes, offline):
+        np.testing.assert_allclose(got.observations, want.observations, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got.actions, want.actions, rtol=0, atol=1e-9)
 

@@ -53,8 +53,9 @@ def graph_specs(task: str, checkpoint: str, mode: str, record: str, params_file:
         return ProcessSpec(name, argv, {"PYTHONUNBUFFERED": "1"})
 
     specs = [node("recorder", bag=record, mode=mode)] if record else []
+    bridge = {"wait_for_recorder": "true"} if record else {}  # the bag starts at step 0
     return specs + [node("controller", checkpoint=checkpoint, mode=mode, actor=actor),
-                    node("sim_bridge", mode=mode)]
+                    node("sim_bridge", mode=mode, **bridge)]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -116,7 +116,11 @@ class SimBridge(LifecycleNode):
         else:
             self._own_timers.append(self.create_timer(self.session.config.command_timeout,
                                                   self._check_lockstep_wait))
-        if self.session.observation is None:
+        if self.session.observation is None and self.session.config.wait_for_recorder:
+            self.get_logger().info("waiting for a recorder to match before the first episode")
+            self._recorder_wait = self.create_timer(0.05, self._start_once_recorded)
+            self._own_timers.append(self._recorder_wait)
+        elif self.session.observation is None:
             self._start_episode()
         elif self.session.config.mode == "lockstep":
             self.waiting_since = time.monotonic()
@@ -156,6 +160,16 @@ class SimBridge(LifecycleNode):
             self.session = None
 
     # ---- stepping --------------------------------------------------------------------------
+    def _start_once_recorded(self) -> None:
+        """Timer while ``wait_for_recorder``: the first episode once every recorded side topic
+        has a matched subscriber (a reliable, matched writer delivers all that follows)."""
+        if all(self._own_pubs[name].get_subscription_count() >= 1
+               for name in ("applied", "reward", "episode")) and self.session.observation is None:
+            self._own_timers.remove(self._recorder_wait)
+            self.destroy_timer(self._recorder_wait)
+            self.get_logger().info("recorder matched: starting")
+            self._start_episode()
+
     def _start_episode(self) -> None:
         obs = self.session.reset()
         if self.published_stamp == self.sim_time:  # a reset mid-step: a new stamp for a new state

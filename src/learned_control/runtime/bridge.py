@@ -41,6 +41,9 @@ class BridgeConfig:
             (only what a ros2_control robot with mocap publishes: ``/joint_states`` and the spec's
             pose/odometry/goal topics, one stamp per step; commands on the spec's controller topic).
         spec_file: robot spec YAML for ``ros2_control``; empty: the task's packaged spec.
+        wait_for_recorder: on activation, start the first episode only once a recorder (a
+            subscriber of ``applied_command``, ``reward`` and ``episode``) has matched, so its
+            bag holds every episode from step 0 (``learned-control up --record`` sets it).
     """
 
     task: str = "InvertedPendulum-v5"
@@ -54,6 +57,7 @@ class BridgeConfig:
     publish_clock: bool = True
     interface: str = "observation"
     spec_file: str = ""
+    wait_for_recorder: bool = False
 
     def __post_init__(self) -> None:
         get_task(self.task)  # raises ConfigError naming the known tasks
