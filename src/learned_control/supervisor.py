@@ -7,6 +7,7 @@ policy of its own, so it would add a dependency without removing the code that m
 
 from __future__ import annotations
 
+import ctypes
 import os
 import selectors
 import signal
@@ -18,7 +19,14 @@ from typing import TextIO
 
 from .errors import ConfigError
 
-__all__ = ["ProcessSpec", "supervise", "stop_processes"]
+__all__ = ["ProcessSpec", "supervise", "stop_processes", "die_with_parent"]
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for node processes: Linux sends the child SIGTERM when its parent dies
+    (even by SIGKILL), so no node outlives the command that started it."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -79,7 +87,7 @@ def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float
             try:
                 proc = subprocess.Popen(spec.argv, env={**os.environ, **spec.env},
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=die_with_parent)
             except OSError as err:
                 stop_processes(procs, grace_s)
                 raise ConfigError(f"cannot start {spec.name} ({spec.argv[0]}): {err}") from err

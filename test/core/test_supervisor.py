@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +92,42 @@ def test_bad_specs_are_refused(tmp_path):
         supervise([ProcessSpec("a", ["true"]), ProcessSpec("a", ["true"])])
     with pytest.raises(ConfigError, match="cannot start b"):
         supervise([ProcessSpec("b", [str(tmp_path / "missing")])])
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or only its zombie left for init to reap."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_children_die_with_a_killed_supervisor(tmp_path):
+    """SIGKILL leaves the supervisor no chance to stop its children: they end by themselves."""
+    children = tmp_path / "pids"
+    child = _script(tmp_path, "child", f"""
+        import os, time
+        open({str(children)!r}, "a").write(f"{{os.getpid()}}\\n")
+        print("up", flush=True)
+        while True:
+            time.sleep(1)
+        """)
+    runner = _script(tmp_path, "runner", f"""
+        import sys
+        from learned_control.supervisor import ProcessSpec, supervise
+        sys.exit(supervise([ProcessSpec("a", {child!r}), ProcessSpec("b", {child!r})]))
+        """)
+    proc = subprocess.Popen(runner, stdout=subprocess.PIPE, text=True)
+    ups = 0
+    while ups < 2:
+        line = proc.stdout.readline()
+        assert line, "supervisor ended before both children were up"
+        ups += line.rstrip().endswith("up")
+    proc.kill()
+    proc.wait(30)
+    pids = list(map(int, children.read_text().split()))
+    deadline = time.monotonic() + 30
+    while not all(map(_gone, pids)):
+        assert time.monotonic() < deadline, f"children {pids} outlived their supervisor"
+        time.sleep(0.05)

@@ -18,6 +18,8 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="ROS 2 rclpy not installed (pip install -e .[ros])")
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+
+from learned_control.supervisor import die_with_parent  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
 _domains = itertools.count()
@@ -38,7 +40,8 @@ class NodeProcess:
         for a in args:
             cmd += ["-p", a]
         self.log = log
-        self.proc = subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                     preexec_fn=die_with_parent)  # none outlives a killed pytest
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
         if self.proc.poll() is None:

@@ -29,7 +29,7 @@ from std_msgs.msg import Float64MultiArray
 
 from ..errors import LearnedControlError
 from ..evaluation import EvalResult
-from ..supervisor import stop_processes
+from ..supervisor import die_with_parent, stop_processes
 from . import qos, topics
 
 __all__ = ["GraphRun", "LockstepGraph", "run_lockstep_graph"]
@@ -139,7 +139,8 @@ class LockstepGraph:
             argv += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
         with open(self.log_dir / f"{name}.log", "w") as log:
             self.procs[name] = subprocess.Popen(argv, env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT)
+                                                stderr=subprocess.STDOUT,
+                                                preexec_fn=die_with_parent)
 
     def stop(self, *names: str) -> None:
         """Stop the named nodes (SIGINT, then harder after 10 s)."""
