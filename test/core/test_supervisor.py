@@ -59,10 +59,12 @@ def test_a_child_ignoring_sigint_is_escalated(tmp_path):
                      io.StringIO(), grace_s=0.5) == 1  # a clean exit of a node is still a death
 
 
-def test_sigint_to_the_supervisor_stops_everything_cleanly(tmp_path):
+def _supervisor_with_two_children(tmp_path) -> tuple[subprocess.Popen, Path]:
+    """A supervisor process running two children that write their pids to the returned file;
+    returns once both children are up."""
     children = tmp_path / "pids"
     child = _script(tmp_path, "child", f"""
-        import os, signal, sys, time
+        import os, time
         open({str(children)!r}, "a").write(f"{{os.getpid()}}\\n")
         print("up", flush=True)
         while True:
@@ -74,12 +76,16 @@ def test_sigint_to_the_supervisor_stops_everything_cleanly(tmp_path):
         sys.exit(supervise([ProcessSpec("a", {child!r}), ProcessSpec("b", {child!r})]))
         """)
     proc = subprocess.Popen(runner, stdout=subprocess.PIPE, text=True)
-    seen = set()
-    while len(seen) < 2:
+    ups = 0
+    while ups < 2:
         line = proc.stdout.readline()
         assert line, "supervisor ended before both children were up"
-        if line.rstrip().endswith("up"):
-            seen.add(line[:3])
+        ups += line.rstrip().endswith("up")
+    return proc, children
+
+
+def test_sigint_to_the_supervisor_stops_everything_cleanly(tmp_path):
+    proc, children = _supervisor_with_two_children(tmp_path)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(30) == 0
     for pid in map(int, children.read_text().split()):
@@ -105,25 +111,7 @@ def _gone(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_children_die_with_a_killed_supervisor(tmp_path):
     """SIGKILL leaves the supervisor no chance to stop its children: they end by themselves."""
-    children = tmp_path / "pids"
-    child = _script(tmp_path, "child", f"""
-        import os, time
-        open({str(children)!r}, "a").write(f"{{os.getpid()}}\\n")
-        print("up", flush=True)
-        while True:
-            time.sleep(1)
-        """)
-    runner = _script(tmp_path, "runner", f"""
-        import sys
-        from learned_control.supervisor import ProcessSpec, supervise
-        sys.exit(supervise([ProcessSpec("a", {child!r}), ProcessSpec("b", {child!r})]))
-        """)
-    proc = subprocess.Popen(runner, stdout=subprocess.PIPE, text=True)
-    ups = 0
-    while ups < 2:
-        line = proc.stdout.readline()
-        assert line, "supervisor ended before both children were up"
-        ups += line.rstrip().endswith("up")
+    proc, children = _supervisor_with_two_children(tmp_path)
     proc.kill()
     proc.wait(30)
     pids = list(map(int, children.read_text().split()))

@@ -36,7 +36,7 @@ import numpy as np
 from rclpy.wait_for_message import wait_for_message
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -50,7 +50,7 @@ from ..specs import CommandShaper, ObservationAssembler, RobotSpecs, specs_for
 from ..tasks import get_task
 from ..utils import configure_torch
 from . import qos, topics
-from .node_utils import (array_msg, declare_config, diagnostic,
+from .node_utils import (ManagedNode, array_msg, declare_config, diagnostic,
                          publish_diagnostics, read_config, run_node)
 from .robot_msgs import MSG_TYPES, command_msg, sample_from_msg, stamp_seconds
 
@@ -60,7 +60,7 @@ ASSEMBLED_OBSERVATION = "assembled_observation"
 __all__ = ["Controller", "main"]
 
 
-class Controller(LifecycleNode):
+class Controller(ManagedNode):
     """Runs a policy checkpoint, or CEM-MPC through a dynamics checkpoint, against the
     ``observation`` topic."""
 
@@ -198,14 +198,6 @@ class Controller(LifecycleNode):
         for timer in self._own_timers[1:]:
             self.destroy_timer(timer)
         del self._own_timers[1:]
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self.close()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self.close()
         return TransitionCallbackReturn.SUCCESS
 
     def close(self) -> None:

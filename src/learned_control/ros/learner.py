@@ -18,7 +18,7 @@ job; cleanup/shutdown cancel it and wait for its thread.
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -26,7 +26,8 @@ from ..errors import ConfigError
 from ..training.learner import BackgroundLearner, LearnerConfig
 from ..utils import configure_torch
 from . import qos, topics
-from .node_utils import ERROR, OK, declare_config, diagnostic, publish_diagnostics, read_config, run_node
+from .node_utils import (ERROR, OK, ManagedNode, declare_config, diagnostic, publish_diagnostics,
+                         read_config, run_node)
 
 __all__ = ["Learner", "main"]
 
@@ -34,7 +35,7 @@ JOIN_TIMEOUT_S = 30.0
 """How long cleanup/shutdown wait for a cancelled job's thread to end (one epoch at most)."""
 
 
-class Learner(LifecycleNode):
+class Learner(ManagedNode):
     """A thin shell around :class:`~learned_control.training.learner.BackgroundLearner`."""
 
     def __init__(self, node_name: str = "learner") -> None:
@@ -72,14 +73,6 @@ class Learner(LifecycleNode):
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.active = False
         self.learner.cancel()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self.close()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self.close()
         return TransitionCallbackReturn.SUCCESS
 
     def close(self) -> None:

@@ -14,13 +14,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                  SetParametersResult)
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.lifecycle import LifecycleNode
+from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from ..errors import ConfigError
 
-__all__ = ["declare_config", "read_config", "diagnostic", "publish_diagnostics", "run_node",
+__all__ = ["ManagedNode", "declare_config", "read_config", "diagnostic", "publish_diagnostics", "run_node",
            "array_msg", "OK", "WARN", "ERROR"]
 
 C = TypeVar("C")
@@ -103,6 +103,22 @@ def publish_diagnostics(node: Node, publisher, statuses: list[DiagnosticStatus])
     msg = DiagnosticArray(status=statuses)
     msg.header.stamp = node.get_clock().now().to_msg()
     publisher.publish(msg)
+
+
+class ManagedNode(LifecycleNode):
+    """A lifecycle node whose cleanup and shutdown both release everything through ``close()``
+    (idempotent; ``run_node`` calls it too on Ctrl-C)."""
+
+    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self.close()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        raise NotImplementedError
 
 
 def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import time
 
 import mujoco
 import numpy as np
-from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
+from rclpy.lifecycle import State, TransitionCallbackReturn
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
@@ -32,14 +32,14 @@ from ..runtime.stats import LatencyStats
 from ..specs import GoalSample, command_to_action, driver_samples, specs_for
 from ..utils import configure_torch
 from . import qos, topics
-from .node_utils import (OK, WARN, array_msg, declare_config, diagnostic, publish_diagnostics,
-                         read_config, run_node)
+from .node_utils import (OK, WARN, ManagedNode, array_msg, declare_config, diagnostic,
+                         publish_diagnostics, read_config, run_node)
 from .robot_msgs import MSG_TYPES, command_values, msg_from_sample, to_stamp
 
 __all__ = ["SimBridge", "main"]
 
 
-class SimBridge(LifecycleNode):
+class SimBridge(ManagedNode):
     """Publishes the env's state, applies checked commands, steps in lockstep or realtime."""
 
     def __init__(self, node_name: str = "sim_bridge") -> None:
@@ -133,14 +133,6 @@ class SimBridge(LifecycleNode):
         del self._own_timers[1:]
         self.latest = None
         self.get_logger().info("deactivated: stepping stopped, robot held")
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self.close()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self.close()
         return TransitionCallbackReturn.SUCCESS
 
     def close(self) -> None:
