@@ -86,11 +86,29 @@ class Graph:
                 pytest.fail(f"timed out after {timeout} s waiting for {what}\n{logs}")
             self.executor.spin_once(timeout_sec=0.05)
 
-    def call(self, client, request, timeout: float = 20.0):
+    def spin_for(self, seconds: float) -> None:
+        """Spin the observer for ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def call(self, client, request, timeout: float = 20.0, resend: float | None = None):
+        """The answer to ``request``. ``resend``: for a request that is safe to repeat, send it
+        again every ``resend`` seconds until answered: a server drops the answer (rmw "failed to
+        send response (timeout)") while it has not yet matched a brand-new client's reply reader,
+        which under load can outlast ``wait_for_service``."""
         assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} absent"
-        future = client.call_async(request)
-        self.spin_until(future.done, timeout, f"answer of {client.srv_name}")
-        return future.result()
+        futures, sent = [client.call_async(request)], time.monotonic()
+
+        def answered() -> bool:
+            nonlocal sent
+            if resend and time.monotonic() - sent > resend:
+                futures.append(client.call_async(request))
+                sent = time.monotonic()
+            return any(f.done() for f in futures)
+
+        self.spin_until(answered, timeout, f"answer of {client.srv_name}")
+        return next(f for f in futures if f.done()).result()
 
     def close(self) -> None:
         for proc in self.procs:

@@ -211,23 +211,48 @@ def test_corrupt_dynamics_checkpoint_and_bad_planner_settings_keep_the_old_plann
 
 def test_realtime_overrun_still_commands_with_a_truncated_plan(graph, pendulum_dynamics):
     """50 CEM iterations do not fit a 20 ms period: each tick's plan stops early (its deadline is
-    the period) and the tick still publishes the action refined so far."""
+    the period) and the tick still publishes the action refined so far.
+
+    Commands are compared between two quiet moments (observations paused for longer than
+    ``max_obs_age``, so the controller stops commanding and nothing is in flight): the observer's
+    subscription may match after the controller's first commands, never inside that window."""
     commands = _collect(graph, topics.COMMAND, qos.RELIABLE)
     diags = []
     graph.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, diags.append, qos.RELIABLE)
     observe = graph.node.create_publisher(Float64MultiArray, topics.OBSERVATION, qos.SENSOR)
-    graph.node.create_timer(0.02, lambda: observe.publish(array_msg([0.0, 0.05, 0.0, 0.0])))
+    feeding = [True]
+    graph.node.create_timer(0.02, lambda: feeding[0] and observe.publish(
+        array_msg([0.0, 0.05, 0.0, 0.0])))
     graph.start("controller", task=TASK, checkpoint=pendulum_dynamics, mode="realtime",
                 rate_hz=50.0, actor="cem", **_planner_params(samples=400, elites=40,
                                                               iterations=50))
 
-    def truncated(minimum):
-        values = _latest(diags, "planner")
-        return values if values and int(values["truncated_plans"]) >= minimum else None
+    def reports():
+        """(control, planner) status values of each controller report so far."""
+        pairs = [(diagnostic_values(m, "control"), diagnostic_values(m, "planner")) for m in diags]
+        return [pair for pair in pairs if pair[1]]
 
-    graph.spin_until(lambda: truncated(20), 60, "20 plans cut short by the control period")
-    status = truncated(20)
+    def quiet():
+        """(plans, truncated plans, commands received, planner status) once two reports, a second apart, show
+        the same command count and the observer has received no command for half a second."""
+        feeding[0] = False
+        done = len(reports())
+        graph.spin_until(lambda: len(reports()) >= done + 2 and reports()[-1][0]["commands"]
+                         == reports()[-2][0]["commands"], 30, "the controller to stop commanding")
+        received = -1
+        while received != len(commands):  # drain what is still in flight
+            received = len(commands)
+            graph.spin_for(0.5)
+        control, planner = reports()[-1]
+        assert int(control["commands"]) == int(planner["count"])  # one command per plan
+        feeding[0] = True
+        return int(planner["count"]), int(planner["truncated_plans"]), len(commands), planner
+
+    graph.spin_until(lambda: commands, 60, "the first command")
+    plans0, truncated0, received0, _ = quiet()
+    graph.spin_until(lambda: int(reports()[-1][1]["count"]) >= plans0 + 20, 60, "20 more plans")
+    plans, truncated, received, status = quiet()
+    assert plans - plans0 >= 20
     assert int(status["last_iterations"]) < 50
-    # every plan was published: none of the ticks that planned went without a command
-    assert len(commands) >= int(status["count"]) >= int(status["truncated_plans"])
-    assert status["truncated_plans"] == status["count"]
+    assert truncated - truncated0 == plans - plans0  # every plan was cut short by the period ...
+    assert received - received0 == plans - plans0  # ... and every one of them commanded
