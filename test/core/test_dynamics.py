@@ -51,6 +51,26 @@ def test_ensemble_forward_equals_per_member(kw):
         torch.testing.assert_close(mean[e], out[:, :4], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("kw", [*KINDS, dict(members=3, num_layers=0, activation="silu"),
+                                dict(members=2, num_layers=1, activation="gelu")])
+def test_folded_ensemble_predicts_what_the_model_does(kw):
+    """The planner's folded snapshot (normalizers folded into the weights) is the same function:
+    means, and samples drawn from the same generator state."""
+    kw = {"num_layers": 2, "activation": "relu", **kw}
+    torch.manual_seed(0)
+    model = EnsembleDynamics(obs_dim=4, act_dim=2, hid_size=16, **kw).eval()
+    model.set_stats(torch.randn(200, 4) * 3 + 1, torch.randn(200, 2) * 2,
+                    torch.randn(200, 4) * 3 + 1.5)  # stats far from (0, 1): folding matters
+    obs, act = torch.randn(kw["members"], 9, 4), torch.randn(kw["members"], 9, 2)
+    folded = model.folded()
+    with torch.no_grad():
+        torch.testing.assert_close(folded.predict(obs, act), model.predict(obs, act))
+        for sample in (False, True):
+            expected = model.predict(obs, act, sample, torch.Generator().manual_seed(3))
+            got = folded.predict(obs, act, sample, torch.Generator().manual_seed(3))
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_probabilistic_logstd_within_soft_bounds():
     model = _model(members=2, probabilistic=True)
     with torch.no_grad():

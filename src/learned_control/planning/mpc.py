@@ -29,10 +29,10 @@ import torch
 
 from ..checkpoint import load_checkpoint
 from ..errors import CheckpointError, ConfigError
-from ..models.dynamics import EnsembleDynamics
+from ..models.dynamics import EnsembleDynamics, FoldedEnsemble
 from ..tasks import get_task
 from .cem import CEMConfig, CEMOptimizer
-from .rewards import get_reward_fns
+from .rewards import get_reward_fns, never
 
 __all__ = ["MPCConfig", "MPCController", "PROPAGATIONS", "PLANNER_PARAMETERS", "PARAMETER_DIRS",
            "default_mpc_config", "mpc_config_from_parameters"]
@@ -159,42 +159,50 @@ class MPCController:
         self.optimizer.reset()
 
     @torch.no_grad()
-    def evaluate_sequences(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def evaluate_sequences(self, obs: torch.Tensor, actions: torch.Tensor,
+                           net: FoldedEnsemble | None = None) -> torch.Tensor:
         """Predicted return of each action sequence from ``obs``.
 
         Args:
             obs: ``(obs_dim,)`` current observation.
             actions: ``(N, H, act_dim)`` sequences.
+            net: the model folded for planning (:meth:`EnsembleDynamics.folded`); ``None`` folds
+                it here (:meth:`plan` folds once for all its iterations).
 
         Returns:
             ``(N,)`` mean over members/particles of the summed reward until termination.
         """
-        n, horizon, _ = actions.shape
+        net = net or self.model.folded()
+        n = actions.shape[0]
         members, particles, mode = self.model.members, self.config.particles, self.config.propagation
-        acts = actions.repeat_interleave(particles, dim=0)  # (N*P, H, A)
+        acts = actions if particles == 1 else actions.repeat_interleave(particles, dim=0)
+        acts = acts.transpose(0, 1).contiguous()  # (H, N*P, A): each step's actions contiguous
         total = n * particles
         if mode == "expectation":
             state = obs.expand(members, total, -1)  # (E, N*P, obs)
         else:
             state = obs.expand(total, -1)  # (N*P, obs), particle k uses member k % E (tsinf)
         returns = torch.zeros(state.shape[:-1], device=self.device)
-        alive = torch.ones_like(returns)
-        for t in range(horizon):
-            act = acts[:, t]
+        alive = None if self.done_fn is never else torch.ones_like(returns, dtype=torch.bool)
+        for act in acts:
             if mode == "expectation":
-                nxt = self.model.predict(state, act.expand(members, -1, -1), self.config.sample,
-                                         self.generator)
+                nxt = net.predict(state, act.expand(members, -1, -1), self.config.sample,
+                                  self.generator)
             else:
                 perm = (torch.randperm(total, generator=self.generator, device=self.device)
                         if mode == "ts1" else None)
                 s_in, a_in = (state, act) if perm is None else (state[perm], act[perm])
-                grouped = self.model.predict(s_in.view(-1, members, s_in.shape[-1]).transpose(0, 1),
-                                             a_in.view(-1, members, a_in.shape[-1]).transpose(0, 1),
-                                             self.config.sample, self.generator)
+                grouped = net.predict(s_in.view(-1, members, s_in.shape[-1]).transpose(0, 1),
+                                      a_in.view(-1, members, a_in.shape[-1]).transpose(0, 1),
+                                      self.config.sample, self.generator)
                 out = grouped.transpose(0, 1).reshape(total, -1)
                 nxt = out if perm is None else torch.empty_like(out).index_copy_(0, perm, out)
-            returns += alive * self.reward_fn(state, act, nxt)
-            alive = alive * (~self.done_fn(nxt)).to(alive.dtype)
+            reward = self.reward_fn(state, act, nxt)
+            if alive is None:
+                returns += reward
+            else:
+                returns += reward.where(alive, 0.0)
+                alive &= ~self.done_fn(nxt)
             state = nxt
         return returns.reshape(-1, n, particles).mean((0, 2)) if mode == "expectation" else \
             returns.reshape(n, particles).mean(1)
@@ -212,7 +220,8 @@ class MPCController:
         if state.shape != (self.task.obs_dim,):
             raise ConfigError(f"observation of shape {tuple(state.shape)}; task {self.task.name} "
                               f"expects ({self.task.obs_dim},)")
-        return self.optimizer.optimize(lambda seqs: self.evaluate_sequences(state, seqs),
+        net = self.model.folded()
+        return self.optimizer.optimize(lambda seqs: self.evaluate_sequences(state, seqs, net),
                                        deadline).cpu().numpy()
 
     def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:

@@ -28,7 +28,7 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["RewardFn", "TerminationFn", "REWARDS", "get_reward_fns"]
+__all__ = ["RewardFn", "TerminationFn", "REWARDS", "get_reward_fns", "never"]
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 TerminationFn = Callable[[torch.Tensor], torch.Tensor]
@@ -56,7 +56,8 @@ def _pendulum_off_rail(next_obs: torch.Tensor) -> torch.Tensor:
     return _pendulum_done(next_obs) | (next_obs[..., 0].abs() > 0.9)
 
 
-def _never(next_obs: torch.Tensor) -> torch.Tensor:
+def never(next_obs: torch.Tensor) -> torch.Tensor:
+    """The termination of tasks that never terminate (the planner skips it by identity)."""
     return torch.zeros(next_obs.shape[:-1], dtype=torch.bool, device=next_obs.device)
 
 
@@ -75,11 +76,11 @@ def _half_cheetah(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) 
 
 REWARDS: dict[str, tuple[RewardFn, TerminationFn]] = {
     "InvertedPendulum-v5": (_pendulum_alive, _pendulum_done),
-    "InvertedPendulum-v5/shaped": (_pendulum_shaped, _never),
+    "InvertedPendulum-v5/shaped": (_pendulum_shaped, never),
     "InvertedPendulum-v5/centered": (_pendulum_centered, _pendulum_off_rail),
-    "Reacher-v5": (_reacher, _never),
-    "Pusher-v5": (_pusher, _never),
-    "HalfCheetah-v5": (_half_cheetah, _never),
+    "Reacher-v5": (_reacher, never),
+    "Pusher-v5": (_pusher, never),
+    "HalfCheetah-v5": (_half_cheetah, never),
 }
 """Reward name -> (reward, termination). Names are task names, plus ``<task>/<variant>``."""
 
