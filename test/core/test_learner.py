@@ -1,5 +1,6 @@
 """Learner core: jobs on real local Minari datasets and bags, refusals, cancel, background runs."""
 
+import dataclasses
 import threading
 import time
 
@@ -42,7 +43,7 @@ def lqr_dataset():
     ("what", "ppo", "what='ppo'"), ("sources", [""], "sources=\\[''\\]"),
     ("task", "Nope-v0", "Nope-v0"), ("epochs", 0, "epochs=0"), ("activation", "x", "activation"),
     ("val_fraction", 0.0, "val_fraction"), ("output_dir", "", "output_dir"),
-    ("device", "tpu", "device='tpu'")])
+    ("device", "tpu", "device='tpu'"), ("labels", "teacher", "labels='teacher'")])
 def test_config_refuses_bad_values(field, value, match):
     what = "dynamics" if field == "val_fraction" else "bc"  # dynamics needs a validation split
     with pytest.raises(ConfigError, match=match):
@@ -92,6 +93,30 @@ def test_dynamics_job_on_a_folder_of_bags(lqr_dataset, tmp_path):
     with torch.no_grad():
         model_mse = float(((ckpt.model.predict(obs, act).mean(0) - nxt) ** 2).mean())
     assert model_mse < 0.05 * float(((obs - nxt) ** 2).mean())  # beats "nothing moves" by 20x
+
+
+def test_expert_labels_train_on_the_relabels_and_need_bags_that_carry_them(lqr_dataset,
+                                                                           tmp_path):
+    """labels=expert (DAgger) trains on each bag's expert_command, not on the applied actions;
+    a bag without relabels, a Minari source and a dynamics job are refused."""
+    dataset_id, episodes = lqr_dataset
+    relabelled = [dataclasses.replace(ep, expert_actions=-ep.actions) for ep in episodes]
+    write_bag(tmp_path / "relabelled", relabelled)
+    write_bag(tmp_path / "plain", episodes)
+    config = LearnerConfig(sources=[str(tmp_path / "relabelled")], labels="expert", epochs=20,
+                           output_dir=str(tmp_path / "out"))
+    relabels = load_checkpoint(run_learner_job(config)).model
+    applied = load_checkpoint(run_learner_job(dataclasses.replace(
+        config, sources=[str(tmp_path / "relabelled")], labels="applied"))).model
+    obs = np.concatenate([ep.observations[:-1] for ep in episodes])[::25]
+    on_relabels, on_applied = (np.stack([p.act(o)[0] for o in obs]) for p in (relabels, applied))
+    assert np.corrcoef(on_relabels, on_applied)[0, 1] < -0.95  # it learned the negated labels
+    for source, match in ((str(tmp_path / "plain"), "no expert_command for every observation"),
+                          (dataset_id, "carries no expert relabels")):
+        with pytest.raises(DatasetError, match=match):
+            run_learner_job(dataclasses.replace(config, sources=[source]))
+    with pytest.raises(ConfigError, match="expert: what=bc only"):
+        LearnerConfig(what="dynamics", labels="expert")
 
 
 def test_sizes_that_do_not_fit_the_task_are_refused_naming_source_and_sizes(lqr_dataset,

@@ -39,6 +39,8 @@ def test_bridge_config_names_the_bad_field(kwargs, field):
 def test_controller_config_names_the_bad_field():
     with pytest.raises(ConfigError, match="max_obs_age"):
         ControllerConfig(max_obs_age=-1.0)
+    with pytest.raises(ConfigError, match="expert labelling runs on the observation topic"):
+        ControllerConfig(expert="expert.pt", spec_file="robot.yaml")
 
 
 def test_session_episodes_reproduce_evaluate_and_the_timeout_policy():

@@ -8,24 +8,14 @@ import json
 from rich.console import Console
 
 from ..checkpoint import save_checkpoint
-from ..evaluation import Actor
-from ..tasks import Task, get_task
+from ..tasks import get_task
 from ..training.dagger import DAggerConfig, dagger_table, plot_dagger, run_dagger
-from ..training.experts import load_actor
+from ..training.experts import load_expert
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import add_runtime_args, add_task_arg
 from .train_bc import add_bc_args, bc_config_from_args
 
-__all__ = ["register", "run", "load_expert"]
-
-
-def load_expert(spec: str, task: Task, device: str = "cpu") -> Actor:
-    """``cem:<dynamics checkpoint>`` (CEM-MPC planner), an SB3 ``.zip`` or a policy checkpoint."""
-    if spec.startswith("cem:"):
-        from ..planning.mpc import MPCController
-
-        return MPCController.from_checkpoint(spec[4:], task.name)
-    return load_actor(spec, task, device)
+__all__ = ["register", "run"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -10,7 +10,7 @@ from ..training.mbrl import IterationResult
 from ..utils import new_run_dir
 from .common import add_task_arg
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "show_iteration", "show_loop"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,37 +51,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def show_iteration(result: IterationResult, first: str = "random policy") -> None:
+    """One line per finished iteration of a loop through ROS (iteration 0 is ``first``)."""
+    from rich.console import Console
+
+    what = first if result.iteration == 0 else result.model
+    episodes = result.episodes
+    Console().print(f"iteration {result.iteration} ({what}): {len(episodes.returns)} episodes, "
+                    f"return {episodes.mean:.1f} +- {episodes.std:.1f}")
+
+
+def show_loop(results: list[IterationResult], title: str, out: Path,
+              first: str = "random policy") -> None:
+    """The table of a finished loop through ROS and where its curve, returns and bags are."""
     from rich.console import Console
     from rich.table import Table
 
-    from ..ros.mbrl_loop import run_mbrl_loop
-
-    console = Console()
-    out = Path(args.out) if args.out else new_run_dir("runs", "mbrl-loop")
-
-    def show(result: IterationResult) -> None:
-        what = "random policy" if result.iteration == 0 else result.model
-        episodes = result.episodes
-        console.print(f"iteration {result.iteration} ({what}): {len(episodes.returns)} "
-                      f"episodes, return {episodes.mean:.1f} +- {episodes.std:.1f}")
-
-    learner = {"epochs": args.epochs, "patience": args.patience, "hid_size": args.hid_size,
-               "num_layers": args.num_layers, "members": args.members}
-    results = run_mbrl_loop(args.task, args.iterations, args.episodes, args.seed, out,
-                            args.initial_random_steps, learner, args.torch_threads,
-                            args.timeout, on_iteration=show)
-    table = Table(title=f"{args.task}: model-based loop through ROS")
+    table = Table(title=title)
     for column in ("iteration", "model", "trained on", "episodes", "return mean", "return std",
                    "lengths", "wall s"):
         table.add_column(column, justify="left" if column == "model" else "right")
     for r in results:
         lengths = r.episodes.lengths
-        table.add_row(str(r.iteration), r.model or "random policy", str(r.trained_on),
+        table.add_row(str(r.iteration), r.model or first, str(r.trained_on),
                       str(len(lengths)), f"{r.episodes.mean:.1f}", f"{r.episodes.std:.1f}",
                       " ".join(map(str, lengths)) if len(lengths) <= 5
                       else f"{min(lengths)}..{max(lengths)}", f"{r.wall_s:.0f}")
+    console = Console()
     console.print(table)
     console.print(f"curve: {out / 'returns.png'}\nreturns: {out / 'returns.json'}\n"
                   f"bags: {out / 'bags'}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..ros.mbrl_loop import run_mbrl_loop
+
+    out = Path(args.out) if args.out else new_run_dir("runs", "mbrl-loop")
+    learner = {"epochs": args.epochs, "patience": args.patience, "hid_size": args.hid_size,
+               "num_layers": args.num_layers, "members": args.members}
+    results = run_mbrl_loop(args.task, args.iterations, args.episodes, args.seed, out,
+                            args.initial_random_steps, learner, args.torch_threads,
+                            args.timeout, on_iteration=show_iteration)
+    show_loop(results, f"{args.task}: model-based loop through ROS", out)
     return 0

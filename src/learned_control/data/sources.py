@@ -15,7 +15,7 @@ SOURCE_KINDS = ("minari", "bag")
 
 
 def load_transitions(source: str, task: Task, kind: Literal["minari", "bag"] = "minari",
-                     download: bool = False) -> Transitions:
+                     download: bool = False, expert_labels: bool = False) -> Transitions:
     """Flat transitions of ``source``, checked against ``task``'s observation and action sizes.
 
     Args:
@@ -23,11 +23,17 @@ def load_transitions(source: str, task: Task, kind: Literal["minari", "bag"] = "
         task: the task the data must fit.
         kind: which of :data:`SOURCE_KINDS` ``source`` is.
         download: for Minari ids that are not local, fetch them from the Minari server.
+        expert_labels: label each observation with the expert's relabel (a bag's
+            ``expert_command``, DAgger) instead of the action applied.
 
     Raises:
-        DatasetError: unknown source or kind, or data whose sizes do not fit ``task``.
+        DatasetError: unknown source or kind, data whose sizes do not fit ``task``, or
+            ``expert_labels`` for data without them.
     """
     if kind == "minari":
+        if expert_labels:
+            raise DatasetError(f"Minari dataset {source!r} carries no expert relabels; "
+                               "expert labels come from bags recorded with an expert labelling")
         from .minari_io import load_transitions as load_minari
 
         transitions, env = load_minari(source, task, download)
@@ -36,7 +42,11 @@ def load_transitions(source: str, task: Task, kind: Literal["minari", "bag"] = "
     if kind == "bag":
         from .bags import bag_to_episodes
 
-        transitions = Transitions.from_episodes(bag_to_episodes(source))
+        episodes = bag_to_episodes(source)
+        if expert_labels and any(ep.expert_actions is None for ep in episodes):
+            raise DatasetError(f"bag {source!r} has no expert_command for every observation; "
+                               "record it while the controller's expert labels")
+        transitions = Transitions.from_episodes(episodes, use_expert_actions=expert_labels)
         transitions.check_fits(task.obs_dim, task.act_dim, f"bag {source!r}")
         return transitions
     raise DatasetError(f"data source kind {kind!r} is unknown; expected one of {SOURCE_KINDS}")

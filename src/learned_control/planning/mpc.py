@@ -35,7 +35,7 @@ from .cem import CEMConfig, CEMOptimizer
 from .rewards import get_reward_fns, never
 
 __all__ = ["MPCConfig", "MPCController", "PROPAGATIONS", "PLANNER_PARAMETERS", "PARAMETER_DIRS",
-           "default_mpc_config", "mpc_config_from_parameters"]
+           "parameter_file", "default_mpc_config", "mpc_config_from_parameters"]
 
 PROPAGATIONS = ("expectation", "ts1", "tsinf")
 
@@ -94,6 +94,14 @@ def mpc_config_from_parameters(params: dict[str, Any]) -> MPCConfig:
     return MPCConfig(cem=CEMConfig(**cem), **top)
 
 
+def parameter_file(task: str) -> Path:
+    """``<task>.yaml``, the node graph's parameter file for ``task``, from :data:`PARAMETER_DIRS`."""
+    for folder in PARAMETER_DIRS:
+        if (folder / f"{task}.yaml").is_file():
+            return folder / f"{task}.yaml"
+    raise ConfigError(f"no parameter file {task}.yaml in {[str(d) for d in PARAMETER_DIRS]}")
+
+
 def default_mpc_config(task: str, **overrides: Any) -> MPCConfig:
     """The task's default planner settings, with ``overrides`` (:data:`PLANNER_PARAMETERS`).
 
@@ -103,10 +111,7 @@ def default_mpc_config(task: str, **overrides: Any) -> MPCConfig:
     """
     import yaml
 
-    path = next((d / f"{task}.yaml" for d in PARAMETER_DIRS if (d / f"{task}.yaml").is_file()), None)
-    if path is None:
-        raise ConfigError(f"no parameter file {task}.yaml in {[str(d) for d in PARAMETER_DIRS]}")
-    section = (yaml.safe_load(path.read_text()).get("controller") or {}).get("ros__parameters", {})
+    section = (yaml.safe_load(parameter_file(task).read_text()).get("controller") or {}).get("ros__parameters", {})
     params = {k: v for k, v in section.items() if k in PLANNER_PARAMETERS}
     return mpc_config_from_parameters({**params, **overrides})
 

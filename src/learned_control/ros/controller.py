@@ -2,12 +2,14 @@
 a fixed rate.
 
 Parameters: the fields of :class:`learned_control.runtime.controller.ControllerConfig` (task,
-checkpoint, mode, rate_hz, max_obs_age, device, spec_file, configure_timeout, actor and the
+checkpoint, expert, mode, rate_hz, max_obs_age, device, spec_file, configure_timeout, actor and the
 planner's horizon, samples, elites, iterations, alpha, init_std, std_floor, warm_start, particles,
 propagation, sample, reward, seed) plus ``autostart`` and ``torch_threads``. Subscribes
 ``observation``, ``episode`` (an episode summary resets the actor: a planner forgets its warm start,
 as offline evaluation does) and ``model_updated``; publishes ``command`` and ``/diagnostics``;
-service ``reload``.
+service ``reload``. With an ``expert`` (DAgger) the expert also acts on every observation, after
+the command is out, and its action is published on ``expert_command`` (the recorder keeps it
+beside the applied one; the learner's ``labels:=expert`` trains on it).
 
 ``actor:=cem`` plans through a dynamics checkpoint every tick. Diagnostics then carry a second
 status, ``planner``: planning latency p50/p99 and deadline misses (plans longer than the control
@@ -41,13 +43,15 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
-from ..errors import ConfigError, SpecError
+from ..errors import ConfigError, LearnedControlError, SpecError
+from ..evaluation import Actor
 from ..planning.mpc import PLANNER_PARAMETERS
 from ..runtime.controller import ControllerConfig, ModelSlot
 from ..runtime.diagnostics import WARN, CounterCheck, LatencyCheck, ModelCheck, RateCheck, Status
 from ..runtime.stats import LatencyStats
 from ..specs import CommandShaper, ObservationAssembler, RobotSpecs, specs_for
 from ..tasks import get_task
+from ..training.experts import load_expert
 from ..utils import configure_torch
 from . import qos, topics
 from .node_utils import (ManagedNode, array_msg, declare_config, diagnostic,
@@ -71,6 +75,8 @@ class Controller(ManagedNode):
         self.declare_parameter("torch_threads", 1)
         self.config: ControllerConfig | None = None
         self.slot: ModelSlot | None = None
+        self.expert: Actor | None = None  # DAgger labeller
+        self.expert_labels = 0
         self.active = False
         self.latest: tuple[np.ndarray, float] | None = None
         self.stale = self.bad_obs = 0
@@ -84,7 +90,7 @@ class Controller(ManagedNode):
         self.truncated_plans = 0
         self.checks: list = []
         self.planner_checks: list = []
-        self.command_pub = self.diag_pub = self.assembled_pub = None
+        self.command_pub = self.diag_pub = self.assembled_pub = self.expert_pub = None
         self._own_subs: list = []
         self._own_services: list = []
         self._own_timers: list = []
@@ -101,6 +107,11 @@ class Controller(ManagedNode):
         task = get_task(self.config.task)
         self.slot = ModelSlot(task, self.config.device, self.config.planner(), self.config.seed)
         error = self.slot.swap(self.config.checkpoint)
+        if not error and self.config.expert:
+            try:
+                self.expert = load_expert(self.config.expert, task, self.config.device)
+            except LearnedControlError as err:
+                error = f"expert {self.config.expert!r}: {err}"
         if error:
             self.get_logger().error(f"configure failed: {error}")
             return TransitionCallbackReturn.FAILURE
@@ -125,7 +136,7 @@ class Controller(ManagedNode):
         self._own_subs = [self.create_subscription(String, topics.MODEL_UPDATED,
                                                    self._on_model_updated, qos.LATCHED),
                           self.create_subscription(Float64MultiArray, topics.EPISODE,
-                                                   lambda _: self.slot.reset(), qos.RELIABLE)]
+                                                   self._on_episode_end, qos.RELIABLE)]
         if self.config.spec_file:
             error = self._configure_robot()
             if error:
@@ -138,6 +149,9 @@ class Controller(ManagedNode):
             self._own_subs.append(self.create_subscription(
                 Float64MultiArray, topics.OBSERVATION, self._on_observation,
                 qos.LOCKSTEP if lockstep else qos.SENSOR))
+            if self.expert is not None:
+                self.expert_pub = self.create_publisher(Float64MultiArray, topics.EXPERT_COMMAND,
+                                                        qos.RELIABLE)
         self._own_services = [self.create_service(Trigger, topics.RELOAD, self._on_reload)]
         self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
         self.get_logger().info(f"configured {self.slot.identity} for {task.name} ({self.config.mode})")
@@ -205,7 +219,7 @@ class Controller(ManagedNode):
         self.active = False
         for timer in self._own_timers:
             self.destroy_timer(timer)
-        for pub in (self.command_pub, self.diag_pub, self.assembled_pub):
+        for pub in (self.command_pub, self.diag_pub, self.assembled_pub, self.expert_pub):
             if pub is not None:
                 self.destroy_publisher(pub)
         for sub in self._own_subs:
@@ -213,7 +227,7 @@ class Controller(ManagedNode):
         for srv in self._own_services:
             self.destroy_service(srv)
         self._own_timers, self._own_subs, self._own_services = [], [], []
-        self.command_pub = self.diag_pub = self.assembled_pub = None
+        self.command_pub = self.diag_pub = self.assembled_pub = self.expert_pub = None
 
     # ---- control ---------------------------------------------------------------------------
     def _act(self, obs: np.ndarray) -> np.ndarray:
@@ -231,6 +245,14 @@ class Controller(ManagedNode):
         action = self._act(obs)
         self.command_pub.publish(array_msg(action, "command"))
         self.stats.add(time.perf_counter() - start, time.monotonic())
+        if self.expert is not None:  # after the command: labelling never delays the robot
+            self.expert_pub.publish(array_msg(self.expert.act(obs), "expert_command"))
+            self.expert_labels += 1
+
+    def _on_episode_end(self, msg: Float64MultiArray) -> None:
+        self.slot.reset()
+        if hasattr(self.expert, "reset"):
+            self.expert.reset()
 
     def _on_observation(self, msg: Float64MultiArray) -> None:
         obs = np.asarray(msg.data, dtype=np.float64)
@@ -315,7 +337,7 @@ class Controller(ManagedNode):
                 error = self._swap(param.value, "checkpoint parameter")
                 if error:
                     return SetParametersResult(successful=False, reason=error)
-            elif (param.name in ("task", "mode", "device", "spec_file", "actor")
+            elif (param.name in ("task", "mode", "device", "spec_file", "actor", "expert")
                   and self.slot is not None):
                 return SetParametersResult(successful=False,
                                            reason=f"{param.name} is fixed after configure")
@@ -337,6 +359,9 @@ class Controller(ManagedNode):
         status = Status(message="commanding" if self.active else "inactive")
         status.add("mode", self.config.mode)
         status.add("commands", self.stats.count)
+        if self.expert is not None:
+            status.add("expert", self.config.expert)
+            status.add("expert_labels", self.expert_labels)
         if self.specs is not None:
             status.add("stale_sources", ",".join(self.stale_sources))
             status.add("clipped", int(self.shaper.clip_counts.sum()))

@@ -25,7 +25,8 @@ from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import ChangeState
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
 
 from ..errors import LearnedControlError
 from ..evaluation import EvalResult
@@ -118,6 +119,10 @@ class LockstepGraph:
         self.observer = _Observer(domain)
         self.node = self.observer.node
         self.procs: dict[str, subprocess.Popen] = {}
+        self.model_updates: list[str] = []  # checkpoint paths announced on model_updated
+        self.node.create_subscription(String, topics.MODEL_UPDATED,
+                                      lambda msg: self.model_updates.append(msg.data), qos.LATCHED)
+        self._train = None
 
     def __enter__(self) -> LockstepGraph:
         return self
@@ -162,13 +167,41 @@ class LockstepGraph:
         self.spin_until(future.done, self.timeout, what)
         return future.result()
 
+    def train(self) -> str:
+        """Have the running ``learner`` node train (``~/train``) on its sources as they are now;
+        the new checkpoint's path once announced on ``model_updated`` (the controller swaps it in
+        from the same message). LearnedControlError when the learner refuses or the job fails."""
+        if self._train is None:
+            self._train = self.node.create_client(Trigger, "/learner/train")
+        known = len(self.model_updates)
+        answer = self.call(self._train, Trigger.Request(), "the learner's answer to train")
+        if not answer.success:
+            raise LearnedControlError(f"the learner refused to train: {answer.message}")
+        training = "learner: training"
+        self.spin_until(lambda: len(self.model_updates) > known
+                        or self.status(training).get("state") == "failed",
+                        self.timeout, "the learner's new checkpoint")
+        if len(self.model_updates) == known:
+            raise LearnedControlError(f"training failed: {self.status(training).get('last_error')}")
+        return self.model_updates[-1]
+
+    def wait_for_model(self, checkpoint: str | os.PathLike) -> str:
+        """Wait until the controller's diagnostics show it running ``checkpoint``; the model's
+        name there (``<class>@<file name>``)."""
+        suffix = f"@{Path(checkpoint).name}"
+        control = "controller: control"
+        self.spin_until(lambda: self.status(control).get("model", "").endswith(suffix),
+                        self.timeout, f"the controller to run {Path(checkpoint).name}")
+        return self.status(control)["model"]
+
     def run_episodes(self, task: str, episodes: int, seed: int,
-                     bag: str | os.PathLike | None = None, suffix: str = "") -> GraphRun:
+                     bag: str | os.PathLike | None = None, suffix: str = "",
+                     recorded: tuple[str, ...] = BRIDGE_TOPICS) -> GraphRun:
         """``episodes`` lockstep episodes (reset seeds ``seed``, ``seed + 1``, ...) with the running
         controller: a new ``sim_bridge<suffix>`` (and ``recorder<suffix>`` writing ``bag``, an
-        mcap bag) is started, activated once the recorder matched it, and stopped afterwards.
-        Give each call in one graph its own ``suffix``, so no earlier node's services or
-        diagnostics are mistaken for the new one's."""
+        mcap bag) is started, activated once the recorder matched the publishers of every topic
+        in ``recorded``, and stopped afterwards. Give each call in one graph its own ``suffix``,
+        so no earlier node's services or diagnostics are mistaken for the new one's."""
         bridge, recorder = f"sim_bridge{suffix}", f"recorder{suffix}"
         observer = self.observer
         first = len(observer.summaries)
@@ -193,7 +226,7 @@ class LockstepGraph:
                 recording = f"{recorder}: recording"
                 self.spin_until(lambda: all(
                     int(self.status(recording).get(f"publishers//{t}", 0)) >= 1
-                    for t in BRIDGE_TOPICS), self.timeout, "the recorder to match the bridge")
+                    for t in recorded), self.timeout, "the recorder to match the bridge")
             control = "controller: control"
             self.spin_until(lambda: self.status(control).get("state") == "active",
                             self.timeout, "the controller to become active")

@@ -21,26 +21,14 @@ import os
 import time
 from pathlib import Path
 
-from std_msgs.msg import String
-from std_srvs.srv import Trigger
-
 from ..checkpoint import load_checkpoint
 from ..errors import ConfigError, LearnedControlError
-from ..planning.mpc import PARAMETER_DIRS
+from ..planning.mpc import parameter_file
 from ..tasks import get_task
 from ..training.mbrl import IterationResult, save_curve, write_random_bag
-from . import qos, topics
 from .graph_run import LockstepGraph
 
 __all__ = ["run_mbrl_loop"]
-
-
-def _params_file(task: str) -> Path:
-    """``config/<task>.yaml``: the controller's planner defaults for ``task``."""
-    for folder in PARAMETER_DIRS:
-        if (folder / f"{task}.yaml").is_file():
-            return folder / f"{task}.yaml"
-    raise ConfigError(f"no parameter file {task}.yaml in {[str(d) for d in PARAMETER_DIRS]}")
 
 
 def run_mbrl_loop(task: str, iterations: int, episodes_per_iteration: int, seed: int,
@@ -90,39 +78,17 @@ def run_mbrl_loop(task: str, iterations: int, episodes_per_iteration: int, seed:
 
     report(write_random_bag(spec, initial_random_steps, seed, bags / "random"))
     with LockstepGraph(out / "logs", timeout, domain_id) as graph:
-        updates: list[str] = []
-        graph.node.create_subscription(String, topics.MODEL_UPDATED,
-                                       lambda msg: updates.append(msg.data), qos.LATCHED)
         graph.start("learner", {**(learner or {}), "what": "dynamics", "task": task,
                                 "sources": f"['{bags}']", "output_dir": str(out / "models"),
                                 "seed": seed, "torch_threads": torch_threads})
-        train = graph.node.create_client(Trigger, "/learner/train")
-
-        def refit() -> str:
-            """Train on every bag so far; the new checkpoint's path."""
-            known = len(updates)
-            answer = graph.call(train, Trigger.Request(), "the learner's answer to train")
-            if not answer.success:
-                raise LearnedControlError(f"the learner refused to train: {answer.message}")
-            training = "learner: training"
-            graph.spin_until(lambda: len(updates) > known
-                             or graph.status(training).get("state") == "failed",
-                             timeout, "the learner's new checkpoint")
-            if len(updates) == known:
-                raise LearnedControlError(f"training failed: "
-                                          f"{graph.status(training).get('last_error')}")
-            return updates[-1]
-
-        checkpoint = refit()
+        checkpoint = graph.train()
         graph.start("controller", {"task": task, "checkpoint": checkpoint, "actor": "cem",
                                    "mode": "lockstep", "seed": seed,
                                    "torch_threads": torch_threads},
-                    params_file=_params_file(task))
+                    params_file=parameter_file(task))
         for iteration in range(1, iterations + 1):
             start = time.perf_counter()
-            model = f"MPCController@{Path(checkpoint).name}"
-            graph.spin_until(lambda: graph.status("controller: control").get("model") == model,
-                             timeout, f"the controller to run {model}")
+            model = graph.wait_for_model(checkpoint)
             bag = bags / f"iteration-{iteration:02d}"
             run = graph.run_episodes(task, episodes_per_iteration, seed + 1000 * iteration, bag,
                                      suffix=f"_{iteration}")
@@ -131,7 +97,7 @@ def run_mbrl_loop(task: str, iterations: int, episodes_per_iteration: int, seed:
                                           f"not {model}")
             trained_on = int(load_checkpoint(checkpoint).metadata["transitions"])
             if iteration < iterations:
-                checkpoint = refit()  # the controller swaps it in from model_updated
+                checkpoint = graph.train()  # the controller swaps it in from model_updated
             report(IterationResult(iteration, model, trained_on, run.result, str(bag),
                                    time.perf_counter() - start))
     return results

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint
-from ..errors import CheckpointError, ConfigError, LearnedControlError
+from ..errors import ConfigError, LearnedControlError
 from ..evaluation import Actor
 from ..planning.cem import CEMConfig
 from ..planning.mpc import PLANNER_PARAMETERS, MPCConfig, MPCController, mpc_config_from_parameters
 from ..planning.rewards import get_reward_fns
-from ..tasks import Task, action_bounds, get_task
+from ..training.experts import load_actor as load_policy
+from ..tasks import Task, get_task
 from ..utils import resolve_device
 
 __all__ = ["ControllerConfig", "load_actor", "ModelSlot", "ACTORS"]
@@ -37,6 +37,9 @@ class ControllerConfig:
     Attributes:
         task: registry task name; the checkpoint must fit its observation and action sizes.
         checkpoint: path of the policy checkpoint to run.
+        expert: DAgger labelling: an expert (policy checkpoint, SB3 ``.zip`` or
+            ``cem:<dynamics checkpoint>``) that acts on every observation beside the actor; its
+            action goes to ``expert_command`` (recorded, never applied). Empty: none.
         mode: ``lockstep`` (answer every observation) or ``realtime`` (act from a timer).
         rate_hz: realtime control rate in Hz; 0 means the env's own rate.
         max_obs_age: realtime: never act on an observation older than this, in seconds.
@@ -65,6 +68,7 @@ class ControllerConfig:
 
     task: str = "InvertedPendulum-v5"
     checkpoint: str = ""
+    expert: str = ""
     mode: str = "lockstep"
     rate_hz: float = field(default=0.0, metadata={"range": (0.0, 10000.0)})
     max_obs_age: float = field(default=0.2, metadata={"range": (0.001, 3600.0)})
@@ -92,6 +96,9 @@ class ControllerConfig:
             raise ConfigError(f"mode={self.mode!r}; expected one of {MODES}")
         if self.actor not in ACTORS:
             raise ConfigError(f"actor={self.actor!r}; expected one of {ACTORS}")
+        if self.expert and self.spec_file:
+            raise ConfigError("expert labelling runs on the observation topic; robot mode "
+                              f"(spec_file={self.spec_file!r}) has none")
         if self.rate_hz < 0 or self.max_obs_age <= 0:
             raise ConfigError(f"rate_hz={self.rate_hz}, max_obs_age={self.max_obs_age}: need "
                               "rate_hz >= 0 and max_obs_age > 0 (seconds)")
@@ -112,7 +119,7 @@ def load_actor(path: str | Path, task: Task, device: str = "cpu",
     """The actor a checkpoint describes, checked against ``task``'s sizes.
 
     Args:
-        planner: ``None``: ``path`` is a policy; else ``path`` is a dynamics ensemble and the actor
+        planner: ``None``: ``path`` is a policy (one of ours or an SB3 ``.zip``); else ``path`` is a dynamics ensemble and the actor
             is an :class:`MPCController` with these settings and ``seed``.
 
     Raises:
@@ -122,16 +129,7 @@ def load_actor(path: str | Path, task: Task, device: str = "cpu",
     """
     if planner is not None:
         return MPCController.from_checkpoint(path, task.name, planner, resolve_device(device), seed)
-    env = task.make_env()
-    low, high = action_bounds(env)
-    env.close()
-    ckpt = load_checkpoint(path, resolve_device(device), action_low=low, action_high=high)
-    ckpt.check_fits(task.obs_dim, task.act_dim, task.name)
-    if ckpt.model.kind != "policy":
-        raise CheckpointError(f"{path}: a {ckpt.model.kind} checkpoint cannot drive the controller "
-                              "with actor=policy (a dynamics model plans with actor=cem)")
-    ckpt.model.eval()
-    return ckpt.model
+    return load_policy(path, task, str(resolve_device(device)))
 
 
 @dataclass

@@ -30,8 +30,8 @@ from ..tasks import Task, action_bounds
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
 
-__all__ = ["ALGORITHMS", "train_expert", "load_sb3_expert", "load_actor", "detect_algorithm",
-           "SB3Actor", "NoisyActor", "RandomActor", "collect_dataset"]
+__all__ = ["ALGORITHMS", "train_expert", "load_sb3_expert", "load_actor", "load_expert",
+           "detect_algorithm", "SB3Actor", "NoisyActor", "RandomActor", "collect_dataset"]
 
 ALGORITHMS: dict[str, tuple[str, str]] = {
     "ppo": ("stable_baselines3:PPO", "stable_baselines3.common.policies:ActorCriticPolicy"),
@@ -299,6 +299,20 @@ def load_sb3_expert(path: str | os.PathLike, task: Task, algo: str | None = None
     return SB3Actor(model, name)
 
 
+def load_expert(spec: str, task: Task, device: str = "cpu") -> Actor:
+    """An expert for DAgger: ``cem:<dynamics checkpoint>`` (the CEM-MPC planner with the task's
+    default settings, ``config/<task>.yaml``), an SB3 ``.zip`` or one of our policy checkpoints.
+
+    Raises:
+        CheckpointError: unreadable file, or one that does not fit the task.
+    """
+    if spec.startswith("cem:"):
+        from ..planning.mpc import MPCController
+
+        return MPCController.from_checkpoint(spec[4:], task.name, device=device)
+    return load_actor(spec, task, device)
+
+
 def load_actor(path: str | os.PathLike, task: Task, device: str = "cpu") -> Actor:
     """An SB3 zip (``.zip``) or one of our checkpoints, as an actor for ``task``.
 
@@ -313,5 +327,8 @@ def load_actor(path: str | os.PathLike, task: Task, device: str = "cpu") -> Acto
     ckpt = load_checkpoint(path, map_location=device, action_low=low, action_high=high)
     ckpt.check_fits(task.obs_dim, task.act_dim, task.name)
     if ckpt.model.kind != "policy":
-        raise CheckpointError(f"{str(path)!r} holds a {ckpt.model.kind} model, not a policy")
+        raise CheckpointError(f"{str(path)!r} holds a {ckpt.model.kind} model, not a policy (a "
+                              "dynamics model plans: the controller's actor=cem, an expert "
+                              "cem:<path>)")
+    ckpt.model.eval()
     return ckpt.model

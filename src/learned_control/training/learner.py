@@ -34,10 +34,13 @@ from .bc import BCConfig, mlp_policy_for, train_bc_run
 from .dynamics import DynamicsTrainConfig, train_dynamics_run
 
 __all__ = ["LearnerConfig", "EpochReport", "JobCancelled", "resolve_sources", "load_sources",
-           "run_learner_job", "LearnerStatus", "BackgroundLearner", "WHATS"]
+           "run_learner_job", "LearnerStatus", "BackgroundLearner", "WHATS", "LABELS"]
 
 WHATS = ("bc", "dynamics")
 """What a learner trains: a behavior-cloning policy or a dynamics ensemble."""
+
+LABELS = ("applied", "expert")
+"""BC action labels: the actions applied, or the expert's relabels (DAgger)."""
 
 _INT_MAX = 2**31 - 1
 
@@ -51,6 +54,8 @@ class LearnerConfig:
         sources: data sources, each a rosbag2 bag folder, a folder of bags (every closed bag in
             it, listed again at each job), or a Minari dataset id.
         task: registry task name; every source must fit its observation and action sizes.
+        labels: bc: ``applied`` (the action the robot applied) or ``expert`` (the expert's
+            relabel of each observation, a bag's ``expert_command``: DAgger).
         output_dir: folder that receives one numbered run folder per job.
         device: torch device for training (cpu, cuda, auto).
         seed: seed of the initial weights, the split and the batch order.
@@ -72,6 +77,7 @@ class LearnerConfig:
     what: str = "bc"
     sources: list[str] = field(default_factory=list)
     task: str = "InvertedPendulum-v5"
+    labels: str = "applied"
     output_dir: str = "learner"
     device: str = "cpu"
     seed: int = field(default=0, metadata={"range": (0, _INT_MAX)})
@@ -99,6 +105,9 @@ class LearnerConfig:
                               "(bag folders, folders of bags, Minari dataset ids)")
         self.sources = list(self.sources)
         get_task(self.task)  # ConfigError naming the known tasks
+        if self.labels not in LABELS or (self.labels == "expert" and self.what != "bc"):
+            raise ConfigError(f"labels={self.labels!r}; expected one of {LABELS} (expert: "
+                              "what=bc only)")
         if not self.output_dir:
             raise ConfigError("output_dir is empty; give the folder for the learner's runs")
         if self.activation not in ACTIVATIONS:
@@ -183,15 +192,17 @@ def resolve_sources(sources: list[str]) -> list[tuple[str, str]]:
     return resolved
 
 
-def load_sources(sources: list[str], task_name: str) -> Transitions:
-    """All transitions of ``sources``, read now, in order.
+def load_sources(sources: list[str], task_name: str, expert_labels: bool = False) -> Transitions:
+    """All transitions of ``sources``, read now, in order (``expert_labels``: see
+    :func:`~learned_control.data.sources.load_transitions`).
 
     Raises:
         DatasetError: a source that is missing, unreadable, or whose observation/action sizes do
             not fit the task (the source and both sizes named).
     """
     task = get_task(task_name)
-    parts = [load_transitions(source, task, kind) for source, kind in resolve_sources(sources)]
+    parts = [load_transitions(source, task, kind, expert_labels=expert_labels)
+             for source, kind in resolve_sources(sources)]
     return Transitions.concatenate(parts)
 
 
@@ -226,7 +237,7 @@ def run_learner_job(config: LearnerConfig, cancel: threading.Event | None = None
     """
     cancel = cancel or threading.Event()
     task = get_task(config.task)
-    data = load_sources(config.sources, config.task)
+    data = load_sources(config.sources, config.task, config.labels == "expert")
     if cancel.is_set():
         raise JobCancelled("cancelled before training started")
     trainer_config = config.trainer_config()
@@ -240,7 +251,8 @@ def run_learner_job(config: LearnerConfig, cancel: threading.Event | None = None
 
     run_dir = _new_run_dir(Path(config.output_dir).absolute(), config.what)
     name = f"{run_dir.name}.pt"
-    metadata = {"sources": list(config.sources), "transitions": len(data)}
+    metadata = {"sources": list(config.sources), "transitions": len(data),
+                "labels": config.labels}
     seed_everything(config.seed)  # the initial weights
     try:
         if config.what == "bc":

@@ -28,12 +28,13 @@ __all__ = ["IterationResult", "random_episodes", "write_random_bag", "save_curve
 
 @dataclass
 class IterationResult:
-    """One iteration of the loop (iteration 0: the random-policy data).
+    """One iteration of a loop through ROS (iteration 0: the initial data, random-policy
+    episodes or, for DAgger, the expert's).
 
     Attributes:
         iteration: 0 for the initial random data, then 1, 2, ...
         model: the checkpoint the controller ran (as its diagnostics name it, ``""`` for random).
-        trained_on: transitions the model was trained on (0 for random).
+        trained_on: transitions the model was trained on (0 at iteration 0).
         episodes: the episodes' returns, lengths (steps) and reset seeds.
         bag: the bag holding the episodes.
         wall_s: wall time of the iteration's episodes and the refit after them (none after the
@@ -83,10 +84,11 @@ def write_random_bag(task: Task, max_steps: int, seed: int, path: str | os.PathL
     return IterationResult(0, "", 0, result, str(path), 0.0)
 
 
-def save_curve(results: list[IterationResult], out_dir: str | os.PathLike, task: str
+def save_curve(results: list[IterationResult], out_dir: str | os.PathLike, task: str,
+               title: str = "model-based loop through ROS", first: str = "random policy"
                ) -> tuple[Path, Path]:
     """``returns.json`` (every iteration's fields plus mean/std) and ``returns.png`` (mean +- std
-    of the episode returns per iteration, 0 = random policy) in ``out_dir``; their paths."""
+    of the episode returns per iteration; iteration 0 is ``first``) in ``out_dir``; their paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,8 +104,8 @@ def save_curve(results: list[IterationResult], out_dir: str | os.PathLike, task:
     std = np.array([r.episodes.std for r in results])
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.errorbar(x, mean, yerr=std, marker="o", capsize=4)
-    ax.set(xlabel="iteration (0: random policy)", ylabel="episode return (mean +- std)",
-           title=f"{task}: model-based loop through ROS", xticks=x)
+    ax.set(xlabel=f"iteration (0: {first})", ylabel="episode return (mean +- std)",
+           title=f"{task}: {title}", xticks=x)
     fig.tight_layout()
     png_path = out / "returns.png"
     fig.savefig(png_path)

@@ -1,0 +1,64 @@
+"""``learned-control dagger-loop``: DAgger through the ROS node graph, unattended for k
+iterations (:func:`learned_control.ros.dagger_loop.run_dagger_loop`)."""
+
+from __future__ import annotations
+
+import argparse
+from functools import partial
+from pathlib import Path
+
+from ..utils import new_run_dir
+from .common import add_task_arg
+from .mbrl_loop import show_iteration, show_loop
+
+__all__ = ["register", "run"]
+
+FIRST = "the expert driving"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "dagger-loop", help="DAgger through ROS: the policy drives, the expert labels, the "
+                            "learner retrains and hot-swaps, k times",
+        description="Record seeded lockstep episodes with the expert driving, train a BC policy "
+                    "on them with the learner node (labels: the expert's), then k times: run "
+                    "episodes with the policy driving while the controller's expert labels every "
+                    "observation (expert_command) and the recorder writes a new bag, and have "
+                    "the learner retrain on every bag so far while the controller hot-swaps the "
+                    "new checkpoint. Prints the return per iteration and saves returns.json and "
+                    "returns.png in the run directory.")
+    add_task_arg(parser)
+    parser.add_argument("--expert", required=True,
+                        help="expert: policy checkpoint, SB3 .zip, or cem:<dynamics checkpoint>")
+    parser.add_argument("--iterations", type=int, default=3,
+                        help="DAgger iterations k after the expert's episodes (default: "
+                             "%(default)s)")
+    parser.add_argument("--episodes", type=int, default=2,
+                        help="lockstep episodes per iteration (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=50,
+                        help="learner: epochs per retraining (default: %(default)s)")
+    parser.add_argument("--hid-size", type=int, default=64,
+                        help="learner: hidden width (default: %(default)s)")
+    parser.add_argument("--num-layers", type=int, default=2,
+                        help="learner: hidden layers (default: %(default)s)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch threads of the controller and the learner (default: "
+                             "%(default)s)")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="seconds allowed for each wait (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help="run directory (default: a new runs/dagger-loop-<timestamp>)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..ros.dagger_loop import run_dagger_loop
+
+    out = Path(args.out) if args.out else new_run_dir("runs", "dagger-loop")
+    learner = {"epochs": args.epochs, "hid_size": args.hid_size, "num_layers": args.num_layers}
+    results = run_dagger_loop(args.task, args.expert, args.iterations, args.episodes, args.seed,
+                              out, learner, args.torch_threads, args.timeout,
+                              on_iteration=partial(show_iteration, first=FIRST))
+    show_loop(results, f"{args.task}: DAgger through ROS", out, FIRST)
+    return 0

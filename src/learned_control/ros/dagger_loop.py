@@ -1,0 +1,103 @@
+"""DAgger through the node graph, unattended for k iterations.
+
+Iteration 0: a ``controller`` drives with the expert itself (``checkpoint`` = the expert, or
+``actor: cem`` for a ``cem:<dynamics checkpoint>`` expert) for ``episodes_per_iteration`` seeded
+lockstep episodes while the ``recorder`` writes them into ``<out_dir>/bags/iteration-00``: the
+expert's demonstrations. The ``learner`` node (``what: bc``, ``labels: expert``,
+``sources: [<out_dir>/bags]``, kept running throughout) trains the first policy on them. Then a
+controller runs the learner's policy, with the expert as its labeller (parameter ``expert``: the
+expert acts on every observation the policy sees and its action goes to ``expert_command``, which
+the recorder keeps), and k times: seeded episodes driven by the policy are recorded into a new
+bag, the learner retrains on the aggregate of every bag so far (labels: the expert's), and the
+controller hot-swaps the new checkpoint from ``model_updated`` (waited for on its diagnostics)
+before the next iteration's episodes. Node logs go to ``<out_dir>/logs/``, checkpoints to
+``<out_dir>/models/``; the return by iteration to ``returns.json`` / ``returns.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ..checkpoint import load_checkpoint
+from ..errors import ConfigError
+from ..planning.mpc import parameter_file
+from ..tasks import get_task
+from ..training.mbrl import IterationResult, save_curve
+from . import topics
+from .graph_run import BRIDGE_TOPICS, LockstepGraph
+
+__all__ = ["run_dagger_loop"]
+
+
+def run_dagger_loop(task: str, expert: str, iterations: int, episodes_per_iteration: int,
+                    seed: int, out_dir: str | os.PathLike, learner: dict | None = None,
+                    torch_threads: int = 1, timeout: float = 600.0, domain_id: int | None = None,
+                    on_iteration=None) -> list[IterationResult]:
+    """Run DAgger through ROS; returns the expert's episodes (iteration 0) and one result per
+    policy iteration, also saved (after each iteration) as ``returns.json`` and ``returns.png``.
+
+    Args:
+        task: registry task name.
+        expert: a policy checkpoint, an SB3 ``.zip`` or ``cem:<dynamics checkpoint>``.
+        iterations: DAgger iterations k (>= 1) after the expert's demonstrations.
+        episodes_per_iteration: lockstep episodes per iteration (>= 1); iteration ``i`` uses
+            reset seeds ``seed + 1000 i``, ``seed + 1000 i + 1``, ...
+        seed: seed of the episodes, the learner and a planner expert.
+        out_dir: receives ``bags/``, ``models/``, ``logs/`` and the curve (must not hold bags yet).
+        learner: extra learner node parameters (epochs, hid_size, num_layers, batch_size, ...).
+        torch_threads: torch threads of the controller and the learner.
+        timeout: seconds allowed for each wait (start-up, a training job, an iteration).
+        domain_id: ROS domain of the graph; default ``$ROS_DOMAIN_ID`` (else 0).
+        on_iteration: called with each :class:`~learned_control.training.mbrl.IterationResult`.
+
+    Raises:
+        ConfigError: bad counts, or ``out_dir`` already holding bags.
+        LearnedControlError: a node exited, a training job failed or a wait timed out.
+    """
+    if iterations < 1 or episodes_per_iteration < 1:
+        raise ConfigError(f"iterations={iterations}, episodes_per_iteration="
+                          f"{episodes_per_iteration}: both must be >= 1")
+    get_task(task)
+    out = Path(out_dir).absolute()
+    bags = out / "bags"
+    if bags.exists() and any(bags.iterdir()):
+        raise ConfigError(f"{bags} already holds bags; give a new out_dir (the learner trains "
+                          "on every bag in it)")
+    bags.mkdir(parents=True, exist_ok=True)
+    results: list[IterationResult] = []
+    recorded = (*BRIDGE_TOPICS, topics.EXPERT_COMMAND)
+    planner_expert = expert.startswith("cem:")
+    controller = {"task": task, "mode": "lockstep", "seed": seed, "expert": expert,
+                  "torch_threads": torch_threads}
+    params_file = parameter_file(task) if planner_expert else None
+
+    with LockstepGraph(out / "logs", timeout, domain_id) as graph:
+        graph.start("learner", {**(learner or {}), "what": "bc", "labels": "expert", "task": task,
+                                "sources": f"['{bags}']", "output_dir": str(out / "models"),
+                                "seed": seed, "torch_threads": torch_threads})
+        driver = expert[4:] if planner_expert else expert
+        graph.start("controller", {**controller, "checkpoint": driver,
+                                   "actor": "cem" if planner_expert else "policy"},
+                    params_file=params_file)
+        checkpoint = driver
+        for iteration in range(iterations + 1):
+            start = time.perf_counter()
+            model = graph.wait_for_model(checkpoint)
+            bag = bags / f"iteration-{iteration:02d}"
+            run = graph.run_episodes(task, episodes_per_iteration, seed + 1000 * iteration, bag,
+                                     suffix=f"_{iteration}", recorded=recorded)
+            trained_on = (0 if iteration == 0
+                          else int(load_checkpoint(checkpoint).metadata["transitions"]))
+            if iteration < iterations:
+                checkpoint = graph.train()  # a running policy controller swaps it in
+                if iteration == 0:  # from the expert driving to the policy with the labeller
+                    graph.stop("controller")
+                    graph.start("controller", {**controller, "checkpoint": checkpoint})
+            results.append(IterationResult(iteration, model, trained_on, run.result, str(bag),
+                                           time.perf_counter() - start))
+            save_curve(results, out, task, "DAgger through ROS", "the expert driving")
+            if on_iteration is not None:
+                on_iteration(results[-1])
+    return results
