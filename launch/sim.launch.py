@@ -3,6 +3,8 @@
     ros2 launch launch/sim.launch.py task:=InvertedPendulum-v5 checkpoint:=policy.pt \
         mode:=lockstep record:=/tmp/run_bag
     ros2 launch launch/sim.launch.py checkpoint:=dynamics.pt actor:=cem   # CEM-MPC planner
+    ros2 launch launch/sim.launch.py checkpoint:=policy.pt expert:=expert.zip record:=/tmp/dagger
+        # DAgger data: the policy drives, the expert labels every observation (expert_command)
 
 Parameters come from ``config/<task>.yaml``; the managed nodes start with ``autostart`` false and
 are configured, then activated, by the standard lifecycle events (controller first, so the bridge
@@ -33,6 +35,7 @@ def _nodes(context):
     mode = LaunchConfiguration("mode").perform(context)
     checkpoint = LaunchConfiguration("checkpoint").perform(context)
     actor = LaunchConfiguration("actor").perform(context)
+    expert = LaunchConfiguration("expert").perform(context)
     record = LaunchConfiguration("record").perform(context)
     params = os.path.join(CONFIG_DIR, f"{task}.yaml")
     bridge = LifecycleNode(package="learned_control", executable="sim_bridge", name="sim_bridge",
@@ -42,7 +45,8 @@ def _nodes(context):
     controller = LifecycleNode(package="learned_control", executable="controller",
                                name="controller", namespace="", output="screen",
                                parameters=[params, {"mode": mode, "checkpoint": checkpoint,
-                                                    "actor": actor, "autostart": False}])
+                                                    "actor": actor, "expert": expert,
+                                                    "autostart": False}])
     configure = lifecycle_msgs.msg.Transition.TRANSITION_CONFIGURE
     activate = lifecycle_msgs.msg.Transition.TRANSITION_ACTIVATE
     actions = [
@@ -75,6 +79,10 @@ def generate_launch_description() -> launch.LaunchDescription:
         DeclareLaunchArgument("actor", default_value="policy",
                               description="policy, or cem (CEM-MPC through a dynamics model; "
                                           "planner settings from config/<task>.yaml)"),
+        DeclareLaunchArgument("expert", default_value="",
+                              description="DAgger labeller: an expert (policy .pt, SB3 .zip or "
+                                          "cem:<dynamics .pt>) acting on every observation; its "
+                                          "action goes to expert_command (empty: none)"),
         DeclareLaunchArgument("mode", default_value="lockstep",
                               description="lockstep or realtime"),
         DeclareLaunchArgument("record", default_value="",

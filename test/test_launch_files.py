@@ -58,7 +58,7 @@ def test_launch_file_names_only_existing_things(path):
                     assert ast.literal_eval(key) in DECLARED[executable], (executable, key)
     args = {ast.literal_eval(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call)
             and getattr(c.func, "id", None) == "DeclareLaunchArgument"}
-    assert args == {"task", "checkpoint", "mode", "record", "actor"}
+    assert args == {"task", "checkpoint", "mode", "record", "actor", "expert"}
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -101,7 +101,8 @@ def test_up_starts_the_launch_files_nodes_with_declared_parameters_only(actor):
     from learned_control.cli.up import graph_specs
 
     params_file = ROOT / "config" / "InvertedPendulum-v5.yaml"
-    specs = graph_specs("InvertedPendulum-v5", "model.pt", "lockstep", "bag", params_file, actor)
+    specs = graph_specs("InvertedPendulum-v5", "model.pt", "lockstep", "bag", params_file, actor,
+                        expert="expert.zip")
     assert [s.name for s in specs] == ["recorder", "controller", "sim_bridge"]
     for spec in specs:
         assert spec.argv[spec.argv.index("--params-file") + 1] == str(params_file)
@@ -109,4 +110,4 @@ def test_up_starts_the_launch_files_nodes_with_declared_parameters_only(actor):
                          if a == "-p")
         assert set(overrides) <= DECLARED[spec.name], (spec.name, overrides)
         if spec.name == "controller":
-            assert overrides["actor"] == actor
+            assert overrides["actor"] == actor and overrides["expert"] == "expert.zip"

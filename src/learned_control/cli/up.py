@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="what computes the action: the policy, or the CEM-MPC planner over "
                              "the dynamics checkpoint with the task's planner settings from the "
                              "parameter file (default: %(default)s)")
+    parser.add_argument("--expert", default="",
+                        help="DAgger labeller: an expert (policy .pt, SB3 .zip or cem:<dynamics "
+                             ".pt>) acting on every observation beside the actor; its action "
+                             "goes to expert_command, recorded with --record")
     parser.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep",
                         help="bridge/controller mode (default: %(default)s)")
     parser.add_argument("--record", default="", help="path of a new bag to record into")
@@ -43,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def graph_specs(task: str, checkpoint: str, mode: str, record: str, params_file: Path,
-                actor: str = "policy") -> list[ProcessSpec]:
+                actor: str = "policy", expert: str = "") -> list[ProcessSpec]:
     """The recorder (when ``record``), the controller and the bridge, in start order."""
     def node(name: str, **params: str) -> ProcessSpec:
         argv = [sys.executable, "-m", f"learned_control.ros.{name}", "--ros-args",
@@ -54,7 +58,8 @@ def graph_specs(task: str, checkpoint: str, mode: str, record: str, params_file:
 
     specs = [node("recorder", bag=record, mode=mode)] if record else []
     bridge = {"wait_for_recorder": "true"} if record else {}  # the bag starts at step 0
-    return specs + [node("controller", checkpoint=checkpoint, mode=mode, actor=actor),
+    labeller = {"expert": expert} if expert else {}
+    return specs + [node("controller", checkpoint=checkpoint, mode=mode, actor=actor, **labeller),
                     node("sim_bridge", mode=mode, **bridge)]
 
 
@@ -70,5 +75,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"up: {task.name} ({args.mode}, actor {args.actor}) with {params}" +
           (f", recording into {args.record}" if args.record else ""), flush=True)
     return supervise(graph_specs(task.name, args.checkpoint, args.mode, args.record, params,
-                                 args.actor),
+                                 args.actor, args.expert),
                      grace_s=args.grace)
