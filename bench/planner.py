@@ -3,8 +3,9 @@
 Part 1, the users' workload (H=10, I=20, N=1000, K=200, one 2x100 ReLU net on
 InvertedPendulum): time per plan of the users' straightforward CEM (samples batched, Python
 loops over iterations and horizon, ``nn.Sequential`` + normalizer tensors, as their notebook
-writes it) and of our :class:`MPCController` on the same workload, alternated repeat by repeat;
-the ratio; and the share of this machine's fp32 matmul peak (2048^2 matmul, same thread count,
+writes it), of our :class:`MPCController` on the same workload, and of the workload's matrix
+products alone (the floor: no sampling, reward or activation), alternated repeat by repeat; the
+ratio; and the share of this machine's fp32 matmul peak (2048^2 matmul, same thread count,
 measured in this run) that each reaches.
 
 Part 2, each task's default planner config (``config/<task>.yaml``) with the ensemble its
@@ -72,6 +73,23 @@ def users_cem(model: UsersModel, obs: np.ndarray, low: float, high: float) -> np
     return mean[0].numpy()
 
 
+def matmuls_only(obs_dim: int, act_dim: int):
+    """The users' workload's matrix products and nothing else (no CEM, reward or activation):
+    ``I x H`` passes of ``N`` rows through the ``2x100`` layers. A bound no planner of this
+    workload beats on this machine."""
+    hid, n = USERS["hidden"], USERS["samples"]
+    sizes = [obs_dim + act_dim] + [hid] * USERS["layers"] + [obs_dim]
+    weights = [torch.randn(i, o) for i, o in zip(sizes[:-1], sizes[1:])]
+    x = torch.randn(n, sizes[0])
+
+    def run() -> None:
+        for _ in range(USERS["iterations"] * USERS["horizon"]):
+            h = x
+            for w in weights:
+                h = h @ w
+    return run
+
+
 def matmul_peak(repeats: int = 10) -> float:
     """fp32 2048^2 matmul GFLOP/s (best of ``repeats``)."""
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
@@ -106,23 +124,28 @@ def part1(repeats: int) -> None:
     obs = np.array([0.05, 0.02, 0.0, 0.0])
     gflop = users_workload_gflop(task.obs_dim, task.act_dim)
     peak = matmul_peak()
-    t_users, t_ours = [], []
+    floor = matmuls_only(task.obs_dim, task.act_dim)
+    t_users, t_ours, t_floor = [], [], []
     for _ in range(2):  # warm-up
         users_cem(users, obs, -3.0, 3.0)
         ours.act(obs)
-    for _ in range(repeats):  # alternate so that load from other processes hits both alike
+        floor()
+    for _ in range(repeats):  # alternate so that load from other processes hits all alike
         t_users.append(_time(lambda: users_cem(users, obs, -3.0, 3.0)))
         t_ours.append(_time(lambda: ours.act(obs)))
+        t_floor.append(_time(floor))
     peak_after = matmul_peak()
-    mu, mo = float(np.median(t_users)), float(np.median(t_ours))
+    mu, mo, mf = (float(np.median(t)) for t in (t_users, t_ours, t_floor))
     print(f"threads={torch.get_num_threads()}  matmul peak fp32 2048^2: {peak:.1f} GFLOP/s "
           f"(before) {peak_after:.1f} (after); using the max")
     peak = max(peak, peak_after)
     print(f"users' workload: H={USERS['horizon']} I={USERS['iterations']} N={USERS['samples']} "
           f"K={USERS['elites']} 2x{USERS['hidden']} ReLU -> {gflop:.2f} GFLOP per plan")
     print(f"{'planner':<12}{'median ms/plan':>16}{'GFLOP/s':>10}{'% of peak':>11}")
-    for name, t in (("users' CEM", mu), ("ours", mo)):
+    for name, t in (("users' CEM", mu), ("ours", mo), ("matmuls only", mf)):
         print(f"{name:<12}{1000 * t:>16.1f}{gflop / t:>10.1f}{100 * gflop / t / peak:>10.1f}%")
+    print(f"ours takes {mo / mf:.2f}x the time of its matrix products alone (the floor); the "
+          f"users' loop {mu / mf:.2f}x")
     ratio = mu / mo
     print(f"speed-up ours vs users: {ratio:.2f}x (target >= 2x) | ours {100 * gflop / mo / peak:.0f}% "
           f"of peak (target >= 75%) -> {'MET' if ratio >= 2 or gflop / mo >= 0.75 * peak else 'NOT MET'}")

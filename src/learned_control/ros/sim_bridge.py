@@ -192,9 +192,14 @@ class SimBridge(ManagedNode):
         self._own_pubs["joints"].publish(msg)
 
     def _step(self, action: np.ndarray) -> None:
+        """One env step. Mid-episode the next observation goes out first, so the controller
+        computes while the bridge publishes what the recorder and monitors need."""
         start = time.perf_counter()
         out: StepOutcome = self.session.step(action)
         self.sim_time += self.session.dt
+        if not out.done:
+            self._publish_state(out.observation)
+            self.waiting_since = time.monotonic()
         if "clock" in self._own_pubs:
             self._own_pubs["clock"].publish(Clock(clock=to_stamp(self.sim_time)))
         self._own_pubs["applied"].publish(array_msg(action, "applied_command"))
@@ -207,9 +212,6 @@ class SimBridge(ManagedNode):
                                    f"length {summary[2]:.0f}")
             if self.session.config.auto_reset and not self.session.finished:
                 self._start_episode()
-        else:
-            self._publish_state(out.observation)
-            self.waiting_since = time.monotonic()
         self.steps.add(time.perf_counter() - start, time.monotonic())
 
     def _on_command(self, msg: Float64MultiArray | JointTrajectory) -> None:
