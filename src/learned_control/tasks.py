@@ -33,6 +33,8 @@ class Task:
             flat observation; ``None`` for envs with a Box observation.
         obs_labels: a name per observation element (the layout published with each observation).
         has_success: whether ``info["is_success"]`` is reported.
+        goal_dim: size of the goal a goal-conditioned env takes (``env.unwrapped.goal``, seen in
+            the observation as ``desired_goal``); 0 for other envs.
         expert_algo: stable-baselines3 algorithm used by ``learned-control expert`` by default.
         expert_steps: default training budget of that expert, in env steps.
     """
@@ -45,6 +47,7 @@ class Task:
     dict_obs_keys: tuple[str, ...] | None = None
     obs_labels: tuple[str, ...] = ()
     has_success: bool = False
+    goal_dim: int = 0
     expert_algo: str = "sac"
     expert_steps: int = 100_000
 
@@ -113,7 +116,7 @@ for _task in (
     Task("FetchReach-v4", "FetchReach-v4", 13, 4, dict_obs_keys=("desired_goal", "observation"),
          obs_labels=("goal_x", "goal_y", "goal_z", "grip_x", "grip_y", "grip_z", "finger_r",
                      "finger_l", "grip_vx", "grip_vy", "grip_vz", "finger_vr", "finger_vl"),
-         has_success=True, expert_algo="ppo", expert_steps=40_960),
+         has_success=True, goal_dim=3, expert_algo="ppo", expert_steps=40_960),
 ):
     register_task(_task)
 

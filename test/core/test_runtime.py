@@ -94,3 +94,18 @@ def test_model_slot_keeps_the_old_actor_when_a_swap_fails(tmp_path):
     assert "missing.pt" in slot.swap(str(tmp_path / "missing.pt"))
     assert (slot.swaps, slot.failed_swaps, slot.identity) == (1, 3, "MLPPolicy@good.pt")
     np.testing.assert_array_equal(slot.act(obs), before)
+
+
+def test_session_goal_is_the_envs_goal_until_changed_and_is_checked():
+    session = SimSession(BridgeConfig(task="FetchReach-v4", seed=0))
+    assert session.set_goal([1.3, 0.7, 0.5]) is None  # before the first episode: kept for it
+    np.testing.assert_allclose(session.reset()[:3], [1.3, 0.7, 0.5])
+    np.testing.assert_allclose(session.set_goal([1.4, 0.8, 0.6])[:3], [1.4, 0.8, 0.6])
+    np.testing.assert_allclose(session.env.unwrapped.goal, [1.4, 0.8, 0.6])
+    np.testing.assert_allclose(session.reset()[:3], [1.4, 0.8, 0.6])  # outlives the reset
+    for goal, match in (([1.0, 2.0], "size 2 refused: task FetchReach-v4 takes a goal of size 3"),
+                        ([1.0, math.nan, 0.5], "NaN or inf")):
+        with pytest.raises(ConfigError, match=match):
+            session.set_goal(goal)
+    with pytest.raises(ConfigError, match="takes no goal"):
+        SimSession(BridgeConfig(task="InvertedPendulum-v5")).set_goal([0.0, 0.0, 0.0])

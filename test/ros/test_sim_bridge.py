@@ -2,8 +2,10 @@
 
 import math
 
+import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
 from std_msgs.msg import Float64MultiArray
 
 from conftest import diagnostic_values
@@ -68,3 +70,59 @@ def test_dead_controller_realtime_bridge_applies_on_timeout_and_keeps_publishing
         return values if values and int(values["timeouts"]) > 0 else None
 
     graph.spin_until(timeouts, 30, "diagnostics reporting command timeouts")
+
+
+def test_the_bridge_owns_the_goal_of_a_goal_conditioned_task(graph):
+    """FetchReach: a goal on ``goal`` in another frame is rejected and counted; one in the world
+    frame is the env's goal from the next observation on (``desired_goal``) and over the reset to
+    the next episode, and a P-controller in this process that steers the gripper to the observed
+    goal ends both episodes with ``is_success`` at that goal."""
+    observations, summaries = [], []
+    diags = _collect(graph, topics.DIAGNOSTICS, DiagnosticArray, qos.RELIABLE)
+    command = graph.node.create_publisher(Float64MultiArray, topics.COMMAND, qos.RELIABLE)
+    goal_pub = graph.node.create_publisher(PointStamped, topics.GOAL, qos.RELIABLE)
+    answering = [False]
+
+    def answer(obs):  # P-control of the gripper (obs[3:6]) to the goal (obs[:3])
+        command.publish(array_msg([*np.clip(10 * (obs[:3] - obs[3:6]), -1, 1), 0.0]))
+
+    def on_observation(msg):
+        observations.append(np.array(msg.data))
+        if answering[0]:
+            answer(observations[-1])
+
+    graph.node.create_subscription(Float64MultiArray, topics.OBSERVATION, on_observation,
+                                   qos.LOCKSTEP)
+    graph.node.create_subscription(Float64MultiArray, topics.EPISODE,
+                                   lambda m: summaries.append(np.array(m.data)), qos.SUMMARY)
+    graph.start("sim_bridge", task="FetchReach-v4", mode="lockstep", max_episodes=2)
+    graph.spin_until(lambda: observations and goal_pub.get_subscription_count(), 60,
+                     "the first observation and the bridge's goal subscription")
+    first = observations[0]
+    goal = first[3:6] + np.array([0.08, -0.06, 0.05])  # 11 cm from the gripper's start
+
+    def goal_msg(frame, point):
+        msg = PointStamped()
+        msg.header.frame_id = frame
+        msg.point.x, msg.point.y, msg.point.z = map(float, point)
+        return msg
+
+    def bridge_status():
+        values = diagnostic_values(diags[-1], "bridge") if diags else None
+        return values or {}
+
+    goal_pub.publish(goal_msg("base_link", goal + 1.0))
+    goal_pub.publish(goal_msg("world", goal))
+    graph.spin_until(lambda: bridge_status().get("goals") == "1", 30, "the goal taken")
+    assert bridge_status()["rejected_goals"] == "1"
+    assert bridge_status()["goal"] == ",".join(f"{g:.4f}" for g in goal)
+    assert not np.allclose(first[:3], goal)  # the first observation had the env's own goal
+    answering[0] = True
+    answer(first)  # the observation the bridge is waiting on
+    graph.spin_until(lambda: len(summaries) == 2, 60, "two episodes")
+    assert len(observations) == 2 * 50  # 50-step episodes; terminal observations in summaries
+    for obs in observations[1:]:  # every later observation carries the given goal
+        np.testing.assert_allclose(obs[:3], goal)
+    for summary in summaries:
+        assert summary[3] == 1.0  # is_success, with respect to the given goal
+        assert np.linalg.norm(summary[5 + 3:5 + 6] - goal) < 0.05  # terminal gripper position

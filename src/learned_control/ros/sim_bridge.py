@@ -2,11 +2,17 @@
 
 Parameters: the fields of :class:`learned_control.runtime.bridge.BridgeConfig` (task, seed, mode,
 rate_hz, command_timeout, on_timeout, auto_reset, max_episodes, publish_clock, interface,
-spec_file) plus ``autostart`` and ``torch_threads``. Topics and the pairing rule:
-:mod:`learned_control.ros.topics`. With ``interface: ros2_control`` the bridge publishes only what a
+spec_file, wait_for_recorder, goal_frame) plus ``autostart`` and ``torch_threads``. Topics and
+the pairing rule: :mod:`learned_control.ros.topics`. With ``interface: ros2_control`` the bridge publishes only what a
 ros2_control robot with mocap would (``/joint_states`` and the spec's pose/odometry/goal topics,
 one stamp per step, republished while a lockstep step waits) and takes commands on the spec's
 controller topic; ``applied_command``, ``reward`` and ``episode`` stay as side topics.
+
+Goal-conditioned tasks (FetchReach): the bridge owns the goal, as in simulation it must. A
+``goal`` (geometry_msgs/PointStamped in ``goal_frame``) becomes the env's goal from the next
+observation on and for the following episodes (instead of the env's own random goals), so the
+observation's ``desired_goal`` and the summary's ``success`` refer to the goal that was given; a goal
+in another frame is rejected and counted on ``/diagnostics``.
 
 Lifecycle: configure builds the env and the interfaces; activate starts the first episode and
 stepping; deactivate stops stepping (the simulated robot is held where it is); cleanup releases all.
@@ -24,6 +30,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
 from trajectory_msgs.msg import JointTrajectory
 
 from ..errors import ConfigError, SpecError
@@ -55,7 +62,7 @@ class SimBridge(ManagedNode):
         self.latest: tuple[np.ndarray, float] | None = None  # realtime: (action, receive time)
         self.pending: np.ndarray | None = None  # lockstep: a command received while paused
         self.waiting_since = 0.0
-        self.lockstep_waits = self.timeouts = self.ignored = 0
+        self.lockstep_waits = self.timeouts = self.ignored = self.goals = self.rejected_goals = 0
         self.steps = LatencyStats()
         self._own_pubs: dict = {}
         self._own_timers: list = []
@@ -100,6 +107,9 @@ class SimBridge(ManagedNode):
         self.published_stamp = -1.0
         self._own_subs = [self.create_subscription(command_type, command_topic,
                                                    self._on_command, qos.RELIABLE)]
+        if self.session.task.goal_dim and self.specs is None:  # the bridge owns the goal
+            self._own_subs.append(self.create_subscription(PointStamped, topics.GOAL,
+                                                           self._on_goal, qos.RELIABLE))
         self._own_services = [self.create_service(Trigger, name, callback) for name, callback in (
             (topics.RESET, self._on_reset), (topics.PAUSE, self._on_pause),
             (topics.RESUME, self._on_resume))]
@@ -239,6 +249,26 @@ class SimBridge(ManagedNode):
         else:
             self._step(action)
 
+    def _on_goal(self, msg: PointStamped) -> None:
+        """A goal in ``goal_frame`` becomes the env's goal from the next observation on (the one
+        the controller is answering keeps the old goal: lockstep never answers twice)."""
+        frame = self.session.config.goal_frame
+        if msg.header.frame_id != frame:
+            self.rejected_goals += 1
+            self.get_logger().warn(f"goal in frame {msg.header.frame_id!r} rejected: goals are "
+                                   f"taken in {frame!r} (there is no tf here)",
+                                   throttle_duration_sec=1.0)
+            return
+        point = (msg.point.x, msg.point.y, msg.point.z)
+        try:
+            self.session.set_goal(point[:self.session.task.goal_dim])
+        except ConfigError as err:
+            self.rejected_goals += 1
+            self.get_logger().warn(str(err), throttle_duration_sec=1.0)
+            return
+        self.goals += 1
+        self.get_logger().info(f"goal {np.round(point, 4).tolist()} in {frame!r}")
+
     def _on_tick(self) -> None:
         """Realtime: one step with the newest command, or the timeout policy when it is stale."""
         if self.paused or self.session.finished:
@@ -301,6 +331,11 @@ class SimBridge(ManagedNode):
                   "step_p99_ms": self.steps.percentile_ms(99), **counters,
                   "timeouts": self.timeouts, "lockstep_waits": self.lockstep_waits,
                   "ignored_commands": self.ignored}
+        if self.session.task.goal_dim:
+            goal = self.session.goal
+            values.update(goal="env's own" if goal is None else ",".join(f"{g:.4f}" for g in goal),
+                          goals=self.goals, rejected_goals=self.rejected_goals)
+            level = WARN if self.rejected_goals else level
         message = "finished" if self.session.finished else ("stepping" if self.active else "inactive")
         publish_diagnostics(self, self._own_pubs["diag"], [diagnostic(self, "bridge", level, message, values)])
 

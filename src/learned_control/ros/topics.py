@@ -16,7 +16,7 @@ Pairing rule for training data (recorder -> ``bag2minari``):
 
 __all__ = [
     "OBSERVATION", "COMMAND", "APPLIED_COMMAND", "EXPERT_COMMAND", "REWARD", "EPISODE",
-    "JOINT_STATES", "CLOCK", "DIAGNOSTICS", "MODEL_UPDATED", "EPISODE_FIELDS", "RESET", "PAUSE",
+    "JOINT_STATES", "CLOCK", "DIAGNOSTICS", "MODEL_UPDATED", "GOAL", "EPISODE_FIELDS", "RESET", "PAUSE",
     "RESUME", "RELOAD", "TRAIN", "CANCEL", "RECORDED_TOPICS",
 ]
 
@@ -30,6 +30,7 @@ JOINT_STATES = "/joint_states"       # sensor_msgs/JointState, sim-time stamps
 CLOCK = "/clock"                     # rosgraph_msgs/Clock
 DIAGNOSTICS = "/diagnostics"         # diagnostic_msgs/DiagnosticArray
 MODEL_UPDATED = "model_updated"      # std_msgs/String, checkpoint path (latched)
+GOAL = "goal"                        # geometry_msgs/PointStamped, goal of a goal-conditioned task
 
 EPISODE_FIELDS = ("episode_index", "return", "length", "success", "seed")
 """Layout of the ``episode`` summary: these five values (success is 1/0, NaN when the env reports

@@ -44,6 +44,8 @@ class BridgeConfig:
         wait_for_recorder: on activation, start the first episode only once a recorder (a
             subscriber of ``applied_command``, ``reward`` and ``episode``) has matched, so its
             bag holds every episode from step 0 (``learned-control up --record`` sets it).
+        goal_frame: goal-conditioned tasks: the frame goals on the ``goal`` topic must be given
+            in (the env's world frame; there is no tf here); goals in others are rejected.
     """
 
     task: str = "InvertedPendulum-v5"
@@ -58,6 +60,7 @@ class BridgeConfig:
     interface: str = "observation"
     spec_file: str = ""
     wait_for_recorder: bool = False
+    goal_frame: str = "world"
 
     def __post_init__(self) -> None:
         get_task(self.task)  # raises ConfigError naming the known tasks
@@ -152,6 +155,7 @@ class SimSession:
     episodes_done: int = field(init=False, default=0)
     observation: np.ndarray | None = field(init=False, default=None)
     last_action: np.ndarray = field(init=False)
+    goal: np.ndarray | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.task = get_task(self.config.task)
@@ -181,7 +185,39 @@ class SimSession:
         self.observation, _ = self.env.reset(seed=self.config.seed + self.episode_index)
         self.episode_return, self.episode_length = 0.0, 0
         self.last_action = np.zeros_like(self.last_action)
+        if self.goal is not None:  # a commanded goal outlives the env's own sampling
+            self._apply_goal()
         return self.observation
+
+    def set_goal(self, goal) -> np.ndarray | None:
+        """Command the goal ``(goal_dim,)`` (world frame) of a goal-conditioned task, from this
+        step on and for the following episodes; returns the current observation carrying it
+        (``None`` before the first episode). ConfigError for other tasks or a wrong size."""
+        goal = np.asarray(goal, dtype=np.float64).reshape(-1)
+        if not self.task.goal_dim or goal.shape != (self.task.goal_dim,):
+            raise ConfigError(f"goal of size {goal.size} refused: task {self.task.name} takes "
+                              + (f"a goal of size {self.task.goal_dim}" if self.task.goal_dim
+                                 else "no goal"))
+        if not np.isfinite(goal).all():
+            raise ConfigError("goal with NaN or inf refused")
+        self.goal = goal
+        if self.observation is not None:
+            self._apply_goal()
+        return self.observation
+
+    def _apply_goal(self) -> None:
+        """Set the env's goal and recompute the observation through the wrappers' layout."""
+        unwrapped = self.env.unwrapped
+        unwrapped.goal = self.goal.copy()
+        wrappers, env = [], self.env
+        while isinstance(env, gym.Wrapper):
+            if isinstance(env, gym.ObservationWrapper):
+                wrappers.append(env)
+            env = env.env
+        obs = unwrapped._get_obs()
+        for wrapper in reversed(wrappers):  # innermost first
+            obs = wrapper.observation(obs)
+        self.observation = obs
 
     def timeout_action(self) -> np.ndarray:
         """The action ``on_timeout`` applies when no valid command came in time."""
