@@ -19,7 +19,7 @@ Per task, in one run:
    ``bench/planner.py`` times its default config with), 5000 random steps (100 episodes) +
    1 round x 5 planner episodes (250 steps), 60 epochs per fit. The final fit is saved as
    ``OUT/dynamics_<task>.pt``.
-2. **Expert**: ``cem:OUT/dynamics_<task>.pt`` through ``cli.dagger.load_expert``, i.e.
+2. **Expert**: ``cem:OUT/dynamics_<task>.pt`` through ``training.experts.load_expert``, i.e.
    ``MPCController`` with the task's default config (``config/<task>.yaml``), seed 0.
 3. **DAgger** (``training.dagger.run_dagger``, beta 0, a fresh 2x64 ReLU MLP per iteration):
    BC on the planner's demo episodes, then iterations of learner rollouts relabelled by the
@@ -66,7 +66,6 @@ from rich.console import Console
 from rich.table import Table
 
 from learned_control.checkpoint import save_checkpoint
-from learned_control.cli.dagger import load_expert
 from learned_control.data.episodes import Episode, Transitions
 from learned_control.data.minari_io import rollout_episodes
 from learned_control.evaluation import Actor, run_episode
@@ -77,6 +76,7 @@ from learned_control.training.bc import BCConfig
 from learned_control.training.dagger import (DAggerConfig, DAggerResult, dagger_table, plot_dagger,
                                              run_dagger)
 from learned_control.training.dynamics import DynamicsTrainConfig, train_dynamics
+from learned_control.training.experts import load_expert
 from learned_control.training.mbrl import random_episodes
 from learned_control.utils import seed_everything
 
