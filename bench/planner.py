@@ -9,7 +9,8 @@ ratio; and the share of this machine's fp32 matmul peak (2048^2 matmul, same thr
 measured in this run) that each reaches.
 
 Part 2, each task's default planner config (``config/<task>.yaml``) with the ensemble its
-model would have: p50/p99 per plan against the task's control period.
+model would have, at the controller node's torch threads (``torch_threads: 1`` in those files):
+p50/p99 per plan against the task's control period.
 
 Run: ``.venv/bin/python bench/planner.py [--threads 2] [--repeats 15]``
 """
@@ -160,7 +161,8 @@ DEFAULT_MODELS = {  # the ensemble each task's default config plans through
 
 
 def part2(plans: int) -> None:
-    print(f"\n{'task':<22}{'model':<26}{'p50 ms':>8}{'p99 ms':>8}{'period ms':>10}  p99 <= period/2")
+    print(f"\ntorch threads {torch.get_num_threads()}")
+    print(f"{'task':<22}{'model':<26}{'p50 ms':>8}{'p99 ms':>8}{'period ms':>10}  p99 <= period/2")
     for name, kw in DEFAULT_MODELS.items():
         task = get_task(name)
         env = make_env(name)
@@ -180,12 +182,17 @@ def part2(plans: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads of part 1 (default: %(default)s)")
+    parser.add_argument("--controller-threads", type=int, default=1,
+                        help="torch threads of part 2, as the controller node runs (default: "
+                             "%(default)s)")
     parser.add_argument("--repeats", type=int, default=15, help="plans per planner in part 1")
     parser.add_argument("--plans", type=int, default=200, help="plans per task in part 2")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     part1(args.repeats)
+    torch.set_num_threads(args.controller_threads)
     part2(args.plans)
 
 
