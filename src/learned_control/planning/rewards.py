@@ -49,7 +49,7 @@ def _pendulum_shaped(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tenso
 
 
 def _pendulum_centered(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-    return 1.0 - next_obs[..., :2].square().sum(-1)
+    return 1.0 - next_obs[..., 0] ** 2 - next_obs[..., 1] ** 2
 
 
 _ON_RAIL = (0.9, 0.2)
