@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..utils import new_run_dir
 from .common import add_task_arg
-from .mbrl_loop import show_iteration, show_loop
+from .mbrl_loop import add_loop_args, show_iteration, show_loop
 
 __all__ = ["register", "run"]
 
@@ -30,25 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_task_arg(parser)
     parser.add_argument("--expert", required=True,
                         help="expert: policy checkpoint, SB3 .zip, or cem:<dynamics checkpoint>")
-    parser.add_argument("--iterations", type=int, default=3,
-                        help="DAgger iterations k after the expert's episodes (default: "
-                             "%(default)s)")
-    parser.add_argument("--episodes", type=int, default=2,
-                        help="lockstep episodes per iteration (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=50,
-                        help="learner: epochs per retraining (default: %(default)s)")
-    parser.add_argument("--hid-size", type=int, default=64,
-                        help="learner: hidden width (default: %(default)s)")
-    parser.add_argument("--num-layers", type=int, default=2,
-                        help="learner: hidden layers (default: %(default)s)")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="torch threads of the controller and the learner (default: "
-                             "%(default)s)")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds allowed for each wait (default: %(default)s)")
-    parser.add_argument("--out", default=None,
-                        help="run directory (default: a new runs/dagger-loop-<timestamp>)")
+    add_loop_args(parser, "DAgger iterations k after the expert's episodes", epochs=50,
+                  run_name="dagger-loop")
     parser.set_defaults(func=run)
 
 

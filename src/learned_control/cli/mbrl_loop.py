@@ -10,7 +10,7 @@ from ..training.mbrl import IterationResult
 from ..utils import new_run_dir
 from .common import add_task_arg
 
-__all__ = ["register", "run", "show_iteration", "show_loop"]
+__all__ = ["register", "run", "add_loop_args", "show_iteration", "show_loop"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,31 +24,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "checkpoint. Prints the return per iteration and saves returns.json and "
                     "returns.png in the run directory.")
     add_task_arg(parser)
-    parser.add_argument("--iterations", type=int, default=3,
-                        help="planning iterations k (default: %(default)s)")
-    parser.add_argument("--episodes", type=int, default=2,
-                        help="lockstep episodes per iteration (default: %(default)s)")
+    add_loop_args(parser, "planning iterations k", epochs=200, run_name="mbrl-loop")
     parser.add_argument("--initial-random-steps", type=int, default=2000,
                         help="at most this many random-policy transitions (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=200,
-                        help="learner: maximum epochs per refit (default: %(default)s)")
     parser.add_argument("--patience", type=int, default=0,
                         help="learner: early-stopping patience, 0 = off (default: %(default)s)")
+    parser.add_argument("--members", type=int, default=5,
+                        help="learner: ensemble size (default: %(default)s)")
+    parser.set_defaults(func=run)
+
+
+def add_loop_args(parser: argparse.ArgumentParser, iterations: str, epochs: int,
+                  run_name: str) -> None:
+    """The flags every learning loop through ROS takes: ``--iterations`` (help ``iterations``),
+    ``--episodes``, ``--seed``, the learner's ``--epochs`` (default ``epochs``), ``--hid-size``,
+    ``--num-layers``, ``--torch-threads``, ``--timeout`` and ``--out`` (default a new
+    ``runs/<run_name>-<timestamp>``)."""
+    parser.add_argument("--iterations", type=int, default=3,
+                        help=f"{iterations} (default: %(default)s)")
+    parser.add_argument("--episodes", type=int, default=2,
+                        help="lockstep episodes per iteration (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=epochs,
+                        help="learner: (maximum) epochs per training job (default: %(default)s)")
     parser.add_argument("--hid-size", type=int, default=64,
                         help="learner: hidden width (default: %(default)s)")
     parser.add_argument("--num-layers", type=int, default=2,
                         help="learner: hidden layers (default: %(default)s)")
-    parser.add_argument("--members", type=int, default=5,
-                        help="learner: ensemble size (default: %(default)s)")
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch threads of the controller and the learner (default: "
                              "%(default)s)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="seconds allowed for each wait (default: %(default)s)")
     parser.add_argument("--out", default=None,
-                        help="run directory (default: a new runs/mbrl-loop-<timestamp>)")
-    parser.set_defaults(func=run)
+                        help=f"run directory (default: a new runs/{run_name}-<timestamp>)")
 
 
 def show_iteration(result: IterationResult, first: str = "random policy") -> None:

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from ..checkpoint import load_checkpoint
-from ..errors import ConfigError
 from ..planning.mpc import parameter_file
 from ..tasks import get_task
 from ..training.mbrl import IterationResult, save_curve
 from . import topics
-from .graph_run import BRIDGE_TOPICS, LockstepGraph
+from .graph_run import BRIDGE_TOPICS, LockstepGraph, new_loop_dir
 
 __all__ = ["run_dagger_loop"]
 
@@ -56,16 +54,8 @@ def run_dagger_loop(task: str, expert: str, iterations: int, episodes_per_iterat
         ConfigError: bad counts, or ``out_dir`` already holding bags.
         LearnedControlError: a node exited, a training job failed or a wait timed out.
     """
-    if iterations < 1 or episodes_per_iteration < 1:
-        raise ConfigError(f"iterations={iterations}, episodes_per_iteration="
-                          f"{episodes_per_iteration}: both must be >= 1")
     get_task(task)
-    out = Path(out_dir).absolute()
-    bags = out / "bags"
-    if bags.exists() and any(bags.iterdir()):
-        raise ConfigError(f"{bags} already holds bags; give a new out_dir (the learner trains "
-                          "on every bag in it)")
-    bags.mkdir(parents=True, exist_ok=True)
+    out, bags = new_loop_dir(out_dir, iterations, episodes_per_iteration)
     results: list[IterationResult] = []
     recorded = (*BRIDGE_TOPICS, topics.EXPERT_COMMAND)
     planner_expert = expert.startswith("cem:")

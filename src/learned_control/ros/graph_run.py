@@ -28,12 +28,12 @@ from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
-from ..errors import LearnedControlError
+from ..errors import ConfigError, LearnedControlError
 from ..evaluation import EvalResult
 from ..supervisor import die_with_parent, stop_processes
 from . import qos, topics
 
-__all__ = ["GraphRun", "LockstepGraph", "run_lockstep_graph"]
+__all__ = ["GraphRun", "LockstepGraph", "run_lockstep_graph", "new_loop_dir"]
 
 BRIDGE_TOPICS = ("observation", "applied_command", "reward", "episode")
 
@@ -54,6 +54,23 @@ class GraphRun:
     seconds_per_step: float
     control: dict[str, str] = field(default_factory=dict)
     bag: Path | None = None
+
+
+def new_loop_dir(out_dir: str | os.PathLike, iterations: int,
+                 episodes_per_iteration: int) -> tuple[Path, Path]:
+    """``(out, out/bags)`` for a learning loop through the graph (mbrl-loop, dagger-loop), with
+    ``bags/`` created. ConfigError, before any node starts, for counts below 1 or an ``out_dir``
+    already holding bags (the learner trains on every bag in it)."""
+    if iterations < 1 or episodes_per_iteration < 1:
+        raise ConfigError(f"iterations={iterations}, episodes_per_iteration="
+                          f"{episodes_per_iteration}: both must be >= 1")
+    out = Path(out_dir).absolute()
+    bags = out / "bags"
+    if bags.exists() and any(bags.iterdir()):
+        raise ConfigError(f"{bags} already holds bags; give a new out_dir (the learner trains "
+                          "on every bag in it)")
+    bags.mkdir(parents=True, exist_ok=True)
+    return out, bags
 
 
 class _Observer:
