@@ -6,7 +6,9 @@ import dataclasses
 import inspect
 import math
 import re
+import signal
 import sys
+import threading
 from typing import Any, Callable, TypeVar
 
 import rclpy
@@ -16,6 +18,7 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from ..errors import ConfigError
@@ -125,9 +128,16 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
     """The entry-point shape of every node: init, spin, clean shutdown on Ctrl-C or SIGTERM.
 
     Lifecycle nodes with parameter ``autostart`` true are configured and activated here, so they
-    run without a lifecycle manager (launch files drive the transitions instead).
+    run without a lifecycle manager (launch files drive the transitions instead). A stop signal
+    only sets a flag, so no callback is cut short; spinning then ends, a node with a
+    ``drain(executor)`` method (the recorder) takes what had already arrived, and ``close()``
+    releases everything.
     """
-    rclpy.init(args=args if args is not None else sys.argv)
+    rclpy.init(args=args if args is not None else sys.argv,
+               signal_handler_options=SignalHandlerOptions.NO)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     node = None
     try:
         node = factory()
@@ -137,8 +147,12 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
                 node.trigger_activate()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while not stop.is_set():  # the timeout lets the signal flag be seen
+            executor.spin_once(timeout_sec=0.1)
+        drain = getattr(node, "drain", None)
+        if drain is not None:
+            drain(executor)
+    except ExternalShutdownException:
         pass
     except ConfigError as err:
         print(f"[{factory.__name__}] configuration error: {err}", file=sys.stderr)

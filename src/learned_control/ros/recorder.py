@@ -1,7 +1,8 @@
 """recorder node: the bridge's topics into a rosbag2 bag (rosbags writer, raw CDR, no re-encoding).
 
 Parameters (see :class:`RecorderConfig`): ``bag``, ``storage``, ``mode``, ``joint_states``.
-The bag is closed (metadata written) on SIGINT/SIGTERM, so a cut run stays readable. Once a
+On SIGINT/SIGTERM it first writes what had already arrived, then closes the bag (metadata
+written), so a cut run stays readable and keeps its last steps. Once a
 second it reports on ``/diagnostics`` the messages written and the publishers matched per topic
 (WARN while a lockstep topic has no publisher), so rqt shows whether the recording is live.
 """
@@ -9,6 +10,7 @@ second it reports on ``/diagnostics`` the messages written and the publishers ma
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -109,6 +111,16 @@ class Recorder(Node):
                           else (OK, f"recording into {self.config.bag}"))
         publish_diagnostics(self, self._diag_pub, [diagnostic(self, "recording", level, message,
                                                               values)])
+
+    def drain(self, executor, quiet_s: float = 0.3, limit_s: float = 3.0) -> None:
+        """On stop, before closing: write what already arrived or is in flight, until nothing
+        new came for ``quiet_s`` (at most ``limit_s``), so the last steps before Ctrl-C are kept."""
+        start = last_change = time.monotonic()
+        written = sum(self.counts.values())
+        while time.monotonic() - last_change < quiet_s and time.monotonic() - start < limit_s:
+            executor.spin_once(timeout_sec=0.05)
+            if sum(self.counts.values()) != written:
+                written, last_change = sum(self.counts.values()), time.monotonic()
 
     def close(self) -> None:
         """Close the bag (metadata written), reporting what was recorded."""

@@ -15,7 +15,8 @@ observation's ``desired_goal`` and the summary's ``success`` refer to the goal t
 in another frame is rejected and counted on ``/diagnostics``.
 
 Lifecycle: configure builds the env and the interfaces; activate starts the first episode and
-stepping; deactivate stops stepping (the simulated robot is held where it is); cleanup releases all.
+stepping (in lockstep once a controller has matched, with ``wait_for_recorder`` once a recorder
+has too, so both receive the first observation live rather than as a late joiner); deactivate stops stepping (the simulated robot is held where it is); cleanup releases all.
 """
 
 from __future__ import annotations
@@ -126,14 +127,17 @@ class SimBridge(ManagedNode):
         else:
             self._own_timers.append(self.create_timer(self.session.config.command_timeout,
                                                   self._check_lockstep_wait))
-        if self.session.observation is None and self.session.config.wait_for_recorder:
-            self.get_logger().info("waiting for a recorder to match before the first episode")
-            self._recorder_wait = self.create_timer(0.05, self._start_once_recorded)
-            self._own_timers.append(self._recorder_wait)
-        elif self.session.observation is None:
+        if self.session.observation is not None:  # re-activated mid-episode
+            if self.session.config.mode == "lockstep":
+                self.waiting_since = time.monotonic()
+        elif self._awaited_roles():
+            self.get_logger().info(f"waiting for {' and '.join(self._awaited_roles())} to match "
+                                   "before the first episode")
+            self._matched_since = None
+            self._start_wait = self.create_timer(0.05, self._start_once_matched)
+            self._own_timers.append(self._start_wait)
+        else:
             self._start_episode()
-        elif self.session.config.mode == "lockstep":
-            self.waiting_since = time.monotonic()
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -162,14 +166,50 @@ class SimBridge(ManagedNode):
             self.session = None
 
     # ---- stepping --------------------------------------------------------------------------
-    def _start_once_recorded(self) -> None:
-        """Timer while ``wait_for_recorder``: the first episode once every recorded side topic
-        has a matched subscriber (a reliable, matched writer delivers all that follows)."""
-        if all(self._own_pubs[name].get_subscription_count() >= 1
-               for name in ("applied", "reward", "episode")) and self.session.observation is None:
-            self._own_timers.remove(self._recorder_wait)
-            self.destroy_timer(self._recorder_wait)
-            self.get_logger().info("recorder matched: starting")
+    def _awaited_roles(self) -> list[str]:
+        """Who the first episode waits for: in lockstep on the observation interface the
+        controller, with ``wait_for_recorder`` the recorder. Both then get every message live:
+        a late joiner's transient-local sample is not reliably delivered (Fast DDS #3822)."""
+        lockstep = self.session.config.mode == "lockstep" and self.specs is None
+        return (["a controller"] if lockstep else []) + (
+            ["a recorder"] if self.session.config.wait_for_recorder else [])
+
+    def _unmatched(self) -> list[str]:
+        """What the first episode still waits for, by name; empty once a controller (a node
+        reading ``observation`` and writing ``command``) and a recorder (a node reading every
+        side topic) show in the graph and each of those topics' writers matched every reader the
+        graph shows. A reader that never matches (incompatible QoS) is waited on for 2 s."""
+        def nodes(infos) -> set[tuple[str, str]]:
+            return {(info.node_namespace, info.node_name) for info in infos}
+
+        pubs = {key: self._own_pubs[key] for key in ("obs", "applied", "reward", "episode")
+                if key in self._own_pubs}
+        readers = {key: nodes(self.get_subscriptions_info_by_topic(pub.topic_name))
+                   for key, pub in pubs.items()}
+        missing = []
+        if "a controller" in self._awaited_roles() and not readers["obs"] & nodes(
+                self.get_publishers_info_by_topic(self._own_subs[0].topic_name)):
+            missing.append("a controller")
+        if "a recorder" in self._awaited_roles() and not set.intersection(*readers.values()):
+            missing.append("a recorder")
+        if missing:
+            self._matched_since = None
+            return missing
+        self._matched_since = self._matched_since or time.monotonic()
+        unmatched = [pub.topic_name for key, pub in pubs.items()
+                     if pub.get_subscription_count() < len(readers[key])]
+        if unmatched and time.monotonic() - self._matched_since > 2.0:
+            self.get_logger().warn(f"starting although readers of {unmatched} did not match "
+                                   "within 2 s (incompatible QoS?)")
+            return []
+        return unmatched
+
+    def _start_once_matched(self) -> None:
+        """Timer before the first episode: start it once nothing is awaited."""
+        if self.session.observation is None and not self._unmatched():
+            self._own_timers.remove(self._start_wait)
+            self.destroy_timer(self._start_wait)
+            self.get_logger().info(f"{' and '.join(self._awaited_roles())} matched: starting")
             self._start_episode()
 
     def _start_episode(self) -> None:
@@ -225,7 +265,8 @@ class SimBridge(ManagedNode):
         self.steps.add(time.perf_counter() - start, time.monotonic())
 
     def _on_command(self, msg: Float64MultiArray | JointTrajectory) -> None:
-        if not self.active or self.session is None or self.session.finished:
+        if (not self.active or self.session is None or self.session.finished
+                or self.session.observation is None):  # stopped, or before the first episode
             self.ignored += 1
             return
         if self.specs is None:
@@ -286,7 +327,7 @@ class SimBridge(ManagedNode):
         """Lockstep never steps without a command: report the wait instead."""
         waited = time.monotonic() - self.waiting_since
         if self.active and not self.paused and not self.session.finished and (
-                waited > self.session.config.command_timeout):
+                self.session.observation is not None) and waited > self.session.config.command_timeout:
             self.lockstep_waits += 1
             self.get_logger().warn(f"lockstep: waiting {waited:.1f} s for a command",
                                    throttle_duration_sec=5.0)

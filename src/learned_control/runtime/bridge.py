@@ -42,8 +42,9 @@ class BridgeConfig:
             pose/odometry/goal topics, one stamp per step; commands on the spec's controller topic).
         spec_file: robot spec YAML for ``ros2_control``; empty: the task's packaged spec.
         wait_for_recorder: on activation, start the first episode only once a recorder (a
-            subscriber of ``applied_command``, ``reward`` and ``episode``) has matched, so its
-            bag holds every episode from step 0 (``learned-control up --record`` sets it).
+            node reading ``observation``, ``applied_command``, ``reward`` and ``episode``) has
+            matched, so its bag holds every episode from step 0 (``up --record`` sets it).
+            (In lockstep the first episode always waits for a controller to match.)
         goal_frame: goal-conditioned tasks: the frame goals on the ``goal`` topic must be given
             in (the env's world frame; there is no tf here); goals in others are rejected.
     """
