@@ -83,14 +83,14 @@ class Policy(SavableModel):
     @torch.no_grad()
     def act_tensor(self, obs: torch.Tensor) -> torch.Tensor:
         """Actions ``(B, act_dim)`` in env units, clipped, for raw observations ``(B, obs_dim)``."""
-        was_training = self.training
-        self.eval()
-        try:
-            act_n = self.sample_normalized(self.obs_normalizer.normalize(obs))
-            act = self.act_normalizer.denormalize(act_n)
-            return torch.clamp(act, self.action_low, self.action_high)
-        finally:
-            self.train(was_training)
+        if self.training:  # acting is evaluation (e.g. no dropout), whatever the caller's mode
+            self.eval()
+            try:
+                return self.act_tensor(obs)
+            finally:
+                self.train()
+        act_n = self.sample_normalized(self.obs_normalizer.normalize(obs))
+        return torch.clamp(self.act_normalizer.denormalize(act_n), self.action_low, self.action_high)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Action(s) for ``obs`` of shape ``(obs_dim,)`` or ``(B, obs_dim)``; same leading shape out.
