@@ -114,12 +114,14 @@ RECIPES = {
         model=dict(members=5, hid_size=64, num_layers=2, activation="relu"), random_steps=2000,
         rounds=3, episodes_per_round=2, epochs=200, normalized=False,
         dagger=DAggerConfig(iterations=3, demo_episodes=1, rollout_episodes=1, eval_episodes=5,
+                            validation_episodes=0,  # the last iterate, as measured
                             bc=BCConfig(epochs=100, val_fraction=0.0)),
         latency_episodes=1),  # 1000 steps when it balances
     "Reacher-v5": Recipe(
         model=dict(members=5, hid_size=200, num_layers=3, activation="silu"), random_steps=5000,
         rounds=1, episodes_per_round=5, epochs=60, normalized=True,
         dagger=DAggerConfig(iterations=4, demo_episodes=4, rollout_episodes=4, eval_episodes=10,
+                            validation_episodes=0,  # the last iterate, as measured
                             bc=BCConfig(epochs=200, val_fraction=0.0)),
         latency_episodes=4),  # 50 steps each
 }

@@ -66,6 +66,18 @@ def test_config_rejects_bad_values():
         DAggerConfig(beta=1.5)
 
 
+def test_without_validation_the_last_iterate_is_returned():
+    env = TASK.make_env()
+    expert = DoublePendulumLQR(env)
+    env.close()
+    config = DAggerConfig(iterations=2, demo_episodes=1, rollout_episodes=1, eval_episodes=1,
+                          validation_episodes=0, bc=BCConfig(epochs=2, val_fraction=0.0))
+    result = run_dagger(TASK, expert, config, progress=False)
+    assert result.chosen == 2 and result.final is result.iterations[-1]
+    assert np.isnan(result.final.validation) and "(returned)" in str(
+        [c for c in dagger_table(result).columns[0].cells])
+
+
 @pytest.mark.slow
 def test_dagger_beats_bc_at_equal_expert_data(tmp_path):
     """Three seeds: DAgger reaches the expert on each; plain BC on as many expert samples stays
@@ -81,7 +93,9 @@ def test_dagger_beats_bc_at_equal_expert_data(tmp_path):
                               seed=seed)
         result = run_dagger(TASK, expert, config, progress=False)
         assert result.expert.mean > 9000  # the LQR balances all 1000 steps
-        assert result.bc_equal.data_size == result.final.data_size
+        assert result.bc_equal.data_size == result.iterations[-1].data_size  # all labels used
+        validation = [row.validation for row in result.iterations]
+        assert result.chosen == int(np.argmax(validation)) and result.final.validation == max(validation)
         dagger_norm = result.normalized(result.final.result.mean)
         assert dagger_norm >= 90.0, dagger_table(result)
         margins.append(dagger_norm - result.normalized(result.bc_equal.result.mean))

@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dagger", help="DAgger: BC on expert demos, then relabel the learner's states",
         description="BC on expert demonstrations, then ITERATIONS rounds of: roll out the "
                     "learner (expert action with probability beta), label the visited states "
-                    "with the expert, aggregate, retrain from scratch. Compares with plain BC "
-                    "on as many expert samples. Writes RUN_DIR/policy.pt, RUN_DIR/dagger.png "
+                    "with the expert, aggregate, retrain from scratch; returns the iterate best on "
+                    "validation episodes. Compares with plain BC on as many expert samples. Writes RUN_DIR/policy.pt, RUN_DIR/dagger.png "
                     "and RUN_DIR/dagger.json.")
     parser.add_argument("--expert", required=True,
                         help="expert: SB3 .zip, policy checkpoint, or cem:<dynamics checkpoint>")
@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="learner episodes relabelled per iteration (default: %(default)s)")
     parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes,
                         help="seeded evaluation episodes per policy (default: %(default)s)")
+    parser.add_argument("--validation-episodes", type=int, default=defaults.validation_episodes,
+                        help="learner-only episodes per policy that pick the returned one; 0: "
+                             "the last iterate (default: %(default)s)")
     parser.add_argument("--beta", type=float, default=defaults.beta,
                         help="probability of the expert's action at iteration 1 (default: %(default)s)")
     parser.add_argument("--beta-decay", type=float, default=defaults.beta_decay,
@@ -51,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
     config = DAggerConfig(iterations=args.iterations, demo_episodes=args.demo_episodes,
                           rollout_episodes=args.rollout_episodes,
+                          validation_episodes=args.validation_episodes,
                           eval_episodes=args.eval_episodes, beta=args.beta,
                           beta_decay=args.beta_decay, hid_size=args.hid_size,
                           num_layers=args.num_layers, activation=args.activation,

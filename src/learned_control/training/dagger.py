@@ -8,6 +8,10 @@ Definitions used throughout:
   instead), labels every visited observation with the expert's action, adds these samples to
   the aggregate and retrains a fresh policy from scratch on the whole aggregate (retraining from
   scratch keeps every iteration's result independent of the optimizer's history).
+* The policy DAgger returns is, as in Ross et al. (2011), the best of iterations ``0..N`` on
+  validation: ``validation_episodes`` learner-only episodes per policy with reset seeds
+  ``seed+30000+k`` (the same for every iteration, disjoint from the evaluation seeds); with
+  ``validation_episodes = 0`` it is the last iterate. Its evaluation is the reported result.
 * "Plain BC at equal expert data" is BC trained on the first ``N`` samples of expert-driven
   episodes, where ``N`` is the number of expert-labelled samples DAgger used in total (demos
   plus all relabelled samples).
@@ -46,6 +50,8 @@ class DAggerConfig:
         iterations: DAgger iterations after the initial BC (default 5, >= 0).
         demo_episodes: expert episodes for the initial BC (default 2, >= 1).
         rollout_episodes: learner episodes relabelled per iteration (default 2, >= 1).
+        validation_episodes: learner-only episodes per policy that choose the returned one
+            (default 5, >= 0; 0: the last iterate).
         eval_episodes: seeded evaluation episodes per policy (default 10, >= 1).
         beta: probability of applying the expert's action at iteration 1 (default 0.0, in [0, 1]).
         beta_decay: factor on ``beta`` per further iteration (default 0.5, in [0, 1]).
@@ -60,6 +66,7 @@ class DAggerConfig:
     iterations: int = 5
     demo_episodes: int = 2
     rollout_episodes: int = 2
+    validation_episodes: int = 5
     eval_episodes: int = 10
     beta: float = 0.0
     beta_decay: float = 0.5
@@ -70,8 +77,9 @@ class DAggerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.iterations < 0:
-            raise ConfigError(f"DAggerConfig.iterations={self.iterations!r}; expected >= 0")
+        for name in ("iterations", "validation_episodes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"DAggerConfig.{name}={getattr(self, name)!r}; expected >= 0")
         for name in ("demo_episodes", "rollout_episodes", "eval_episodes", "hid_size",
                      "num_layers"):
             if getattr(self, name) < 1:
@@ -85,11 +93,13 @@ class DAggerConfig:
 
 @dataclass
 class DAggerRow:
-    """One evaluated policy: ``name``, expert-labelled samples it was trained on, returns."""
+    """One evaluated policy: ``name``, expert-labelled samples it was trained on, returns, and
+    its mean validation return (NaN where not validated)."""
 
     name: str
     data_size: int
     result: EvalResult
+    validation: float = float("nan")
 
 
 @dataclass
@@ -101,7 +111,8 @@ class DAggerResult:
         random: a uniform random policy's evaluation.
         bc_equal: plain BC trained on as many expert samples as DAgger used in total.
         iterations: iteration 0 (initial BC) .. ``iterations``.
-        policy: the final DAgger policy.
+        policy: the policy DAgger returns (best on validation, see the module docstring).
+        chosen: the index in ``iterations`` of ``policy``.
     """
 
     expert: EvalResult
@@ -109,10 +120,12 @@ class DAggerResult:
     bc_equal: DAggerRow
     iterations: list[DAggerRow]
     policy: Policy
+    chosen: int
 
     @property
     def final(self) -> DAggerRow:
-        return self.iterations[-1]
+        """The row of the returned policy."""
+        return self.iterations[self.chosen]
 
     def percent_of_expert(self, mean: float) -> float:
         return 100.0 * mean / self.expert.mean if self.expert.mean != 0 else float("nan")
@@ -125,10 +138,11 @@ class DAggerResult:
         """JSON-able table rows."""
         rows = [DAggerRow("random", 0, self.random), DAggerRow("expert", 0, self.expert),
                 self.bc_equal, *self.iterations]
-        return {"rows": [{"name": r.name, "data_size": r.data_size, "mean": r.result.mean,
+        return {"chosen": self.final.name,
+                "rows": [{"name": r.name, "data_size": r.data_size, "mean": r.result.mean,
                           "std": r.result.std, "percent_of_expert": self.percent_of_expert(
-                              r.result.mean), "normalized": self.normalized(r.result.mean)}
-                         for r in rows]}
+                              r.result.mean), "normalized": self.normalized(r.result.mean),
+                          "validation": r.validation} for r in rows]}
 
 
 class _Mixed:
@@ -199,17 +213,21 @@ def run_dagger(task: Task, expert: Actor, config: DAggerConfig | None = None,
         train_bc(policy, obs, act, config.bc, device, progress=False)
         return policy.cpu().eval()
 
-    def score(actor: Actor) -> EvalResult:
-        return evaluate(actor, env, config.eval_episodes, config.seed)
+    def score(name: str, size: int, policy: Policy) -> DAggerRow:
+        validation = (evaluate(policy, env, config.validation_episodes, config.seed + 30000).mean
+                      if config.validation_episodes else float("nan"))
+        return DAggerRow(name, size, evaluate(policy, env, config.eval_episodes, config.seed),
+                         validation)
 
     steps = tqdm(total=config.iterations + 4, desc=f"dagger {task.name}", disable=not progress)
-    expert_eval = score(expert)
-    random_eval = score(RandomActor(low, high, config.seed))
+    expert_eval = evaluate(expert, env, config.eval_episodes, config.seed)
+    random_eval = evaluate(RandomActor(low, high, config.seed), env, config.eval_episodes,
+                           config.seed)
     steps.update(2)
     demo_seeds = [config.seed + 10000 + k for k in range(config.demo_episodes)]
     obs, act = collect_labelled(expert, expert, env, demo_seeds)
     policy = fit(obs, act)
-    rows = [DAggerRow("BC (iter 0)", len(obs), score(policy))]
+    policies, rows = [policy], [score("BC (iter 0)", len(obs), policy)]
     steps.update(1)
     rng = np.random.default_rng(config.seed)
     for it in range(1, config.iterations + 1):
@@ -219,33 +237,38 @@ def run_dagger(task: Task, expert: Actor, config: DAggerConfig | None = None,
         new_obs, new_act = collect_labelled(_Mixed(policy, expert, beta, rng), expert, env, seeds)
         obs, act = np.concatenate([obs, new_obs]), np.concatenate([act, new_act])
         policy = fit(obs, act)
-        rows.append(DAggerRow(f"DAgger iter {it}", len(obs), score(policy)))
+        policies.append(policy)
+        rows.append(score(f"DAgger iter {it}", len(obs), policy))
         steps.update(1)
     # Plain BC at equal expert data: expert-driven episodes until as many samples as DAgger's.
     bc_obs, bc_act, k = obs[:0], act[:0], 0
     while len(bc_obs) < len(obs):
         more_obs, more_act = collect_labelled(expert, expert, env, [config.seed + 10000 + k])
         bc_obs, bc_act, k = np.concatenate([bc_obs, more_obs]), np.concatenate([bc_act, more_act]), k + 1
-    bc_policy = fit(bc_obs[:len(obs)], bc_act[:len(obs)])
-    bc_row = DAggerRow("BC (equal data)", len(obs), score(bc_policy))
+    bc_row = score("BC (equal data)", len(obs), fit(bc_obs[:len(obs)], bc_act[:len(obs)]))
     steps.update(1)
     steps.close()
     env.close()
-    return DAggerResult(expert_eval, random_eval, bc_row, rows, policy)
+    chosen = (int(np.argmax([r.validation for r in rows])) if config.validation_episodes
+              else len(rows) - 1)
+    return DAggerResult(expert_eval, random_eval, bc_row, rows, policies[chosen], chosen)
 
 
 def dagger_table(result: DAggerResult, title: str = "DAgger"):
     """A :class:`rich.table.Table` in the users' format (expert mean, mean, std, % of expert,
-    normalized score)."""
+    normalized score) plus the validation mean; the returned policy's row is marked."""
     from rich.table import Table
 
     table = Table(title=f"{title} (expert mean {result.expert.mean:.1f})")
-    for col in ("policy", "expert samples", "mean", "std", "% of expert", "normalized"):
+    for col in ("policy", "expert samples", "validation", "mean", "std", "% of expert",
+                "normalized"):
         table.add_column(col, justify="left" if col == "policy" else "right")
-    for row in result.summary()["rows"]:
-        table.add_row(row["name"], str(row["data_size"]), f"{row['mean']:.1f}",
-                      f"{row['std']:.1f}", f"{row['percent_of_expert']:.1f}",
-                      f"{row['normalized']:.1f}")
+    summary = result.summary()
+    for row in summary["rows"]:
+        name = row["name"] + (" (returned)" if row["name"] == summary["chosen"] else "")
+        table.add_row(name, str(row["data_size"]), f"{row['validation']:.1f}",
+                      f"{row['mean']:.1f}", f"{row['std']:.1f}",
+                      f"{row['percent_of_expert']:.1f}", f"{row['normalized']:.1f}")
     return table
 
 
@@ -263,6 +286,7 @@ def plot_dagger(result: DAggerResult, path: str | os.PathLike, title: str = "DAg
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(its, means, "o-", label="DAgger")
     ax.fill_between(its, means - stds, means + stds, alpha=0.2)
+    ax.plot(result.chosen, means[result.chosen], "*", ms=14, label="returned (best on validation)")
     ax.axhline(result.expert.mean, color="g", ls="--", label="expert")
     ax.axhline(result.bc_equal.result.mean, color="r", ls=":",
                label=f"BC, equal data ({result.bc_equal.data_size} samples)")
