@@ -50,7 +50,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=8)
     parser.add_argument("--demo-episodes", type=int, default=5)
     parser.add_argument("--rollout-episodes", type=int, default=5)
-    parser.add_argument("--validation-episodes", type=int, default=10)
+    parser.add_argument("--validation-episodes", type=int,
+                        default=DAggerConfig().validation_episodes)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=256)

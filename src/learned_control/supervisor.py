@@ -80,7 +80,10 @@ def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float
         raise ConfigError(f"process names must be unique, got {names}")
     procs: dict[str, subprocess.Popen] = {}
     sel = selectors.DefaultSelector()
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # Ctrl-C and SIGTERM both stop the graph, even where SIGINT was inherited ignored (a
+    # background job of a non-interactive shell)
+    previous = {sig: signal.signal(sig, signal.default_int_handler)
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     width = max(map(len, names), default=0)
     try:
         for spec in specs:
@@ -111,7 +114,8 @@ def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float
     except KeyboardInterrupt:
         code = 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         stop_processes(procs, grace_s)
         for key in list(sel.get_map().values()):
             rest = key.fileobj.read()

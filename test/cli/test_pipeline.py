@@ -1,5 +1,6 @@
 """The command-line pipeline end to end, tiny budgets: expert -> collect -> train-bc -> evaluate."""
 
+import json
 import re
 
 import pytest
@@ -55,6 +56,17 @@ def test_expert_collect_train_evaluate(tmp_path, capsys):
         assert (tmp_path / "runs").joinpath(_value(out, "run directory").split("/runs/")[-1],
                                            "returns.png").is_file()
 
+    assert main(["dagger", "--expert", policy, "--iterations", "1", "--demo-episodes", "1",
+                 "--rollout-episodes", "1", "--validation-episodes", "2", "--eval-episodes", "1",
+                 "--epochs", "1", "--runs-dir", runs, *common]) == 0
+    out = capsys.readouterr().out
+    assert "(returned)" in out
+    run_dir = tmp_path / "runs" / _value(out, "run directory").split("/runs/")[-1]
+    summary = json.loads((run_dir / "dagger.json").read_text())
+    assert summary["chosen"] in ("BC (iter 0)", "DAgger iter 1")
+    assert (run_dir / "dagger.png").is_file()
+    assert load_checkpoint(run_dir / "policy.pt").metadata["trainer"] == "dagger"
+
 
 def test_demo_at_tiny_budget_prints_the_table(tmp_path, capsys):
     assert main(["demo", "--expert-steps", "64", "--collect-episodes", "2", "--epochs", "1",
@@ -79,7 +91,8 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     assert "BCConfig.epochs=0" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["expert", "collect", "train-bc", "evaluate", "demo"])
+@pytest.mark.parametrize("command", ["expert", "collect", "train-bc", "evaluate", "demo",
+                                     "dagger"])
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

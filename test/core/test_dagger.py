@@ -88,6 +88,7 @@ def test_dagger_beats_bc_at_equal_expert_data(tmp_path):
     margins = []
     for seed in (0, 1, 2):
         config = DAggerConfig(iterations=4, demo_episodes=1, rollout_episodes=3, eval_episodes=2,
+                              validation_episodes=5,
                               beta=0.5, beta_decay=0.7,
                               bc=BCConfig(epochs=100, batch_size=128, val_fraction=0.0, seed=seed),
                               seed=seed)
