@@ -16,7 +16,8 @@ in another frame is rejected and counted on ``/diagnostics``.
 
 Lifecycle: configure builds the env and the interfaces; activate starts the first episode and
 stepping (in lockstep once a controller has matched, with ``wait_for_recorder`` once a recorder
-has too, so both receive the first observation live rather than as a late joiner); deactivate stops stepping (the simulated robot is held where it is); cleanup releases all.
+has too, so both receive the first observation live rather than as a late joiner); deactivate
+stops stepping (the simulated robot is held where it is); cleanup releases all.
 """
 
 from __future__ import annotations
@@ -326,8 +327,9 @@ class SimBridge(ManagedNode):
     def _check_lockstep_wait(self) -> None:
         """Lockstep never steps without a command: report the wait instead."""
         waited = time.monotonic() - self.waiting_since
-        if self.active and not self.paused and not self.session.finished and (
-                self.session.observation is not None) and waited > self.session.config.command_timeout:
+        started = self.session.observation is not None
+        if (self.active and started and not self.paused and not self.session.finished
+                and waited > self.session.config.command_timeout):
             self.lockstep_waits += 1
             self.get_logger().warn(f"lockstep: waiting {waited:.1f} s for a command",
                                    throttle_duration_sec=5.0)
