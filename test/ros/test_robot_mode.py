@@ -81,9 +81,15 @@ def _start_robot_pair(graph, task: str, checkpoint: str, spec_file: str, mode: s
     assert _state(graph, "controller") == "unconfigured"
     _transition(graph, "controller", Transition.TRANSITION_CONFIGURE)
     assert _state(graph, "controller") == "inactive"
-    graph.spin_until(lambda: graph.node.count_publishers(ASSEMBLED_OBSERVATION) > 0
-                     and graph.node.count_publishers(topics.APPLIED_COMMAND) > 0, 30,
-                     "the controller's and bridge's outputs")
+    outputs = ("/" + ASSEMBLED_OBSERVATION, "/" + topics.APPLIED_COMMAND,
+               "/effort_controller/commands")
+
+    def observed() -> bool:  # in the graph, and every observer reader matched (reader side)
+        readers = [s for s in graph.node.subscriptions if s.topic_name in outputs]
+        return all(graph.node.count_publishers(t) > 0 for t in outputs[:2]) and all(
+            s.get_publisher_count() > 0 for s in readers)
+
+    graph.spin_until(observed, 30, "the observer matched the controller's and bridge's outputs")
     _transition(graph, "controller", Transition.TRANSITION_ACTIVATE)
 
 
