@@ -175,6 +175,7 @@ def collect_transitions(
             for x in (data.observations, data.actions, data.rewards, data.next_observations)
         ),
         data.terminations,
+        data.last_steps,
     )
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from learned_control.checkpoint import load_checkpoint
 from learned_control.cli import main
+from learned_control.models.policy_classes import DiffusionPolicy
 
 
 def _value(out: str, key: str) -> str:
@@ -40,6 +41,13 @@ def test_expert_collect_train_evaluate(tmp_path, capsys):
     assert ckpt.task == "InvertedPendulum-v5" and ckpt.metadata["source"] == "cli-test/pendulum-v0"
     assert ckpt.model.get_config()["hid_size"] == 16 and ckpt.metadata["epochs"] == 2
     assert (tmp_path / "runs").joinpath(run_dir.split("/runs/")[-1], "loss_curve.png").is_file()
+
+    assert main(["train-bc", "--dataset", "cli-test/pendulum-v0", "--policy", "diffusion",
+                 "--chunk-size", "4", "--execute-steps", "2", "--epochs", "2", "--hid-size", "16",
+                 "--runs-dir", runs, *common]) == 0
+    chunked = load_checkpoint(_value(capsys.readouterr().out, "policy")).model
+    assert isinstance(chunked, DiffusionPolicy)
+    assert (chunked.chunk_size, chunked.execute_steps, chunked.seed) == (4, 2, 0)
 
     assert main(["collect", "--expert", policy, "--dataset-id", "cli-test/from-bc-v0",
                  "--episodes", "1", *common]) == 0  # our checkpoint as the expert
@@ -89,6 +97,8 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     assert "no checkpoint file" in capsys.readouterr().err
     assert main(["train-bc", "--dataset", "x/y-v0", "--epochs", "0"]) == 2
     assert "BCConfig.epochs=0" in capsys.readouterr().err
+    assert main(["train-bc", "--dataset", "x/y-v0", "--policy", "mse", "--chunk-size", "4"]) == 2
+    assert "chunk_size=4 with policy='mse'" in capsys.readouterr().err  # before any data is read
 
 
 @pytest.mark.parametrize("command", ["expert", "collect", "train-bc", "evaluate", "demo",

@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from learned_control.checkpoint import load_checkpoint
-from learned_control.data.episodes import Transitions
+from learned_control.data.episodes import Episode, Transitions
 from learned_control.data.minari_io import load_transitions
 from learned_control.errors import ConfigError, DatasetError
 from learned_control.evaluation import evaluate
 from learned_control.models.policies import MLPPolicy
+from learned_control.models.policy_classes import make_policy
 from learned_control.tasks import get_task
 from learned_control.training.bc import BCConfig, mlp_policy_for, train_bc, train_bc_run
 from learned_control.training.experts import collect_dataset
@@ -72,6 +73,28 @@ def test_shape_mismatch_names_both_shapes():
     bad[3, 1] = np.nan
     with pytest.raises(DatasetError, match="NaN"):
         train_bc(MLPPolicy(4, 2), bad, act, progress=False)
+
+
+def test_action_chunks_stay_inside_their_episode():
+    """Each step's chunk is its action and the next ones of the same episode; past the episode's
+    end the last action repeats; a chunked policy refuses unchunked targets."""
+    def episode(actions, seed):
+        n = len(actions)
+        return Episode(np.zeros((n + 1, 1)), np.array(actions, float)[:, None], np.zeros(n),
+                       np.zeros(n, bool), np.arange(n) == n - 1, seed)
+
+    data = Transitions.concatenate([Transitions.from_episodes([episode([0, 1, 2], 0)]),
+                                    Transitions.from_episodes([episode([10, 11], 1)])])
+    np.testing.assert_array_equal(data.action_chunks(3)[..., 0],
+                                  [[0, 1, 2], [1, 2, 2], [2, 2, 2], [10, 11, 11], [11, 11, 11]])
+    policy = make_policy("mixture", 1, 1, chunk_size=3, execute_steps=3, hid_size=8)
+    with pytest.raises(DatasetError, match=r"\(N, H, act_dim\).*\(5, 1\)"):
+        train_bc(policy, data.observations, data.actions, progress=False)
+    train_bc(policy, data.observations, data.action_chunks(3), BCConfig(epochs=1), progress=False)
+    unknown = Transitions(*(getattr(data, f) for f in ("observations", "actions", "rewards",
+                                                       "next_observations", "terminations")))
+    with pytest.raises(DatasetError, match="episode boundaries"):
+        unknown.action_chunks(3)
 
 
 def test_run_writes_checkpoint_curve_and_tensorboard(tmp_path):

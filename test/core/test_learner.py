@@ -12,6 +12,7 @@ from learned_control.checkpoint import load_checkpoint
 from learned_control.data.bags import write_bag
 from learned_control.errors import ConfigError, DatasetError
 from learned_control.evaluation import evaluate
+from learned_control.models.policy_classes import MixturePolicy
 from learned_control.tasks import get_task
 from learned_control.training.experts import RandomActor, collect_dataset
 from learned_control.training.learner import (BackgroundLearner, JobCancelled, LearnerConfig,
@@ -43,11 +44,27 @@ def lqr_dataset():
     ("what", "ppo", "what='ppo'"), ("sources", [""], "sources=\\[''\\]"),
     ("task", "Nope-v0", "Nope-v0"), ("epochs", 0, "epochs=0"), ("activation", "x", "activation"),
     ("val_fraction", 0.0, "val_fraction"), ("output_dir", "", "output_dir"),
-    ("device", "tpu", "device='tpu'"), ("labels", "teacher", "labels='teacher'")])
+    ("device", "tpu", "device='tpu'"), ("labels", "teacher", "labels='teacher'"),
+    ("policy", "flow", r"policy='flow'; expected one of \['cvae', 'diffusion', 'discrete', "
+                       r"'gaussian', 'mixture', 'mse'\]"),
+    ("chunk_size", 0, r"chunk_size=0; expected an integer >= 1"),
+    ("chunk_size", 4, "chunk_size=4 with policy='mse'"),
+    ("execute_steps", 0, r"execute_steps=0; expected an integer in \[1, chunk_size=1\]"),
+    ("execute_steps", 2, r"execute_steps=2; expected an integer in \[1, chunk_size=1\]")])
 def test_config_refuses_bad_values(field, value, match):
     what = "dynamics" if field == "val_fraction" else "bc"  # dynamics needs a validation split
     with pytest.raises(ConfigError, match=match):
         LearnerConfig(**{"what": what, field: value})
+
+
+@pytest.mark.parametrize("options,match", [
+    ({"policy": "mixture", "chunk_size": 4, "execute_steps": 5},
+     r"execute_steps=5; expected an integer in \[1, chunk_size=4\]"),
+    ({"what": "dynamics", "policy": "mixture"}, "policy='mixture' applies to what=bc only"),
+    ({"what": "dynamics", "chunk_size": 4}, "chunk_size=4 applies to what=bc only")])
+def test_config_refuses_chunk_options_that_do_not_fit(options, match):
+    with pytest.raises(ConfigError, match=match):
+        LearnerConfig(**options)
 
 
 def test_bc_job_writes_a_policy_that_balances(lqr_dataset, tmp_path):
@@ -61,6 +78,7 @@ def test_bc_job_writes_a_policy_that_balances(lqr_dataset, tmp_path):
     ckpt = load_checkpoint(path)
     assert ckpt.task == TASK.name and ckpt.metadata["sources"] == [dataset_id]
     assert ckpt.metadata["transitions"] == 5000 and ckpt.metadata["epochs"] == 20
+    assert ckpt.metadata["policy"] == "mse"
     assert (path.parent / "loss_curve.png").is_file()
     result = evaluate(ckpt.model, TASK.make_env(), episodes=5, seed=0)
     env = TASK.make_env()
@@ -70,6 +88,18 @@ def test_bc_job_writes_a_policy_that_balances(lqr_dataset, tmp_path):
 
     second = run_learner_job(config)  # a second job: a new file, the first one untouched
     assert second.name == "bc-0002.pt" and load_checkpoint(path).metadata == ckpt.metadata
+
+
+def test_bc_job_trains_the_policy_class_with_action_chunks(lqr_dataset, tmp_path):
+    dataset_id, _ = lqr_dataset
+    config = LearnerConfig(sources=[dataset_id], policy="mixture", chunk_size=4,
+                           execute_steps=2, epochs=2, hid_size=32,
+                           output_dir=str(tmp_path / "out"))
+    ckpt = load_checkpoint(run_learner_job(config))
+    assert isinstance(ckpt.model, MixturePolicy)
+    assert (ckpt.model.chunk_size, ckpt.model.execute_steps) == (4, 2)
+    assert ckpt.metadata["policy"] == "mixture" and ckpt.metadata["epochs"] == 2
+    assert ckpt.model.act(np.zeros(TASK.obs_dim)).shape == (TASK.act_dim,)
 
 
 def test_dynamics_job_on_a_folder_of_bags(lqr_dataset, tmp_path):

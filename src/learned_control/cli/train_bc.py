@@ -6,8 +6,9 @@ import argparse
 
 from ..data.sources import load_transitions
 from ..models.mlp import ACTIVATIONS
+from ..models.policy_classes import POLICY_CLASSES
 from ..tasks import get_task
-from ..training.bc import BCConfig, mlp_policy_for, train_bc_run
+from ..training.bc import BCConfig, policy_for, train_bc_run
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import add_runtime_args, add_task_arg
 
@@ -40,16 +41,29 @@ def bc_config_from_args(args: argparse.Namespace) -> BCConfig:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train-bc", help="train a behavior-cloning MLP policy",
-        description="Behavior cloning: fit an MLP policy (MSE, Adam, normalized inputs and "
-                    "targets) to a Minari dataset or a rosbag2 bag. Writes RUN_DIR/policy.pt, "
-                    "RUN_DIR/loss_curve.png and TensorBoard scalars in RUN_DIR/tensorboard.")
+        "train-bc", help="train a behavior-cloning policy (class chosen by --policy)",
+        description="Behavior cloning: fit a policy of the class chosen by --policy (mse: an "
+                    "MLP trained by MSE; gaussian, mixture, cvae, discrete, diffusion: "
+                    "multimodal classes, optionally predicting action chunks) to a Minari "
+                    "dataset or a rosbag2 bag, by its own loss with Adam on normalized inputs "
+                    "and targets. Writes RUN_DIR/policy.pt, RUN_DIR/loss_curve.png and "
+                    "TensorBoard scalars in RUN_DIR/tensorboard.")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", metavar="MINARI_ID", help="Minari dataset id")
     source.add_argument("--bag", metavar="PATH", help="rosbag2 bag folder recorded by the recorder")
     parser.add_argument("--download", action="store_true",
                         help="fetch --dataset from the Minari server when it is not local")
     add_task_arg(parser)
+    parser.add_argument("--policy", choices=sorted(POLICY_CLASSES), default="mse",
+                        help="policy class: mse (deterministic MLP) or a multimodal class "
+                             "(default: %(default)s)")
+    parser.add_argument("--chunk-size", type=int, default=1,
+                        help="actions predicted per call H, trained on the next H actions of "
+                             "each episode; H > 1 needs a class other than mse "
+                             "(default: %(default)s)")
+    parser.add_argument("--execute-steps", type=int, default=1,
+                        help="actions of each chunk executed before predicting again, in "
+                             "[1, --chunk-size] (default: %(default)s)")
     add_bc_args(parser)
     add_runtime_args(parser)
     parser.set_defaults(func=run)
@@ -59,10 +73,11 @@ def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
     config = bc_config_from_args(args)  # validate flags before loading data
     task = get_task(args.task)
+    seed_everything(args.seed)  # the initial weights
+    policy = policy_for(task, args.policy, args.hid_size, args.num_layers, args.activation,
+                        args.chunk_size, args.execute_steps, args.seed)
     source, kind = (args.dataset, "minari") if args.dataset else (args.bag, "bag")
     transitions = load_transitions(source, task, kind, args.download)
-    seed_everything(args.seed)
-    policy = mlp_policy_for(task, args.hid_size, args.num_layers, args.activation)
     run_dir = new_run_dir(args.runs_dir, "train-bc")
     print(f"run directory: {run_dir}")
     result, path = train_bc_run(policy, transitions, task, config, run_dir,

@@ -75,6 +75,8 @@ class Transitions:
         rewards: ``(N,)``.
         next_observations: ``(N, obs_dim)``.
         terminations: ``(N,)`` bool.
+        last_steps: ``(N,)`` bool, the transition ends its episode (terminated, truncated or the
+            end of the recording); ``None`` where episodes are unknown. Action chunks need it.
     """
 
     observations: np.ndarray
@@ -82,6 +84,7 @@ class Transitions:
     rewards: np.ndarray
     next_observations: np.ndarray
     terminations: np.ndarray
+    last_steps: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.observations)
@@ -109,13 +112,33 @@ class Transitions:
             rewards=np.concatenate([ep.rewards for ep in episodes]),
             next_observations=np.concatenate([ep.observations[1:] for ep in episodes]),
             terminations=np.concatenate([ep.terminations for ep in episodes]),
+            last_steps=np.concatenate([np.arange(len(ep)) == len(ep) - 1 for ep in episodes]),
         )
 
     @classmethod
     def concatenate(cls, parts: Sequence[Transitions]) -> Transitions:
         """One set holding all of ``parts`` in order."""
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
-                     ("observations", "actions", "rewards", "next_observations", "terminations")))
+        fields = [np.concatenate([getattr(p, f) for p in parts]) for f in
+                  ("observations", "actions", "rewards", "next_observations", "terminations")]
+        known = all(p.last_steps is not None for p in parts)
+        return cls(*fields, np.concatenate([p.last_steps for p in parts]) if known else None)
+
+    def action_chunks(self, horizon: int) -> np.ndarray:
+        """``(N, horizon, act_dim)``: each transition's action followed by the next ``horizon - 1``
+        of its episode; past the episode's end its last action repeats (as Diffusion Policy pads).
+
+        Raises:
+            DatasetError: if the episode boundaries are unknown (``last_steps`` is ``None``).
+        """
+        if self.last_steps is None:
+            raise DatasetError("action chunks need the episode boundaries of the data, which "
+                               "these transitions do not carry")
+        ends = np.flatnonzero(self.last_steps)
+        if len(ends) == 0 or ends[-1] != len(self) - 1:
+            ends = np.append(ends, len(self) - 1)  # an unfinished last episode ends with the data
+        steps = np.arange(len(self))
+        episode_end = ends[np.searchsorted(ends, steps)]
+        return self.actions[np.minimum(steps[:, None] + np.arange(horizon), episode_end[:, None])]
 
     def check_fits(self, obs_dim: int, act_dim: int, source: str = "data") -> None:
         """Raise :class:`DatasetError` naming both shapes if the sizes are not the task's."""

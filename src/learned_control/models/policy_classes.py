@@ -11,9 +11,9 @@ Shared options (:class:`GenerativePolicy`):
   executes the first ``execute_steps`` k of each chunk before predicting again (as Diffusion
   Policy and ACT do). ``loss`` then takes targets ``(B, H, act_dim)``; ``(B, act_dim)`` targets
   are accepted for H = 1.
-- **Goals.** A goal-conditioned policy takes the observation concatenated with the goal as its
-  flat input: ``obs_dim`` counts both, and ``goal_dim`` records how many trailing entries are the
-  goal (FetchReach's flattened observation already ends with ``desired_goal``).
+- **Goals.** A goal-conditioned policy takes the goal as part of its flat input: ``obs_dim``
+  counts it, and ``goal_dim`` records its size (FetchReach's registry task puts
+  ``desired_goal`` first; the task's labels name every entry).
 - **Seeded sampling.** Each policy owns a ``torch.Generator`` seeded by ``seed``; ``reset(seed)``
   reseeds it, ``reset()`` only clears the chunk queue, so successive episodes differ.
 """
@@ -56,7 +56,7 @@ class GenerativePolicy(Policy):
         chunk_size: actions predicted per call, H >= 1 (default 1).
         execute_steps: actions of a chunk executed before predicting again, 1 <= k <= H
             (default 1).
-        goal_dim: trailing entries of the input that are the goal, 0 <= goal_dim < obs_dim
+        goal_dim: entries of the input that are the goal, 0 <= goal_dim < obs_dim
             (default 0: not goal-conditioned).
         seed: seed of the policy's sampling generator (default 0).
         action_low, action_high: action bounds ``(act_dim,)`` or ``None``.

@@ -2,14 +2,15 @@
 
 Parameters: the fields of :class:`learned_control.training.learner.LearnerConfig` (what, sources,
 task, output_dir, device, seed, epochs, batch_size, lr, val_fraction, hid_size, num_layers,
-activation, members, probabilistic, weight_decay, patience, rollout_steps) plus ``autostart`` and
-``torch_threads``; they are read again at every ``train`` request, so a change applies to the next
-job. Services (std_srvs/Trigger): ``~/train`` starts a job in a background thread and answers at
-once (refused while one runs or while the node is not active), ``~/cancel`` stops it after the
-current epoch (its run folder is removed, earlier checkpoints stay). The executor never waits on a
-job. Publishes progress on ``/diagnostics`` (state idle/training/failed, epoch, losses, last
-outcome and error) and, for each new checkpoint, its absolute path on ``model_updated``
-(std_msgs/String, reliable, transient-local), which the controller swaps in between ticks.
+activation, policy, chunk_size, execute_steps, members, probabilistic, weight_decay, patience,
+rollout_steps) plus ``autostart`` and ``torch_threads``; they are read again at every ``train``
+request, so a change applies to the next job. Services (std_srvs/Trigger): ``~/train`` starts a job
+in a background thread and answers at once (refused while one runs or while the node is not
+active), ``~/cancel`` stops it after the current epoch (its run folder is removed, earlier
+checkpoints stay). The executor never waits on a job. Publishes progress on ``/diagnostics`` (state
+idle/training/failed, epoch, losses, last outcome and error) and, for each new checkpoint, its
+absolute path on ``model_updated`` (std_msgs/String, reliable, transient-local), which the
+controller swaps in between ticks.
 
 Lifecycle: configure creates the interfaces; activate accepts jobs; deactivate cancels a running
 job; cleanup/shutdown cancel it and wait for its thread.

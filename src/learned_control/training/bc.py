@@ -24,13 +24,14 @@ from ..checkpoint import save_checkpoint
 from ..data.episodes import Transitions
 from ..errors import ConfigError, DatasetError
 from ..models.policies import MLPPolicy, Policy
+from ..models.policy_classes import POLICY_CLASSES, make_policy
 from ..tasks import Task, action_bounds
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-__all__ = ["BCConfig", "BCResult", "split_indices", "train_bc", "plot_losses", "mlp_policy_for",
-           "train_bc_run"]
+__all__ = ["BCConfig", "BCResult", "split_indices", "train_bc", "plot_losses",
+           "check_policy_options", "policy_for", "mlp_policy_for", "train_bc_run"]
 
 
 @dataclass
@@ -125,7 +126,8 @@ def train_bc(
     Args:
         policy: any :class:`Policy`; its normalizers are fitted here on the training split.
         observations: ``(N, obs_dim)`` inputs.
-        actions: ``(N, act_dim)`` targets in env units.
+        actions: ``(N, act_dim)`` targets in env units, or ``(N, H, act_dim)`` action chunks
+            for a policy with ``chunk_size`` H > 1 (:meth:`Transitions.action_chunks`).
         config: hyperparameters (defaults of :class:`BCConfig` when ``None``).
         device: where the data and the policy live during training.
         log_dir: folder for TensorBoard scalars (``train/loss``, ``val/loss`` and the policy's
@@ -144,18 +146,22 @@ def train_bc(
     device = torch.device(device)
     obs = torch.as_tensor(np.asarray(observations), dtype=torch.float32)
     act = torch.as_tensor(np.asarray(actions), dtype=torch.float32)
-    if obs.ndim != 2 or act.ndim != 2 or len(obs) != len(act) or len(obs) < 2:
-        raise DatasetError(f"behavior cloning needs (N, obs_dim) observations and (N, act_dim) "
-                           f"actions with N >= 2; got {tuple(obs.shape)} and {tuple(act.shape)}")
-    if obs.shape[1] != policy.obs_dim or act.shape[1] != policy.act_dim:
+    chunk = getattr(policy, "chunk_size", 1)
+    target = (policy.act_dim,) if chunk == 1 else (chunk, policy.act_dim)
+    if obs.ndim != 2 or act.ndim != 1 + len(target) or len(obs) != len(act) or len(obs) < 2:
+        raise DatasetError(f"behavior cloning needs (N, obs_dim) observations and (N, "
+                           f"{'act_dim' if chunk == 1 else 'H, act_dim'}) actions with N >= 2; "
+                           f"got {tuple(obs.shape)} and {tuple(act.shape)}")
+    if obs.shape[1] != policy.obs_dim or act.shape[1:] != target:
         raise DatasetError(f"data of shapes {tuple(obs.shape)} and {tuple(act.shape)} does not fit "
                            f"a policy for observations ({policy.obs_dim},) and actions "
-                           f"({policy.act_dim},)")
+                           f"{target}")
     if not (torch.isfinite(obs).all() and torch.isfinite(act).all()):
         raise DatasetError("behavior-cloning data contains NaN or inf")
 
     train_idx, val_idx = split_indices(len(obs), config.val_fraction, config.seed)
-    policy.fit_normalizers(obs[train_idx], act[train_idx])  # statistics of the training split only
+    # statistics of the training split only (of each chunk's first action: same units)
+    policy.fit_normalizers(obs[train_idx], act[train_idx] if chunk == 1 else act[train_idx, 0])
     policy.to(device)
     obs_n = policy.obs_normalizer.normalize(obs.to(device))
     act_n = policy.act_normalizer.normalize(act.to(device))
@@ -256,13 +262,53 @@ def plot_losses(result: BCResult, path: str | os.PathLike, title: str = "behavio
     return path
 
 
-def mlp_policy_for(task: Task, hid_size: int = 64, num_layers: int = 2,
-                   activation: str = "relu") -> MLPPolicy:
-    """An untrained :class:`MLPPolicy` sized for ``task``, clipped to its env's action bounds."""
+def check_policy_options(policy: str, chunk_size: int = 1, execute_steps: int = 1) -> None:
+    """Raise :class:`ConfigError` for an unknown class or chunk options it cannot take (mse
+    predicts one action per step; 1 <= execute_steps <= chunk_size otherwise)."""
+    if policy not in POLICY_CLASSES:
+        raise ConfigError(f"policy={policy!r}; expected one of {sorted(POLICY_CLASSES)}")
+    if chunk_size < 1:
+        raise ConfigError(f"chunk_size={chunk_size!r}; expected an integer >= 1")
+    if not 1 <= execute_steps <= chunk_size:
+        raise ConfigError(f"execute_steps={execute_steps!r}; expected an integer in "
+                          f"[1, chunk_size={chunk_size}]")
+    if policy == "mse" and chunk_size != 1:
+        raise ConfigError(f"chunk_size={chunk_size!r} with policy='mse': the MSE policy predicts "
+                          f"one action per step; action chunks need one of "
+                          f"{sorted(set(POLICY_CLASSES) - {'mse'})}")
+
+
+def policy_for(task: Task, policy: str = "mse", hid_size: int = 64, num_layers: int = 2,
+               activation: str = "relu", chunk_size: int = 1, execute_steps: int = 1,
+               seed: int = 0) -> Policy:
+    """An untrained policy of class ``policy`` (a key of :data:`POLICY_CLASSES`) sized for
+    ``task``, clipped to its env's action bounds.
+
+    ``chunk_size`` (actions predicted per call, H), ``execute_steps`` (actions of a chunk executed
+    before predicting again, k) and ``seed`` (of the sampling generator) apply to the generative
+    classes only; those also get the task's ``goal_dim``. ``mse`` predicts one action per step.
+    The initial weights come from torch's global seed.
+
+    Raises:
+        ConfigError: see :func:`check_policy_options`.
+    """
+    check_policy_options(policy, chunk_size, execute_steps)
+    if policy == "mse":
+        options = {}
+    else:
+        options = {"chunk_size": chunk_size, "execute_steps": execute_steps,
+                   "goal_dim": task.goal_dim, "seed": seed}
     env = task.make_env()
     low, high = action_bounds(env)
     env.close()
-    return MLPPolicy(task.obs_dim, task.act_dim, hid_size, num_layers, activation, low, high)
+    return make_policy(policy, task.obs_dim, task.act_dim, low, high, hid_size=hid_size,
+                       num_layers=num_layers, activation=activation, **options)
+
+
+def mlp_policy_for(task: Task, hid_size: int = 64, num_layers: int = 2,
+                   activation: str = "relu") -> MLPPolicy:
+    """An untrained :class:`MLPPolicy` sized for ``task``, clipped to its env's action bounds."""
+    return policy_for(task, "mse", hid_size, num_layers, activation)
 
 
 def train_bc_run(policy: Policy, transitions: Transitions, task: Task, config: BCConfig,
@@ -271,6 +317,8 @@ def train_bc_run(policy: Policy, transitions: Transitions, task: Task, config: B
                  on_epoch: Callable[[int, float, float | None], None] | None = None,
                  checkpoint_name: str = "policy.pt") -> tuple[BCResult, Path]:
     """Train ``policy`` on ``transitions`` and write the run's outputs into ``run_dir``.
+
+    A policy with ``chunk_size`` H > 1 learns the action chunks of the transitions' episodes.
 
     Writes ``checkpoint_name`` (checkpoint with task, config, losses and ``metadata``; written
     only after training completes, atomically), ``loss_curve.png`` and TensorBoard scalars under
@@ -285,7 +333,9 @@ def train_bc_run(policy: Policy, transitions: Transitions, task: Task, config: B
     """
     run_dir = Path(run_dir)
     transitions.check_fits(task.obs_dim, task.act_dim)
-    result = train_bc(policy, transitions.observations, transitions.actions, config, device,
+    chunk = getattr(policy, "chunk_size", 1)
+    actions = transitions.actions if chunk == 1 else transitions.action_chunks(chunk)
+    result = train_bc(policy, transitions.observations, actions, config, device,
                       run_dir / "tensorboard", progress, on_epoch)
     plot_losses(result, run_dir / "loss_curve.png", title=f"behavior cloning on {task.name}")
     meta = {"trainer": "bc", "bc_config": asdict(config), **result.summary(), **(metadata or {})}

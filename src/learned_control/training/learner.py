@@ -30,7 +30,7 @@ from ..models.dynamics import EnsembleDynamics
 from ..models.mlp import ACTIVATIONS
 from ..tasks import get_task
 from ..utils import resolve_device, seed_everything
-from .bc import BCConfig, mlp_policy_for, train_bc_run
+from .bc import BCConfig, check_policy_options, policy_for, train_bc_run
 from .dynamics import DynamicsTrainConfig, train_dynamics_run
 
 __all__ = ["LearnerConfig", "EpochReport", "JobCancelled", "resolve_sources", "load_sources",
@@ -50,7 +50,8 @@ class LearnerConfig:
     """Settings of a training job (the learner node's parameters, same names).
 
     Attributes:
-        what: bc (an MLP policy by behavior cloning) or dynamics (an ensemble for CEM-MPC).
+        what: bc (a policy by behavior cloning, its class chosen by ``policy``) or dynamics (an
+            ensemble for CEM-MPC).
         sources: data sources, each a rosbag2 bag folder, a folder of bags (every closed bag in
             it, listed again at each job), or a Minari dataset id.
         task: registry task name; every source must fit its observation and action sizes.
@@ -67,6 +68,12 @@ class LearnerConfig:
         hid_size: width of each hidden layer.
         num_layers: number of hidden layers.
         activation: hidden activation (relu, tanh, silu, ...).
+        policy: bc only: policy class, mse (deterministic MLP) or a multimodal class (gaussian,
+            mixture, cvae, discrete, diffusion).
+        chunk_size: bc only: actions predicted per call H (> 1: trained on the next H actions
+            of each episode; not with mse).
+        execute_steps: bc only: actions of a chunk executed before predicting again, in
+            [1, chunk_size].
         members: dynamics only: ensemble size.
         probabilistic: dynamics only: predict mean and log-std of the delta (Gaussian NLL).
         weight_decay: dynamics only: Adam L2 weight decay.
@@ -88,6 +95,9 @@ class LearnerConfig:
     hid_size: int = field(default=64, metadata={"range": (1, 65536)})
     num_layers: int = field(default=2, metadata={"range": (0, 64)})
     activation: str = "relu"
+    policy: str = "mse"
+    chunk_size: int = field(default=1, metadata={"range": (1, 1024)})
+    execute_steps: int = field(default=1, metadata={"range": (1, 1024)})
     members: int = field(default=5, metadata={"range": (1, 1024)})
     probabilistic: bool = False
     weight_decay: float = field(default=DynamicsTrainConfig.weight_decay,
@@ -118,6 +128,11 @@ class LearnerConfig:
                 raise ConfigError(f"{name}={getattr(self, name)!r}; expected an integer >= 1")
         if self.num_layers < 0:
             raise ConfigError(f"num_layers={self.num_layers!r}; expected an integer >= 0")
+        for name, default in (("policy", "mse"), ("chunk_size", 1)):
+            if self.what != "bc" and getattr(self, name) != default:
+                raise ConfigError(f"{name}={getattr(self, name)!r} applies to what=bc only; "
+                                  f"leave it at {default!r} for what={self.what!r}")
+        check_policy_options(self.policy, self.chunk_size, self.execute_steps)
         try:
             resolve_device(self.device)  # ConfigError for cuda without a GPU
         except RuntimeError as err:
@@ -256,10 +271,12 @@ def run_learner_job(config: LearnerConfig, cancel: threading.Event | None = None
     seed_everything(config.seed)  # the initial weights
     try:
         if config.what == "bc":
-            policy = mlp_policy_for(task, config.hid_size, config.num_layers, config.activation)
+            policy = policy_for(task, config.policy, config.hid_size, config.num_layers,
+                                config.activation, config.chunk_size, config.execute_steps,
+                                config.seed)
             _, path = train_bc_run(policy, data, task, trainer_config, run_dir, device,
-                                   progress=False, metadata=metadata, on_epoch=report,
-                                   checkpoint_name=name)
+                                   progress=False, metadata={**metadata, "policy": config.policy},
+                                   on_epoch=report, checkpoint_name=name)
         else:
             model = EnsembleDynamics(task.obs_dim, task.act_dim, config.members, config.hid_size,
                                      config.num_layers, config.activation, config.probabilistic)
