@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100, help="eval episodes, random starts")
     parser.add_argument("--tie-episodes", type=int, default=20, help="eval episodes from the tie")
     parser.add_argument("--epochs", type=int, default=60, help="BC epochs per class")
-    parser.add_argument("--diffusion-epochs", type=int, default=100, help="BC epochs, diffusion")
+    parser.add_argument("--diffusion-epochs", type=int, default=200, help="BC epochs, diffusion")
     parser.add_argument("--discrete-epochs", type=int, default=20,
                         help="BC epochs, discrete (one pass per action dimension: 16 per chunk)")
     parser.add_argument("--batch-size", type=int, default=256, help="BC batch size")
