@@ -17,7 +17,8 @@ period), and ``truncated_plans``. In realtime a plan is given the control period
 stops refitting before an iteration that would overrun it and the mean refitted so far is published,
 so an overrun still commands an action (at least one CEM iteration always runs, so a single
 iteration longer than the period is still late, and counted). In lockstep plans always run every
-iteration, which keeps the loop equal to the offline rollout. A planner parameter set while running
+iteration, which keeps the loop equal to the offline rollout, and the last observation that came
+while the node was inactive is answered at activation (the bridge waits for exactly that one). A planner parameter set while running
 rebuilds the planner from the running checkpoint (refused, old planner kept, when it fails). Robot mode (parameter ``spec_file``): subscribes
 ``/joint_states`` and the spec's pose/odometry/goal topics (best-effort) instead of
 ``observation``, assembles the observation with the core
@@ -79,6 +80,7 @@ class Controller(ManagedNode):
         self.expert_labels = 0
         self.active = False
         self.latest: tuple[np.ndarray, float] | None = None
+        self.pending: np.ndarray | None = None  # lockstep: the observation that came while inactive
         self.stale = self.bad_obs = 0
         self.specs: RobotSpecs | None = None  # robot mode
         self.assembler: ObservationAssembler | None = None
@@ -205,6 +207,9 @@ class Controller(ManagedNode):
         self.active = True
         if self.config.mode == "realtime":
             self._own_timers.append(self.create_timer(1.0 / self.rate_hz, self._on_tick))
+        elif self.pending is not None:  # a lockstep bridge waits for exactly this answer
+            obs, self.pending = self.pending, None
+            self._act_and_publish(obs)
         return TransitionCallbackReturn.SUCCESS
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -263,6 +268,7 @@ class Controller(ManagedNode):
                                    f"({self.slot.task.obs_dim},)", throttle_duration_sec=1.0)
             return
         if not self.active:
+            self.pending = obs if self.config.mode == "lockstep" else None
             return
         if self.config.mode == "lockstep":
             self._act_and_publish(obs)
