@@ -31,7 +31,7 @@ from learned_control.envs.pointmaze_fork import (FREE_CELLS, TIE_CELL, ForkExper
                                                  WallContacts, expert_demos, make_fork_env,
                                                  reset_fork, route_of, run_episode)
 from learned_control.models.policy_classes import POLICY_CLASSES, make_policy  # noqa: E402
-from learned_control.training.bc import BCConfig, train_bc  # noqa: E402
+from learned_control.training.bc import BCConfig, bc_targets, train_bc  # noqa: E402
 from learned_control.utils import new_run_dir  # noqa: E402
 
 CLASSES = ("mse", "gaussian", "mixture", "cvae", "discrete", "diffusion")
@@ -137,9 +137,7 @@ def main() -> None:
         epochs = {"diffusion": args.diffusion_epochs, "discrete": args.discrete_epochs}.get(
             name, args.epochs)
         t0 = time.perf_counter()
-        chunked = name != "mse" and args.chunk_size > 1
-        actions = data.action_chunks(args.chunk_size) if chunked else data.actions
-        train_bc(policy, data.observations, actions,
+        train_bc(policy, data.observations, bc_targets(data, policy),
                  BCConfig(epochs=epochs, batch_size=args.batch_size, lr=1e-3, seed=args.seed),
                  progress=False)
         train_s = time.perf_counter() - t0

@@ -30,7 +30,7 @@ from ..tasks import Task, action_bounds
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-__all__ = ["BCConfig", "BCResult", "split_indices", "train_bc", "plot_losses",
+__all__ = ["BCConfig", "BCResult", "split_indices", "train_bc", "plot_losses", "bc_targets",
            "check_policy_options", "policy_for", "mlp_policy_for", "train_bc_run"]
 
 
@@ -262,6 +262,13 @@ def plot_losses(result: BCResult, path: str | os.PathLike, title: str = "behavio
     return path
 
 
+def bc_targets(transitions: Transitions, policy: Policy) -> np.ndarray:
+    """The targets ``policy`` learns from ``transitions``: ``(N, act_dim)`` actions, or
+    ``(N, H, act_dim)`` action chunks for a policy with ``chunk_size`` H > 1."""
+    chunk = getattr(policy, "chunk_size", 1)
+    return transitions.actions if chunk == 1 else transitions.action_chunks(chunk)
+
+
 def check_policy_options(policy: str, chunk_size: int = 1, execute_steps: int = 1) -> None:
     """Raise :class:`ConfigError` for an unknown class or chunk options it cannot take (mse
     predicts one action per step; 1 <= execute_steps <= chunk_size otherwise)."""
@@ -333,10 +340,8 @@ def train_bc_run(policy: Policy, transitions: Transitions, task: Task, config: B
     """
     run_dir = Path(run_dir)
     transitions.check_fits(task.obs_dim, task.act_dim)
-    chunk = getattr(policy, "chunk_size", 1)
-    actions = transitions.actions if chunk == 1 else transitions.action_chunks(chunk)
-    result = train_bc(policy, transitions.observations, actions, config, device,
-                      run_dir / "tensorboard", progress, on_epoch)
+    result = train_bc(policy, transitions.observations, bc_targets(transitions, policy), config,
+                      device, run_dir / "tensorboard", progress, on_epoch)
     plot_losses(result, run_dir / "loss_curve.png", title=f"behavior cloning on {task.name}")
     meta = {"trainer": "bc", "bc_config": asdict(config), **result.summary(), **(metadata or {})}
     return result, save_checkpoint(run_dir / checkpoint_name, policy, task.name, meta)
