@@ -38,7 +38,10 @@ TRAJECTORY_TASKS = ("Reacher-v5", "Pusher-v5")  # their controller takes JointTr
 STEPS = 40  # compared steps per task
 
 
-def _collect(graph, topic, msg_type, qos_profile=qos.RELIABLE):
+def _collect(graph, topic, msg_type, qos_profile=qos.RECORDING):
+    """Every message on ``topic``, in order. The deep reader queue matters: lockstep runs at
+    hundreds of steps per second, and a depth-10 reader dropped a burst of them (the oldest) when
+    the observer stalled under load, so the replay compared different steps."""
     box = []
     graph.node.create_subscription(msg_type, topic, lambda m: box.append(m), qos_profile)
     return box
