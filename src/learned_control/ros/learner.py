@@ -19,6 +19,7 @@ job; cleanup/shutdown cancel it and wait for its thread.
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
@@ -150,7 +151,8 @@ class Learner(ManagedNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(Learner, args)
+    # job results wake the node through a guard condition, which Jazzy's EventsExecutor lacks
+    return run_node(Learner, args, executor_class=SingleThreadedExecutor)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                  SetParametersResult)
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException
+from rclpy.experimental import EventsExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
@@ -124,14 +125,17 @@ class ManagedNode(LifecycleNode):
         raise NotImplementedError
 
 
-def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
+def run_node(factory: Callable[[], Node], args: list[str] | None = None,
+             executor_class: Callable[[], Executor] = EventsExecutor) -> int:
     """The entry-point shape of every node: init, spin, clean shutdown on Ctrl-C or SIGTERM.
 
     Lifecycle nodes with parameter ``autostart`` true are configured and activated here, so they
     run without a lifecycle manager (launch files drive the transitions instead). A stop signal
     only sets a flag, so no callback is cut short; spinning then ends, a node with a
     ``drain(executor)`` method (the recorder) takes what had already arrived, and ``close()``
-    releases everything.
+    releases everything. ``executor_class``: rclpy's EventsExecutor by default, whose C++ event
+    queue makes a lockstep step about 0.3 ms cheaper than the SingleThreadedExecutor's wait set
+    (``bench/bridge.py``).
     """
     rclpy.init(args=args if args is not None else sys.argv,
                signal_handler_options=SignalHandlerOptions.NO)
@@ -145,7 +149,7 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None) -> int:
             node.trigger_configure()
             if node._state_machine.current_state[1] == "inactive":
                 node.trigger_activate()
-        executor = SingleThreadedExecutor()
+        executor = executor_class()
         executor.add_node(node)
         while not stop.is_set():  # the timeout lets the signal flag be seen
             executor.spin_once(timeout_sec=0.1)
