@@ -61,6 +61,28 @@ def test_pendulum_centered_terminates_near_rail():
     assert done_fn(states).tolist() == [False, True, True]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pendulum_terminations_at_their_limits_and_on_non_finite_states(dtype):
+    """The terminations compare against the next value above each limit; they must equal the
+    plain ``|v| > limit or not finite`` at the limit itself, just above it, and on NaN/inf."""
+    inf, nan = float("inf"), float("nan")
+    limit = {"InvertedPendulum-v5": (inf, 0.2), "InvertedPendulum-v5/centered": (0.9, 0.2)}
+    for name, (x_max, theta_max) in limit.items():
+        _, done_fn = get_reward_fns(name)
+        edges = []
+        for value in (0.0, 0.2, 0.9, 5.0):
+            v = torch.tensor(value, dtype=dtype)
+            edges += [v, torch.nextafter(v, torch.tensor(inf, dtype=dtype)), -v]
+        rows = [[x, t, 0.0, 0.0] for x in edges for t in edges]
+        rows += [[0.0, 0.0, nan, 0.0], [0.0, 0.0, 0.0, -inf], [nan, 0.0, 0, 0], [0.0, inf, 0, 0]]
+        states = torch.tensor(rows, dtype=dtype)
+        x_max, theta_max = torch.tensor(x_max, dtype=dtype), torch.tensor(theta_max, dtype=dtype)
+        plain = ((states[:, 0].abs() > x_max) | (states[:, 1].abs() > theta_max)
+                 | ~torch.isfinite(states).all(-1))
+        assert torch.equal(done_fn(states), plain), name
+        assert torch.equal(done_fn(states.view(4, -1, 4)), plain.view(4, -1)), name
+
+
 def test_half_cheetah_velocity_reward_within_tolerance():
     """x displacement / dt (env) vs mean root x velocity over the step (ours): mean error
     < 0.2, max < 1.0 per step on random transitions."""
