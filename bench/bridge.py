@@ -12,12 +12,17 @@ Measured one after the other in this run, on the same task and policy (a seeded 
 3. the ROS lockstep loop (:func:`learned_control.ros.graph_run.run_lockstep_graph`): ``sim_bridge``
    and ``controller`` as separate processes, timed from the first to the last episode summary
    (start-up and the first episode excluded); the controller's inference latency p50/p99 is read
-   from its ``/diagnostics``.
+   from its ``/diagnostics``;
+4. realtime (``--realtime-task``, InvertedPendulum-v5 at its 25 Hz by default): bridge and
+   controller in ``mode: realtime`` for ``--realtime-seconds``; the achieved rates are the step and
+   command counts in their ``/diagnostics`` over that window, timed where the reports arrive
+   (target: within 5% of the configured rate).
 
 Overhead per step = ROS step time - offline step time; target (AMENDMENTS): overhead <= bare
 round trip + 0.3 ms, printed against both ping-pongs. Run it in a ROS domain of its own (``ROS_DOMAIN_ID=42 python bench/bridge.py``).
 
-Usage: ``python bench/bridge.py [--task HalfCheetah-v5] [--episodes 4] [--pings 3000]``
+Usage: ``python bench/bridge.py [--task HalfCheetah-v5] [--episodes 4] [--pings 3000]
+[--realtime-task InvertedPendulum-v5] [--realtime-seconds 10]``
 """
 
 from __future__ import annotations
@@ -38,15 +43,16 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.experimental import EventsExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
+from diagnostic_msgs.msg import DiagnosticArray
 from std_msgs.msg import Float64MultiArray
 
 from learned_control.checkpoint import save_checkpoint
 from learned_control.evaluation import evaluate
 from learned_control.models.policies import MLPPolicy
 from learned_control.ros import qos
-from learned_control.ros.graph_run import run_lockstep_graph
+from learned_control.ros.graph_run import LockstepGraph, run_lockstep_graph
 from learned_control.ros.node_utils import array_msg
-from learned_control.tasks import get_task
+from learned_control.tasks import get_task, make_env
 
 PING, PONG = "bench_ping", "bench_pong"
 EXECUTORS = {"single-threaded": SingleThreadedExecutor, "events": EventsExecutor}
@@ -134,6 +140,46 @@ def ping_pong(executor_name: str, env: dict, obs_dim: int, act_dim: int, pings: 
     return (times[-1] - times[99]) / pings
 
 
+def realtime_rates(task_name: str, seconds: float, seed: int, log_dir: Path,
+                   domain: int) -> tuple[float, float, float]:
+    """Configured rate, achieved bridge step rate and controller command rate (Hz) over
+    ``seconds`` of a realtime run (a seeded random policy; episodes reset as they end)."""
+    task = get_task(task_name)
+    env = make_env(task_name)
+    configured = 1.0 / env.unwrapped.dt
+    env.close()
+    torch.manual_seed(seed)
+    checkpoint = save_checkpoint(log_dir / "realtime_policy.pt",
+                                 MLPPolicy(task.obs_dim, task.act_dim), task.name)
+    counters = {"sim_bridge: bridge": "steps", "controller: control": "commands"}
+    reports: dict[str, list[tuple[float, int]]] = {name: [] for name in counters}
+
+    def on_diagnostics(msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name in counters:
+                value = {kv.key: kv.value for kv in status.values}[counters[status.name]]
+                reports[status.name].append((time.perf_counter(), int(value)))
+
+    with LockstepGraph(log_dir / "realtime", timeout=120, domain_id=domain) as graph:
+        graph.node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics,
+                                       qos.RELIABLE)
+        graph.start("sim_bridge", {"task": task_name, "mode": "realtime", "seed": seed,
+                                   "auto_reset": True})
+        graph.start("controller", {"task": task_name, "checkpoint": str(checkpoint),
+                                   "mode": "realtime", "torch_threads": 1})
+
+        def counting(window: float) -> bool:  # both count, in reports ``window`` s apart
+            return all(r and r[-1][1] > 0 and r[-1][0] - r[0][0] >= window
+                       for r in reports.values())
+
+        graph.spin_until(lambda: counting(0.0), 120, "the realtime loop")
+        for r in reports.values():
+            r.clear()
+        graph.spin_until(lambda: counting(seconds), seconds + 30, "the measurement window")
+    rates = [(r[-1][1] - r[0][1]) / (r[-1][0] - r[0][0]) for r in reports.values()]
+    return configured, rates[0], rates[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="HalfCheetah-v5")
@@ -142,6 +188,8 @@ def main() -> None:
     parser.add_argument("--pings", type=int, default=3000, help="timed ping-pong round trips")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--realtime-task", default="InvertedPendulum-v5")
+    parser.add_argument("--realtime-seconds", type=float, default=10.0)
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--act-dim", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--executor", choices=EXECUTORS, help=argparse.SUPPRESS)
@@ -164,7 +212,9 @@ def main() -> None:
         checkpoint = save_checkpoint(Path(tmp) / "policy.pt", policy, task.name)
         run = run_lockstep_graph(args.task, checkpoint, args.episodes, args.seed, Path(tmp) / "logs",
                                  torch_threads=args.torch_threads, domain_id=domain)
-    ros_s, steps, control = run.seconds_per_step, sum(run.result.lengths[1:]), run.control
+        ros_s, steps, control = run.seconds_per_step, sum(run.result.lengths[1:]), run.control
+        configured_hz, bridge_hz, controller_hz = realtime_rates(
+            args.realtime_task, args.realtime_seconds, args.seed, Path(tmp), domain)
 
     overhead_ms = (ros_s - rollout_s) * 1e3
     print(f"task {args.task}: obs {task.obs_dim}, act {task.act_dim}; {steps} ROS steps timed")
@@ -183,6 +233,12 @@ def main() -> None:
         target_ms = rtt * 1e3 + 0.3
         print(f"  target <= {name} round trip + 0.3 ms = {target_ms:.3f} ms: "
               f"{'MET' if overhead_ms <= target_ms else 'NOT MET'}")
+    print(f"realtime {args.realtime_task}, {args.realtime_seconds:.0f} s at {configured_hz:.1f} Hz "
+          "configured (target: within 5%):")
+    for name, hz in (("bridge steps", bridge_hz), ("controller commands", controller_hz)):
+        error = hz / configured_hz - 1
+        print(f"  {name:20s}{hz:8.2f} Hz ({error:+.1%}): "
+              f"{'MET' if abs(error) <= 0.05 else 'NOT MET'}")
 
 
 if __name__ == "__main__":
