@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 import pytest
 
 from learned_control.checkpoint import load_checkpoint
@@ -115,3 +116,32 @@ def test_bad_budgets_are_refused_before_any_work():
         WorldModelConfig(rounds=1, aggregation_steps=0)
     with pytest.raises(ConfigError, match="collect_steps=0"):
         WorldModelConfig(collect_steps=0)
+
+
+@pytest.mark.slow  # two tiny pipelines, ~25 s
+@pytest.mark.parametrize("from_scratch", [False, True])
+def test_each_round_starts_from_the_experts_nets_unless_from_scratch(tmp_path, monkeypatch,
+                                                                      from_scratch):
+    """The nets every PPO ``learn`` call starts from. The expert (first call) trains from a fresh
+    init; by default each round's learner starts from that trained expert, so both rounds start
+    equal; ``--ppo-from-scratch`` continues one PPO, so round 1 starts where round 0 ended."""
+    from stable_baselines3 import PPO
+
+    starts = []
+    learn = PPO.learn
+
+    def recording_learn(self, *args, **kwargs):
+        starts.append({k: v.detach().clone() for k, v in self.policy.state_dict().items()})
+        return learn(self, *args, **kwargs)
+
+    monkeypatch.setattr(PPO, "learn", recording_learn)
+    flags = ["--ppo-from-scratch"] if from_scratch else []
+    assert main(["world-model", *TINY, *flags, "--runs-dir", str(tmp_path)]) == 0
+    expert, round0, round1 = starts
+
+    def same(a, b) -> bool:
+        return all(torch.equal(a[k], b[k]) for k in a)
+
+    if not from_scratch:  # round 0 starts from the trained expert, not from a fresh init
+        assert not same(expert, round0)
+    assert same(round0, round1) != from_scratch

@@ -66,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train expert and model on the env's random goals (shaped reward) "
         "instead of the users' fixed goal",
     )
+    parser.add_argument(
+        "--ppo-from-scratch",
+        action="store_true",
+        help="the users' recipe: one PPO from scratch, continued across rounds (default: each "
+        "round's PPO starts from the expert's policy and value nets)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_runtime_args(parser)
     parser.set_defaults(func=run)
@@ -78,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     config = WorldModelConfig(
         **values,
         random_goals=args.random_goals,
+        ppo_from_expert=not args.ppo_from_scratch,
         seed=args.seed,
         device=str(resolve_device(args.device)),
         **({} if prefix is None else {"dataset_prefix": prefix}),

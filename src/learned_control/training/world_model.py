@@ -6,12 +6,14 @@ Stages, each writing into one run directory:
    ``best_model.zip`` and ``eval_reward.png``.
 2. Collection: the best expert (stochastic actions) in the real env -> Minari dataset.
 3. ``round0/``: dynamics ensemble fit (episode-shuffled, train/validation split, ``curves.png``).
-4. PPO trained inside :class:`~learned_control.worldmodel.ModelVecEnv` on that model.
+4. PPO trained inside :class:`~learned_control.worldmodel.ModelVecEnv` on that model, starting
+   from the expert's nets (``ppo_from_expert``).
 5. Real-env evaluations, 100 episodes each by default (AMENDMENTS issue 6): the fixed goal with
    stochastic PPO actions, and the env's random goals with the deterministic exported policy.
 6. ``round<k>/``, k = 1..rounds: the learner's real rollouts (stochastic) are added (a Minari
-   dataset per round), the model is refit from scratch on all data, PPO continues in the new
-   model, evaluations again. ``rounds.json`` / ``rounds.txt`` / ``rounds.png`` by round.
+   dataset per round), the model is refit from scratch on all data, PPO is trained in the new
+   model (from the expert's nets each round, or continued: ``ppo_from_expert``), evaluations
+   again. ``rounds.json`` / ``rounds.txt`` / ``rounds.png`` by round.
 7. ``policy.pt``: the final PPO actor as our MLPPolicy checkpoint for task ``FetchReach-v4``
    (same 13-d layout), loadable by ``learned-control evaluate`` and the controller node.
 
@@ -87,6 +89,10 @@ class WorldModelConfig:
         members, hid_size, num_layers: dynamics ensemble size and MLP shape.
         epochs, lr, model_batch_size, val_fraction, patience: dynamics training
             (users: 80/20 split, i.e. ``val_fraction`` 0.2).
+        ppo_from_expert: every round trains a new PPO in that round's model, starting from the
+            expert's policy and value nets (a fresh optimizer). ``False``: the users' recipe, one
+            PPO from scratch continued across rounds. Same real env steps either way (results:
+            README, World models).
         random_goals: train on the env's random goals (shaped reward, terminate on success)
             instead of the users' fixed goal: expert, its callback, collection and aggregation.
         dataset_prefix: Minari ids are ``<prefix>-collect-v0`` and ``<prefix>-round<k>-v0``.
@@ -115,6 +121,7 @@ class WorldModelConfig:
     model_batch_size: int = 256
     val_fraction: float = 0.2
     patience: int = 10
+    ppo_from_expert: bool = True
     random_goals: bool = False
     dataset_prefix: str = "learned_control/world-model"
     seed: int = 0
@@ -447,8 +454,10 @@ def run_world_model(
             device=config.device,
             seed=config.seed + k,
         )
-        if learner is None:
+        if learner is None or config.ppo_from_expert:
             learner = _ppo(venv, config)
+            if config.ppo_from_expert:
+                learner.policy.load_state_dict(ppo.policy.state_dict())
         else:
             learner.set_env(venv)
         learner.learn(config.model_ppo_steps, progress_bar=progress)
