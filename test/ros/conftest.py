@@ -19,6 +19,7 @@ rclpy = pytest.importorskip("rclpy", reason="ROS 2 rclpy not installed (pip inst
 
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
+from learned_control.ros import services  # noqa: E402
 from learned_control.supervisor import die_with_parent  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
@@ -93,22 +94,15 @@ class Graph:
             self.executor.spin_once(timeout_sec=0.05)
 
     def call(self, client, request, timeout: float = 20.0, resend: float | None = None):
-        """The answer to ``request``. ``resend``: for a request that is safe to repeat, send it
-        again every ``resend`` seconds until answered: a server drops the answer (rmw "failed to
-        send response (timeout)") while it has not yet matched a brand-new client's reply reader,
-        which under load can outlast ``wait_for_service``."""
-        assert client.wait_for_service(timeout_sec=timeout), f"service {client.srv_name} absent"
-        futures, sent = [client.call_async(request)], time.monotonic()
+        """The answer to ``request``; ``resend`` for a request that is safe to repeat
+        (:func:`learned_control.ros.services.call`)."""
+        return services.call(self.spin_until, client, request, timeout,
+                             f"answer of {client.srv_name}", resend)
 
-        def answered() -> bool:
-            nonlocal sent
-            if resend and time.monotonic() - sent > resend:
-                futures.append(client.call_async(request))
-                sent = time.monotonic()
-            return any(f.done() for f in futures)
-
-        self.spin_until(answered, timeout, f"answer of {client.srv_name}")
-        return next(f for f in futures if f.done()).result()
+    def change_state(self, node: str, transition: int, timeout: float = 20.0) -> bool:
+        """Whether lifecycle node ``node`` took ``transition`` (a ``Transition`` id), settled by
+        its state when the answer is dropped (:func:`learned_control.ros.services.change_state`)."""
+        return services.change_state(self.spin_until, self.node, f"/{node}", transition, timeout)
 
     def close(self) -> None:
         for proc in self.procs:

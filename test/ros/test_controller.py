@@ -2,18 +2,21 @@
 
 import shutil
 
+import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState, GetState
+from lifecycle_msgs.srv import GetState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from conftest import diagnostic_values
-from learned_control.ros import qos, topics
+from learned_control.ros import qos, services, topics
 from learned_control.ros.node_utils import array_msg
+from learned_control.tasks import get_task
+from learned_control.training.experts import load_actor
 
 pytestmark = pytest.mark.ros
 
@@ -97,29 +100,75 @@ def test_lifecycle_inactive_controller_publishes_nothing(graph, pendulum_policy)
     observe = graph.node.create_publisher(Float64MultiArray, topics.OBSERVATION, qos.LOCKSTEP)
     graph.start("controller", task="InvertedPendulum-v5", checkpoint=pendulum_policy,
                 autostart=False)
-    change = graph.node.create_client(ChangeState, "/controller/change_state")
     get = graph.node.create_client(GetState, "/controller/get_state")
-    assert graph.call(get, GetState.Request()).current_state.label == "unconfigured"
-    assert graph.call(change, ChangeState.Request(
-        transition=Transition(id=Transition.TRANSITION_CONFIGURE))).success
-    assert graph.call(get, GetState.Request()).current_state.label == "inactive"
+    assert graph.call(get, GetState.Request(), resend=5.0).current_state.label == "unconfigured"
+    assert graph.change_state("controller", Transition.TRANSITION_CONFIGURE)
+    assert graph.call(get, GetState.Request(), resend=5.0).current_state.label == "inactive"
 
     observe.publish(array_msg([0.0, 0.05, 0.0, 0.0]))
     # a round trip through the controller's executor proves the observation was handled
-    assert graph.call(get, GetState.Request()).current_state.label == "inactive"
-    graph.call(get, GetState.Request())
+    assert graph.call(get, GetState.Request(), resend=5.0).current_state.label == "inactive"
+    graph.call(get, GetState.Request(), resend=5.0)
     assert commands == []
 
-    assert graph.call(change, ChangeState.Request(
-        transition=Transition(id=Transition.TRANSITION_ACTIVATE))).success
+    assert graph.change_state("controller", Transition.TRANSITION_ACTIVATE)
     _answers(graph, observe, commands)
-    assert graph.call(change, ChangeState.Request(
-        transition=Transition(id=Transition.TRANSITION_DEACTIVATE))).success
+    assert graph.change_state("controller", Transition.TRANSITION_DEACTIVATE)
     count = len(commands)
     observe.publish(array_msg([0.0, 0.05, 0.0, 0.0]))
-    graph.call(get, GetState.Request())
-    graph.call(get, GetState.Request())
+    graph.call(get, GetState.Request(), resend=5.0)
+    graph.call(get, GetState.Request(), resend=5.0)
     assert len(commands) == count
+
+
+def test_a_transition_whose_answer_is_missing_is_settled_by_the_nodes_state(graph,
+                                                                            pendulum_policy):
+    """A server drops its answer while it has not matched a new client's reply reader (a CI
+    hang): with no answer after ``answer_wait`` (0 here), ``change_state`` asks the state.
+    A transition the state lacks is refused; rclpy's own handler raised, ending the node."""
+    graph.start("controller", task="InvertedPendulum-v5", checkpoint=pendulum_policy,
+                autostart=False)
+    get = graph.node.create_client(GetState, "/controller/get_state")
+    for transition, label in [(Transition.TRANSITION_CONFIGURE, "inactive"),
+                              (Transition.TRANSITION_ACTIVATE, "active"),
+                              (Transition.TRANSITION_DEACTIVATE, "inactive"),
+                              (Transition.TRANSITION_CLEANUP, "unconfigured")]:
+        assert services.change_state(graph.spin_until, graph.node, "/controller", transition,
+                                     timeout=30, answer_wait=0.0)
+        assert graph.call(get, GetState.Request(), resend=5.0).current_state.label == label
+    # a transition the state lacks is refused, answered or not, and the node lives on
+    assert not services.change_state(graph.spin_until, graph.node, "/controller",
+                                     Transition.TRANSITION_ACTIVATE, timeout=30, answer_wait=0.0)
+    assert not graph.change_state("controller", Transition.TRANSITION_ACTIVATE)
+    assert graph.change_state("controller", Transition.TRANSITION_CONFIGURE)
+    assert graph.procs[0].proc.poll() is None
+    assert "no transition 3 from state 'unconfigured'; refused" in graph.procs[0].output
+
+
+def test_a_lockstep_command_waits_until_the_observations_publisher_reads_commands(
+        graph, pendulum_policy):
+    """Commands are volatile: one published before the bridge's command reader matched would
+    never arrive, and a lockstep bridge would wait for it forever (a CI hang). Here the observer
+    sends an observation and subscribes to commands only after the controller has acted on it:
+    the command still arrives, held until then (and not by the 10 s fallback)."""
+    diags = _collect(graph, topics.DIAGNOSTICS, DiagnosticArray, qos.RELIABLE)
+    observe = graph.node.create_publisher(Float64MultiArray, topics.OBSERVATION, qos.LOCKSTEP)
+    graph.start("controller", task="InvertedPendulum-v5", checkpoint=pendulum_policy,
+                mode="lockstep")
+    obs = np.array([0.0, 0.05, 0.0, 0.0])
+    observe.publish(array_msg(obs))  # latched: the controller gets it whenever it matches
+
+    def acted() -> bool:
+        values = diagnostic_values(diags[-1], "control") if diags else None
+        return bool(values) and values["commands"] == "1"
+
+    graph.spin_until(acted, 60, "the controller acting on the observation")
+    commands = _collect(graph, topics.COMMAND, Float64MultiArray, qos.RELIABLE)
+    graph.spin_until(lambda: commands, 30, "the held command")
+    expected = load_actor(pendulum_policy, get_task("InvertedPendulum-v5")).act(obs)
+    np.testing.assert_allclose(commands[0].data, expected, atol=1e-6)
+    graph.spin_for(1.0)
+    assert len(commands) == 1 and "commanding anyway" not in graph.procs[0].output
 
 
 def test_realtime_controller_never_acts_on_a_stale_observation(graph, pendulum_policy):

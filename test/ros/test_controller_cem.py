@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -74,13 +73,10 @@ def _run_lockstep(graph, checkpoint, episodes, seed, planner):
                 seed=0, **planner)
     graph.start("sim_bridge", task=TASK, seed=seed, mode="lockstep", max_episodes=episodes,
                 autostart=False)
-    change = graph.node.create_client(ChangeState, "/sim_bridge/change_state")
-    assert graph.call(change, ChangeState.Request(
-        transition=Transition(id=Transition.TRANSITION_CONFIGURE))).success
+    assert graph.change_state("sim_bridge", Transition.TRANSITION_CONFIGURE)
     graph.spin_until(lambda: all(graph.node.count_publishers(t) for t in (
         topics.OBSERVATION, topics.APPLIED_COMMAND, topics.EPISODE)), 30, "the bridge's topics")
-    assert graph.call(change, ChangeState.Request(
-        transition=Transition(id=Transition.TRANSITION_ACTIVATE))).success
+    assert graph.change_state("sim_bridge", Transition.TRANSITION_ACTIVATE)
     graph.spin_until(lambda: len(summaries) >= episodes, 600, f"{episodes} episode summaries")
     return observations, actions, summaries
 

@@ -7,7 +7,6 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState
 from std_msgs.msg import Float64MultiArray
 
 from conftest import diagnostic_values
@@ -46,9 +45,7 @@ def test_the_controller_reaches_the_goal_given_on_the_topic(graph, reach_policy)
     goal_pub = graph.node.create_publisher(PointStamped, topics.GOAL, qos.RELIABLE)
     graph.start("controller", task=TASK.name, checkpoint=reach_policy, mode="lockstep")
     graph.start("sim_bridge", task=TASK.name, mode="lockstep", max_episodes=2, autostart=False)
-    change = graph.node.create_client(ChangeState, "/sim_bridge/change_state")
-    assert graph.call(change, ChangeState.Request(
-        transition=Transition(id=Transition.TRANSITION_CONFIGURE))).success
+    assert graph.change_state("sim_bridge", Transition.TRANSITION_CONFIGURE)
     graph.spin_until(goal_pub.get_subscription_count, 30, "the bridge's goal subscription")
 
     goal = np.array([1.25, 0.85, 0.50])  # inside the env's goal range, not its own sample
@@ -63,8 +60,7 @@ def test_the_controller_reaches_the_goal_given_on_the_topic(graph, reach_policy)
         return values.get(key)
 
     graph.spin_until(lambda: bridge("goals") == "1", 30, "the bridge taking the goal")
-    assert graph.call(change, ChangeState.Request(
-        transition=Transition(id=Transition.TRANSITION_ACTIVATE))).success
+    assert graph.change_state("sim_bridge", Transition.TRANSITION_ACTIVATE)
     graph.spin_until(lambda: len(summaries) >= 2, 60, "two episodes")
     for summary in summaries:
         terminal = summary[5:]

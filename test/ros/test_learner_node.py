@@ -64,11 +64,12 @@ def test_train_while_the_loop_runs_then_the_controller_swaps_and_balances(graph,
     graph.start("controller", task=TASK.name, checkpoint=untrained)
     graph.start("learner", task=TASK.name, sources=f"['{demo_bags}']", epochs=20,
                 output_dir=tmp_path / "learner")
+    # made early: a server drops the answer to a client it has not matched yet (.ros.services)
+    train = graph.node.create_client(Trigger, "/learner/train")
     graph.spin_until(lambda: len(summaries) >= 5, 120, "episodes of the untrained policy")
     untrained_returns = [m.data[1] for _, m in summaries]
     assert max(untrained_returns) < 50, untrained_returns  # it falls within a few steps
 
-    train = graph.node.create_client(Trigger, "/learner/train")
     answer = graph.call(train, Trigger.Request())
     answered = time.monotonic()
     assert answer.success and "training bc on InvertedPendulum-v5" in answer.message, answer

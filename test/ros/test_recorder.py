@@ -9,7 +9,6 @@ import torch
 from conftest import diagnostic_values
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState
 from rosbags.rosbag2 import Reader
 from std_msgs.msg import Float64MultiArray
 
@@ -46,9 +45,7 @@ def test_recorded_bag_cut_by_sigint_equals_offline_rollout(graph, short_policy, 
                      "recorder and controller subscriptions")
     # configured but inactive until the recorder has discovered its publishers
     graph.start("sim_bridge", task=task.name, seed=seed, mode="lockstep", autostart=False)
-    change = graph.node.create_client(ChangeState, "/sim_bridge/change_state")
-    assert graph.call(change, ChangeState.Request(
-        transition=Transition(id=Transition.TRANSITION_CONFIGURE))).success
+    assert graph.change_state("sim_bridge", Transition.TRANSITION_CONFIGURE)
     recording = []  # the recorder's own report: publishers matched, messages written
     graph.node.create_subscription(
         DiagnosticArray, topics.DIAGNOSTICS,
@@ -60,8 +57,7 @@ def test_recorded_bag_cut_by_sigint_equals_offline_rollout(graph, short_policy, 
     graph.spin_until(lambda: all(recorder_reports(f"publishers/{t}", 1) for t in (
         "/observation", "/applied_command", "/reward", "/episode")), 60,
         "the recorder matching the bridge's publishers")
-    assert graph.call(change, ChangeState.Request(  # runs on and on
-        transition=Transition(id=Transition.TRANSITION_ACTIVATE))).success
+    assert graph.change_state("sim_bridge", Transition.TRANSITION_ACTIVATE)  # runs on and on
     graph.spin_until(lambda: len(summaries) >= 4 and recorder_reports("written//episode", 4),
                      300, "4 episode summaries, observed and recorded")
     assert recorder.stop(signal.SIGINT) == 0  # cut while the bridge keeps stepping

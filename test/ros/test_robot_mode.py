@@ -16,7 +16,7 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState, GetState
+from lifecycle_msgs.srv import GetState
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
@@ -63,14 +63,12 @@ def _spec_file(tmp_path, task: str, **command) -> str:
 
 
 def _transition(graph, node: str, transition: int) -> None:
-    change = graph.node.create_client(ChangeState, f"/{node}/change_state")
-    assert graph.call(change, ChangeState.Request(transition=Transition(id=transition)),
-                      timeout=90).success
+    assert graph.change_state(node, transition, timeout=90)
 
 
 def _state(graph, node: str) -> str:
     get = graph.node.create_client(GetState, f"/{node}/get_state")
-    return graph.call(get, GetState.Request(), timeout=90).current_state.label
+    return graph.call(get, GetState.Request(), timeout=90, resend=5.0).current_state.label
 
 
 def _start_robot_pair(graph, task: str, checkpoint: str, spec_file: str, mode: str = "lockstep",
@@ -189,10 +187,7 @@ def test_missing_joint_fails_configure_naming_it(graph, tmp_path, pendulum_polic
     graph.node.create_timer(0.1, lambda: joints.publish(_joint_state(["slider"], [0.0], 1.0)))
     graph.start("controller", task=task, checkpoint=pendulum_policy,
                 spec_file=_spec_file(tmp_path, task), autostart=False)
-    change = graph.node.create_client(ChangeState, "/controller/change_state")
-    answer = graph.call(change, ChangeState.Request(
-        transition=Transition(id=Transition.TRANSITION_CONFIGURE)))
-    assert not answer.success
+    assert not graph.change_state("controller", Transition.TRANSITION_CONFIGURE)
     assert _state(graph, "controller") == "unconfigured"
     graph.spin_until(lambda: "lacks joint(s) ['hinge']" in graph.procs[0].output, 30,
                      "the configure error naming the missing joint")

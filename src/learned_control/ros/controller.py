@@ -18,8 +18,11 @@ stops refitting before an iteration that would overrun it and the mean refitted 
 so an overrun still commands an action (at least one CEM iteration always runs, so a single
 iteration longer than the period is still late, and counted). In lockstep plans always run every
 iteration, which keeps the loop equal to the offline rollout, and the last observation that came
-while the node was inactive is answered at activation (the bridge waits for exactly that one). A planner parameter set while running
-rebuilds the planner from the running checkpoint (refused, old planner kept, when it fails). Robot mode (parameter ``spec_file``): subscribes
+while the node was inactive is answered at activation (the bridge waits for exactly that one);
+the first command after activation and after each episode goes out once the observation's publisher
+has matched ``command`` (a volatile command sent before that would never arrive). A planner
+parameter set while running rebuilds the planner from the running checkpoint (refused, old planner
+kept, when it fails). Robot mode (parameter ``spec_file``): subscribes
 ``/joint_states`` and the spec's pose/odometry/goal topics (best-effort) instead of
 ``observation``, assembles the observation with the core
 :class:`~learned_control.specs.ObservationAssembler` (also published on ``assembled_observation``
@@ -62,6 +65,9 @@ from .robot_msgs import MSG_TYPES, command_msg, sample_from_msg, stamp_seconds
 ASSEMBLED_OBSERVATION = "assembled_observation"
 """Robot mode: the observation the controller assembled and acted on (Float64MultiArray)."""
 
+READER_WAIT_S = 10.0
+"""Lockstep: the longest a first command waits for its bridge's reader to match (s)."""
+
 __all__ = ["Controller", "main"]
 
 
@@ -81,6 +87,9 @@ class Controller(ManagedNode):
         self.active = False
         self.latest: tuple[np.ndarray, float] | None = None
         self.pending: np.ndarray | None = None  # lockstep: the observation that came while inactive
+        self.confirm_reader = True  # lockstep: the next command waits for its bridge to read it
+        self.held: tuple[object, float] | None = None  # lockstep: (command, since when)
+        self._hold_timer = None
         self.stale = self.bad_obs = 0
         self.specs: RobotSpecs | None = None  # robot mode
         self.assembler: ObservationAssembler | None = None
@@ -156,6 +165,7 @@ class Controller(ManagedNode):
                                                         qos.RELIABLE)
         self._own_services = [self.create_service(Trigger, topics.RELOAD, self._on_reload)]
         self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
+        self._sender_topic = self._own_subs[2].topic_name  # observation, or the first robot source
         self.get_logger().info(f"configured {self.slot.identity} for {task.name} ({self.config.mode})")
         return TransitionCallbackReturn.SUCCESS
 
@@ -205,8 +215,12 @@ class Controller(ManagedNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self.active = True
+        self.confirm_reader = True
         if self.config.mode == "realtime":
             self._own_timers.append(self.create_timer(1.0 / self.rate_hz, self._on_tick))
+        elif self.held is not None:  # held when deactivated: the bridge still waits for it
+            self.held = (self.held[0], time.monotonic())
+            self._send_held()
         elif self.pending is not None:  # a lockstep bridge waits for exactly this answer
             obs, self.pending = self.pending, None
             self._act_and_publish(obs)
@@ -217,6 +231,7 @@ class Controller(ManagedNode):
         for timer in self._own_timers[1:]:
             self.destroy_timer(timer)
         del self._own_timers[1:]
+        self._hold_timer = None  # a held command stays held until activation
         return TransitionCallbackReturn.SUCCESS
 
     def close(self) -> None:
@@ -247,15 +262,58 @@ class Controller(ManagedNode):
 
     def _act_and_publish(self, obs: np.ndarray) -> None:
         start = time.perf_counter()
-        action = self._act(obs)
-        self.command_pub.publish(array_msg(action, "command"))
+        self._send(array_msg(self._act(obs), "command"))
         self.stats.add(time.perf_counter() - start, time.monotonic())
         if self.expert is not None:  # after the command: labelling never delays the robot
             self.expert_pub.publish(array_msg(self.expert.act(obs), "expert_command"))
             self.expert_labels += 1
 
+    def _send(self, command) -> None:
+        """Publish ``command``. In lockstep the first command after activation and after each
+        episode is held until the observation's publisher reads commands
+        (:meth:`_sender_reads_commands`): commands are volatile, so one sent before its bridge's
+        reader matched is never delivered, and that bridge would wait for it forever."""
+        if self.config.mode == "lockstep" and self.confirm_reader:
+            self.held = (command, time.monotonic())
+            self._send_held()
+        else:
+            self.command_pub.publish(command)
+
+    def _send_held(self) -> None:
+        """Send the held command once its reader matched (re-tried every 10 ms; after
+        ``READER_WAIT_S`` it is sent anyway, with a warning)."""
+        command, since = self.held
+        waited = time.monotonic() - since
+        if not self._sender_reads_commands():
+            if waited < READER_WAIT_S:
+                if self._hold_timer is None:
+                    self._hold_timer = self.create_timer(0.01, self._send_held)
+                    self._own_timers.append(self._hold_timer)
+                return
+            self.get_logger().warn(f"the publisher of {self._sender_topic} did not match "
+                                   f"{self.command_pub.topic_name} within {READER_WAIT_S} s: "
+                                   "commanding anyway")
+        if self._hold_timer is not None:
+            self._own_timers.remove(self._hold_timer)
+            self.destroy_timer(self._hold_timer)
+            self._hold_timer = None
+        self.held, self.confirm_reader = None, False
+        self.command_pub.publish(command)
+
+    def _sender_reads_commands(self) -> bool:
+        """Whether the nodes publishing the observation read ``command`` and the command writer
+        matched every reader of it that the graph shows."""
+        def nodes(infos) -> set[tuple[str, str]]:
+            return {(info.node_namespace, info.node_name) for info in infos}
+
+        readers = self.get_subscriptions_info_by_topic(self.command_pub.topic_name)
+        senders = nodes(self.get_publishers_info_by_topic(self._sender_topic))
+        return (senders <= nodes(readers)
+                and self.command_pub.get_subscription_count() >= len(readers))
+
     def _on_episode_end(self, msg: Float64MultiArray) -> None:
         self.slot.reset()
+        self.confirm_reader = True  # the next episode may come from a new bridge
         if hasattr(self.expert, "reset"):
             self.expert.reset()
 
@@ -302,7 +360,7 @@ class Controller(ManagedNode):
         self.stale_sources = ()
         self.assembled_pub.publish(array_msg(assembly.observation, "assembled_observation"))
         action = self._act(assembly.observation)
-        self.command_pub.publish(command_msg(self.shaper.shape(action)))
+        self._send(command_msg(self.shaper.shape(action)))
         self.stats.add(time.perf_counter() - start, time.monotonic())
 
     def _on_tick(self) -> None:

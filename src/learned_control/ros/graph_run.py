@@ -22,7 +22,6 @@ from pathlib import Path
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
-from lifecycle_msgs.srv import ChangeState
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, String
@@ -31,7 +30,7 @@ from std_srvs.srv import Trigger
 from ..errors import ConfigError, LearnedControlError
 from ..evaluation import EvalResult
 from ..supervisor import die_with_parent, stop_processes
-from . import qos, topics
+from . import qos, services, topics
 
 __all__ = ["GraphRun", "LockstepGraph", "run_lockstep_graph", "new_loop_dir"]
 
@@ -177,13 +176,6 @@ class LockstepGraph:
         """The latest diagnostics values of status ``name`` (``"<node>: <status>"``)."""
         return self.observer.status(name)
 
-    def call(self, client, request, what: str):
-        """``client``'s answer to ``request``, waiting at most ``timeout`` for each step."""
-        self.spin_until(client.service_is_ready, self.timeout, f"the service {client.srv_name}")
-        future = client.call_async(request)
-        self.spin_until(future.done, self.timeout, what)
-        return future.result()
-
     def train(self) -> str:
         """Have the running ``learner`` node train (``~/train``) on its sources as they are now;
         the new checkpoint's path once announced on ``model_updated`` (the controller swaps it in
@@ -191,12 +183,20 @@ class LockstepGraph:
         if self._train is None:
             self._train = self.node.create_client(Trigger, "/learner/train")
         known = len(self.model_updates)
-        answer = self.call(self._train, Trigger.Request(), "the learner's answer to train")
-        if not answer.success:
-            raise LearnedControlError(f"the learner refused to train: {answer.message}")
         training = "learner: training"
-        self.spin_until(lambda: len(self.model_updates) > known
-                        or self.status(training).get("state") == "failed",
+
+        def failed() -> bool:
+            return self.status(training).get("state") == "failed"
+
+        # train is not safe to repeat, and its answer can be dropped (.services): the new
+        # checkpoint or the failure on /diagnostics settle it as well
+        self.spin_until(self._train.service_is_ready, self.timeout, "the learner's train service")
+        answer = self._train.call_async(Trigger.Request())
+        self.spin_until(lambda: answer.done() or len(self.model_updates) > known or failed(),
+                        self.timeout, "the learner's answer to train")
+        if answer.done() and not answer.result().success:
+            raise LearnedControlError(f"the learner refused to train: {answer.result().message}")
+        self.spin_until(lambda: len(self.model_updates) > known or failed(),
                         self.timeout, "the learner's new checkpoint")
         if len(self.model_updates) == known:
             raise LearnedControlError(f"training failed: {self.status(training).get('last_error')}")
@@ -229,12 +229,9 @@ class LockstepGraph:
                             "max_episodes": episodes, "publish_clock": False,
                             "autostart": False}, module="sim_bridge")
         try:
-            change = self.node.create_client(ChangeState, f"/{bridge}/change_state")
-
             def transition(transition_id: int) -> None:
-                answer = self.call(change, ChangeState.Request(
-                    transition=Transition(id=transition_id)), "a bridge transition")
-                if not answer.success:
+                if not services.change_state(self.spin_until, self.node, f"/{bridge}",
+                                             transition_id, self.timeout):
                     raise LearnedControlError(f"graph run: the bridge refused transition "
                                               f"{transition_id}; see {self.log_dir / bridge}.log")
 
@@ -259,7 +256,6 @@ class LockstepGraph:
                 self.spin_until(lambda: int(self.status(f"{recorder}: recording").get(
                     "written//episode", 0)) >= episodes, self.timeout,
                     "the recorder's last episode")
-            self.node.destroy_client(change)
         finally:
             self.stop(bridge, recorder)
         summaries = [s for _, s in stamped]

@@ -111,7 +111,25 @@ def publish_diagnostics(node: Node, publisher, statuses: list[DiagnosticStatus])
 
 class ManagedNode(LifecycleNode):
     """A lifecycle node whose cleanup and shutdown both release everything through ``close()``
-    (idempotent; ``run_node`` calls it too on Ctrl-C)."""
+    (idempotent; ``run_node`` calls it too on Ctrl-C). A ``change_state`` request for a
+    transition the current state lacks is refused (rclpy's own handler raises, which would end
+    the node: ``ros2 lifecycle set`` with the wrong transition must not stop a robot's node)."""
+
+    def __init__(self, node_name: str, **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
+        serve = self._service_change_state.callback
+
+        def change_state(request, response):
+            available = {t[0] for t in self._state_machine.available_transitions}
+            if not request.transition.label and request.transition.id not in available:
+                self.get_logger().warn(
+                    f"change_state: no transition {request.transition.id} from state "
+                    f"{self._state_machine.current_state[1]!r}; refused")
+                response.success = False
+                return response
+            return serve(request, response)
+
+        self._service_change_state.callback = change_state
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self.close()
