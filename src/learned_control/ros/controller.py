@@ -90,6 +90,7 @@ class Controller(ManagedNode):
         self.confirm_reader = True  # lockstep: the next command waits for its bridge to read it
         self.held: tuple[object, float] | None = None  # lockstep: (command, since when)
         self._hold_timer = None
+        self._observation_topic = ""  # resolved at configure (sim interface)
         self.stale = self.bad_obs = 0
         self.specs: RobotSpecs | None = None  # robot mode
         self.assembler: ObservationAssembler | None = None
@@ -160,12 +161,12 @@ class Controller(ManagedNode):
             self._own_subs.append(self.create_subscription(
                 Float64MultiArray, topics.OBSERVATION, self._on_observation,
                 qos.LOCKSTEP if lockstep else qos.SENSOR))
+            self._observation_topic = self._own_subs[-1].topic_name
             if self.expert is not None:
                 self.expert_pub = self.create_publisher(Float64MultiArray, topics.EXPERT_COMMAND,
                                                         qos.RELIABLE)
         self._own_services = [self.create_service(Trigger, topics.RELOAD, self._on_reload)]
         self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
-        self._sender_topic = self._own_subs[2].topic_name  # observation, or the first robot source
         self.get_logger().info(f"configured {self.slot.identity} for {task.name} ({self.config.mode})")
         return TransitionCallbackReturn.SUCCESS
 
@@ -270,9 +271,9 @@ class Controller(ManagedNode):
 
     def _send(self, command) -> None:
         """Publish ``command``. In lockstep the first command after activation and after each
-        episode is held until the observation's publisher reads commands
-        (:meth:`_sender_reads_commands`): commands are volatile, so one sent before its bridge's
-        reader matched is never delivered, and that bridge would wait for it forever."""
+        episode is held until its readers matched (:meth:`_readers_matched`): commands are
+        volatile, so one sent before its bridge's reader matched is never delivered, and that
+        bridge would wait for it forever."""
         if self.config.mode == "lockstep" and self.confirm_reader:
             self.held = (command, time.monotonic())
             self._send_held()
@@ -284,15 +285,14 @@ class Controller(ManagedNode):
         ``READER_WAIT_S`` it is sent anyway, with a warning)."""
         command, since = self.held
         waited = time.monotonic() - since
-        if not self._sender_reads_commands():
+        if not self._readers_matched():
             if waited < READER_WAIT_S:
                 if self._hold_timer is None:
                     self._hold_timer = self.create_timer(0.01, self._send_held)
                     self._own_timers.append(self._hold_timer)
                 return
-            self.get_logger().warn(f"the publisher of {self._sender_topic} did not match "
-                                   f"{self.command_pub.topic_name} within {READER_WAIT_S} s: "
-                                   "commanding anyway")
+            self.get_logger().warn(f"the readers of {self.command_pub.topic_name} did not "
+                                   f"match within {READER_WAIT_S} s: commanding anyway")
         if self._hold_timer is not None:
             self._own_timers.remove(self._hold_timer)
             self.destroy_timer(self._hold_timer)
@@ -300,16 +300,20 @@ class Controller(ManagedNode):
         self.held, self.confirm_reader = None, False
         self.command_pub.publish(command)
 
-    def _sender_reads_commands(self) -> bool:
-        """Whether the nodes publishing the observation read ``command`` and the command writer
-        matched every reader of it that the graph shows."""
+    def _readers_matched(self) -> bool:
+        """Whether the command writer matched every reader of it that the graph shows, the
+        nodes publishing ``observation`` among them (robot mode: at least one reader; a
+        ros2_control robot reads commands in another node than the one sending joint states)."""
         def nodes(infos) -> set[tuple[str, str]]:
             return {(info.node_namespace, info.node_name) for info in infos}
 
         readers = self.get_subscriptions_info_by_topic(self.command_pub.topic_name)
-        senders = nodes(self.get_publishers_info_by_topic(self._sender_topic))
-        return (senders <= nodes(readers)
-                and self.command_pub.get_subscription_count() >= len(readers))
+        if self.specs is None:
+            senders = self.get_publishers_info_by_topic(self._observation_topic)
+            present = nodes(senders) <= nodes(readers)
+        else:
+            present = bool(readers)
+        return present and self.command_pub.get_subscription_count() >= len(readers)
 
     def _on_episode_end(self, msg: Float64MultiArray) -> None:
         self.slot.reset()
