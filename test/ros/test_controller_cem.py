@@ -11,7 +11,7 @@ from lifecycle_msgs.msg import Transition
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from conftest import diagnostic_values
@@ -65,17 +65,18 @@ def _collect(graph, topic, profile):
 
 def _run_lockstep(graph, checkpoint, episodes, seed, planner):
     """Bridge (lockstep, ``episodes`` from ``seed``) + cem controller; returns the observations,
-    applied actions and episode summaries seen over DDS."""
+    applied actions and episode summaries seen over DDS. The observer reads every topic a
+    recorder reads, so the bridge (``wait_for_recorder``) starts only once its writers matched
+    the observer's readers: none of the first step's volatile messages can pass it by."""
     observations = _collect(graph, topics.OBSERVATION, LATCHED_DEEP)
     actions = _collect(graph, topics.APPLIED_COMMAND, qos.RECORDING)
+    graph.node.create_subscription(Float64, topics.REWARD, lambda m: None, qos.RECORDING)
     summaries = _collect(graph, topics.EPISODE, qos.RELIABLE)
     graph.start("controller", task=TASK, checkpoint=checkpoint, mode="lockstep", actor="cem",
                 seed=0, **planner)
     graph.start("sim_bridge", task=TASK, seed=seed, mode="lockstep", max_episodes=episodes,
-                autostart=False)
+                wait_for_recorder=True, autostart=False)
     assert graph.change_state("sim_bridge", Transition.TRANSITION_CONFIGURE)
-    graph.spin_until(lambda: all(graph.node.count_publishers(t) for t in (
-        topics.OBSERVATION, topics.APPLIED_COMMAND, topics.EPISODE)), 30, "the bridge's topics")
     assert graph.change_state("sim_bridge", Transition.TRANSITION_ACTIVATE)
     graph.spin_until(lambda: len(summaries) >= episodes, 600, f"{episodes} episode summaries")
     return observations, actions, summaries
