@@ -6,7 +6,8 @@ real-env success after the first model and after the aggregation rounds, next to
 figures (0.5, 0.85, expert 0.95) and the issue's targets (0.9, 0.95 on random goals).
 
 Usage: ``python bench/world_model.py [--num-envs 16] [--steps 200]``,
-``python bench/world_model.py --success [--random-goals] [--rounds 2] [--out runs/bench-wm]``
+``python bench/world_model.py --success [--random-goals] [--rounds 2] [--seed 0]
+[--out runs/bench-wm]``
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def success(args: argparse.Namespace) -> None:
     config = WorldModelConfig(
         rounds=args.rounds,
         random_goals=args.random_goals,
+        seed=args.seed,
         dataset_prefix=f"learned_control/{run_dir.name}",
     )
     print(f"run directory: {run_dir}\nconfig: {dataclasses.asdict(config)}")
@@ -64,6 +66,7 @@ def main() -> None:
         "--random-goals", action="store_true", help="--success: train on random goals"
     )
     parser.add_argument("--rounds", type=int, default=2, help="--success: aggregation rounds")
+    parser.add_argument("--seed", type=int, default=0, help="--success: the pipeline's seed")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="--success: runs folder")
     args = parser.parse_args()
     torch.set_num_threads(1)
