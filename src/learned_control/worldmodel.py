@@ -54,16 +54,26 @@ class FixedGoalFetchReach(gym.Wrapper):
 
     Wraps the flat 13-d ``FetchReach-v4`` task env. Reward per step is
     ``10 * (previous distance - current distance)`` (distances in m); ``terminated`` is
-    ``info["is_success"]``.
+    ``info["is_success"]`` unless ``terminate_on_success`` is off.
 
     Args:
         env: the flat FetchReach env (``get_task("FetchReach-v4").make_env()``).
         goal: goal position ``(3,)`` in metres; ``None`` keeps the env's own random goal of each
-            reset (same shaped reward and termination).
+            reset (same shaped reward).
+        terminate_on_success: end the episode when the gripper is within
+            :data:`SUCCESS_DISTANCE` (the users' task). ``False``: the standard FetchReach
+            episode, 50 steps, whose success is ``is_success`` at its last step, so the policy
+            must stay at the goal.
     """
 
-    def __init__(self, env: gym.Env, goal: tuple[float, float, float] | None = FIXED_GOAL) -> None:
+    def __init__(
+        self,
+        env: gym.Env,
+        goal: tuple[float, float, float] | None = FIXED_GOAL,
+        terminate_on_success: bool = True,
+    ) -> None:
         super().__init__(env)
+        self.terminate_on_success = terminate_on_success
         self.goal = None if goal is None else np.asarray(goal, dtype=np.float64)
         if self.goal is not None and self.goal.shape != (3,):
             raise ConfigError(
@@ -91,17 +101,23 @@ class FixedGoalFetchReach(gym.Wrapper):
         distance = float(np.linalg.norm(obs[3:6] - self._goal))
         reward, self._distance = 10.0 * (self._distance - distance), distance
         info["is_success"] = float(distance < SUCCESS_DISTANCE)
-        return obs, reward, bool(terminated or info["is_success"]), truncated, info
+        terminated = bool(terminated or (self.terminate_on_success and info["is_success"]))
+        return obs, reward, terminated, truncated, info
 
 
 def make_fixed_goal_env(
-    goal: tuple[float, float, float] | None = FIXED_GOAL, **overrides: Any
+    goal: tuple[float, float, float] | None = FIXED_GOAL,
+    terminate_on_success: bool = True,
+    **overrides: Any,
 ) -> gym.Env:
     """The users' fixed-goal FetchReach env (flat 13-d observation, 4-d action in [-1, 1]).
 
-    ``goal=None``: the env's random goals with the users' shaped reward and termination.
+    ``goal=None``: the env's random goals with the users' shaped reward;
+    ``terminate_on_success``: see :class:`FixedGoalFetchReach`.
     """
-    return FixedGoalFetchReach(get_task("FetchReach-v4").make_env(**overrides), goal)
+    return FixedGoalFetchReach(
+        get_task("FetchReach-v4").make_env(**overrides), goal, terminate_on_success
+    )
 
 
 FIXED_GOAL_ENV_ID = "LearnedControl/FetchReachFixedGoal-v4"
@@ -183,8 +199,10 @@ class ModelVecEnv(VecEnv):
     """An SB3 VecEnv whose step is a learned model: all envs advance in one forward pass.
 
     Episodes start from real start states (``start_obs`` rows, drawn with the env's seed), end on
-    success (``terminated``) or after ``max_steps`` (``truncated``); reward and success are
-    :func:`fetch_reward_success`. The goal part ``obs[:, :3]`` is held fixed, as in the real env.
+    success (``terminated``; unless ``terminate_on_success`` is off) or after ``max_steps``
+    (``truncated``); reward and ``info["is_success"]`` of each step are
+    :func:`fetch_reward_success`, as :class:`FixedGoalFetchReach` gives them. The goal part
+    ``obs[:, :3]`` is held fixed, as in the real env.
 
     Args:
         predict: dynamics callable, see :data:`Predict`.
@@ -193,6 +211,8 @@ class ModelVecEnv(VecEnv):
         max_steps: episode length cap (FetchReach: 50).
         device: where the model runs.
         seed: start-state sampling seed.
+        terminate_on_success: the users' task (``True``) or the standard 50-step episode whose
+            success is that of its last step (``False``).
     """
 
     def __init__(
@@ -203,6 +223,7 @@ class ModelVecEnv(VecEnv):
         max_steps: int = 50,
         device: str | torch.device = "cpu",
         seed: int = 0,
+        terminate_on_success: bool = True,
     ) -> None:
         start_obs = np.asarray(start_obs, dtype=np.float32)
         if start_obs.ndim != 2 or start_obs.shape[1] != 13 or len(start_obs) == 0:
@@ -214,6 +235,7 @@ class ModelVecEnv(VecEnv):
         obs_space = gym.spaces.Box(-np.inf, np.inf, (13,), np.float32)
         super().__init__(num_envs, obs_space, gym.spaces.Box(-1.0, 1.0, (4,), np.float32))
         self.predict, self.max_steps, self.device = predict, max_steps, torch.device(device)
+        self.terminate_on_success = terminate_on_success
         self.start_obs = torch.as_tensor(start_obs, device=self.device)
         self._rng = torch.Generator(device="cpu").manual_seed(seed)
         self._obs = self._sample_starts(num_envs)
@@ -241,8 +263,9 @@ class ModelVecEnv(VecEnv):
         next_obs[:, :3] = self._obs[:, :3]
         reward, success = fetch_reward_success(self._obs, next_obs)
         self._t += 1
-        truncated = (self._t >= self.max_steps) & ~success
-        done = success | truncated
+        terminated = success if self.terminate_on_success else torch.zeros_like(success)
+        truncated = (self._t >= self.max_steps) & ~terminated
+        done = terminated | truncated
         out_obs = next_obs.cpu().numpy()
         infos: list[dict] = [{"is_success": bool(s)} for s in success.tolist()]
         if bool(done.any()):

@@ -68,36 +68,73 @@ def test_random_goal_variant_keeps_the_sampled_goal_with_the_shaped_reward():
         make_fixed_goal_env(goal=(1.0, 2.0))
 
 
-def test_model_env_scores_real_transitions_like_the_real_env():
-    """Feed the real next states as the 'prediction': reward and success equal the real env's."""
-    env = make_fixed_goal_env()
-    # Drive toward the goal so some transitions succeed.
+def _reach(obs: np.ndarray) -> np.ndarray:
+    """A proportional reach to the goal: succeeds within a few steps and then stays."""
+    return np.append(np.clip(10 * (obs[:3] - obs[3:6]), -1, 1), 0.0)
+
+
+def test_standard_episode_runs_50_steps_past_success_with_the_shaped_reward():
+    """``terminate_on_success=False``: the standard FetchReach episode, success of every step."""
+    env = gym.make(FIXED_GOAL_ENV_ID, goal=None, terminate_on_success=False)
+    plain = make_env("FetchReach-v4")
+    obs, _ = env.reset(seed=3)
+    plain_obs, _ = plain.reset(seed=3)
+    successes = []
+    for t in range(50):
+        act = _reach(obs)
+        nxt, rew, term, trunc, info = env.step(act)
+        plain_obs, _, _, plain_trunc, plain_info = plain.step(act)
+        np.testing.assert_allclose(nxt, plain_obs)  # the same episode as the standard env's
+        assert info["is_success"] == plain_info["is_success"]
+        d0, d1 = (np.linalg.norm(o[3:6] - obs[:3]) for o in (obs, nxt))
+        assert rew == pytest.approx(10 * (d0 - d1))
+        assert not term and trunc == plain_trunc == (t == 49)
+        successes.append(info["is_success"])
+        obs = nxt
+    assert successes[0] == 0.0 and successes[-1] == 1.0  # reached, and still there at the end
+
+
+@pytest.mark.parametrize("terminate_on_success", [True, False])
+def test_model_env_scores_real_transitions_like_the_real_env(terminate_on_success):
+    """Replay a real episode as the 'model': reward, success and episode ends equal the real
+    env's, in the users' task (ends on success) and in the standard 50-step episode."""
+    env = make_fixed_goal_env(
+        goal=None if not terminate_on_success else FIXED_GOAL,
+        terminate_on_success=terminate_on_success,
+    )
     obs, _ = env.reset(seed=1)
     data = []
-    for _ in range(50):
-        act = np.clip(10 * (obs[:3] - obs[3:6]), -1, 1)
-        act = np.append(act, 0.0)
+    done = False
+    while not done:  # drive toward the goal so some transitions succeed
+        act = _reach(obs)
         nxt, rew, term, trunc, info = env.step(act)
-        data.append((obs, act, nxt, rew, info["is_success"]))
-        if term:
-            break
-        obs = nxt
+        data.append((obs, act, nxt, rew, info["is_success"], term or trunc))
+        obs, done = nxt, term or trunc
     assert data[-1][4] == 1.0, "the scripted reach must reach the goal"
-    real_next = torch.as_tensor(np.stack([d[2] for d in data]), dtype=torch.float32)
+    assert len(data) == 50 or terminate_on_success
+    real_next = iter(torch.as_tensor(np.stack([d[2] for d in data]), dtype=torch.float32))
 
     def replay(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return real_next  # env i holds transition i: the "model" returns the real next states
+        return next(real_next)[None]  # the "model" returns the real next state
 
-    starts = np.stack([d[0] for d in data]).astype(np.float32)
-    venv = ModelVecEnv(replay, starts, num_envs=len(data), max_steps=50)
+    venv = ModelVecEnv(
+        replay,
+        data[0][0][None].astype(np.float32),
+        num_envs=1,
+        max_steps=50,
+        terminate_on_success=terminate_on_success,
+    )
     venv.reset()
-    venv._obs = torch.as_tensor(starts)  # place env i in transition i's start state
-    venv.step_async(np.stack([d[1] for d in data]))
-    _, rew, done, infos = venv.step_wait()
-    np.testing.assert_allclose(rew, [d[3] for d in data], atol=1e-5)
-    assert [i["is_success"] for i in infos] == [bool(d[4]) for d in data]
-    assert done[-1] and not done[:-1].any()
-    assert "terminal_observation" in infos[-1]
+    for _, act, nxt, rew, success, real_done in data:
+        venv.step_async(act[None])
+        model_obs, model_rew, model_done, (info,) = venv.step_wait()
+        assert model_rew[0] == pytest.approx(rew, abs=1e-5)
+        assert info["is_success"] == bool(success)
+        assert model_done[0] == real_done
+        if not real_done:
+            np.testing.assert_allclose(model_obs[0], nxt, atol=1e-6)
+    np.testing.assert_allclose(info["terminal_observation"], data[-1][2], atol=1e-6)
+    assert info["TimeLimit.truncated"] == (not terminate_on_success)
 
 
 def test_model_env_rejects_bad_start_states():

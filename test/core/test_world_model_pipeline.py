@@ -145,3 +145,39 @@ def test_each_round_starts_from_the_experts_nets_unless_from_scratch(tmp_path, m
     if not from_scratch:  # round 0 starts from the trained expert, not from a fresh init
         assert not same(expert, round0)
     assert same(round0, round1) != from_scratch
+
+
+@pytest.mark.slow  # two tiny pipelines, ~30 s
+def test_random_goal_pipeline_runs_standard_episodes_and_repeats_itself(tmp_path, monkeypatch):
+    """``--random-goals``: every real training episode and every model episode is the standard
+    50-step FetchReach episode (no end on success), and the same seed gives the same run: the
+    expert's callback evaluations (its best checkpoint) and the exported policy."""
+    from stable_baselines3 import PPO
+
+    model_envs = []
+    learn = PPO.learn
+
+    def recording_learn(self, *args, **kwargs):
+        model_envs.append(self.get_env())
+        return learn(self, *args, **kwargs)
+
+    monkeypatch.setattr(PPO, "learn", recording_learn)
+    runs = []
+    for i in range(2):
+        flags = ["--dataset-prefix", f"test/random-goals-{i}", "--random-goals"]
+        assert main(["world-model", *TINY, *flags, "--runs-dir", str(tmp_path / str(i))]) == 0
+        (run,) = (tmp_path / str(i)).iterdir()
+        runs.append(run)
+    result = json.loads((runs[0] / "result.json").read_text())
+    for dataset, budget in zip(result["datasets"], (300, 100), strict=True):
+        data, _ = load_transitions(dataset)
+        assert len(data) == budget and not data.terminations.any()
+        ends = np.flatnonzero(data.last_steps)
+        episode_lengths = np.diff(np.concatenate([[-1], ends]))
+        assert (episode_lengths[:-1] == 50).all() and episode_lengths[-1] <= 50
+    assert [env.terminate_on_success for env in model_envs[1:3]] == [False, False]
+
+    first, second = (np.load(run / "expert" / "evaluations.npz") for run in runs)
+    np.testing.assert_array_equal(first["results"], second["results"])
+    weights = [load_checkpoint(run / "policy.pt").model.state_dict() for run in runs]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -63,8 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--random-goals",
         action="store_true",
-        help="train expert and model on the env's random goals (shaped reward) "
-        "instead of the users' fixed goal",
+        help="train on the standard random-goal FetchReach (the env's goals, 50-step "
+        "episodes scored at their last step, the users' shaped reward) instead of the users' "
+        "fixed goal: expert, data and the model env",
     )
     parser.add_argument(
         "--ppo-from-scratch",

@@ -2,12 +2,14 @@
 
 Stages, each writing into one run directory:
 
-1. ``expert/``: SB3 PPO on the real fixed-goal FetchReach, SB3's ``EvalCallback`` keeping
+1. ``expert/``: SB3 PPO on the real fixed-goal FetchReach (or, ``random_goals``, the standard
+   50-step random-goal episode with the same shaped reward), SB3's ``EvalCallback`` keeping
    ``best_model.zip`` and ``eval_reward.png``.
 2. Collection: the best expert (stochastic actions) in the real env -> Minari dataset.
 3. ``round0/``: dynamics ensemble fit (episode-shuffled, train/validation split, ``curves.png``).
 4. PPO trained inside :class:`~learned_control.worldmodel.ModelVecEnv` on that model, starting
-   from the expert's nets (``ppo_from_expert``).
+   from the expert's nets (``ppo_from_expert``); its episodes are those of the real training
+   env (ended on success, or 50 steps scored at the last one).
 5. Real-env evaluations, 100 episodes each by default (AMENDMENTS issue 6): the fixed goal with
    stochastic PPO actions, and the env's random goals with the deterministic exported policy.
 6. ``round<k>/``, k = 1..rounds: the learner's real rollouts (stochastic) are added (a Minari
@@ -52,6 +54,7 @@ from .experts import load_sb3_expert
 
 __all__ = [
     "EVAL_SEED_OFFSET",
+    "EXPERT_EVAL_SEED_OFFSET",
     "ROUND_SEED_OFFSET",
     "WorldModelConfig",
     "WorldModelResult",
@@ -63,6 +66,8 @@ EVAL_SEED_OFFSET = 1_000_000
 """Evaluation reset seeds start at ``seed + EVAL_SEED_OFFSET``: no goal of the data is evaluated."""
 ROUND_SEED_OFFSET = 100_000
 """Round ``k``'s learner rollouts use reset seeds from ``seed + k * ROUND_SEED_OFFSET``."""
+EXPERT_EVAL_SEED_OFFSET = 2_000_000
+"""The expert's ``EvalCallback`` episodes reset from ``seed + EXPERT_EVAL_SEED_OFFSET`` on."""
 POLICY_TASK = "FetchReach-v4"
 """Task name stored in the exported checkpoint: the random-goal FetchReach, same 13-d layout."""
 
@@ -84,7 +89,8 @@ class WorldModelConfig:
         hidden: width of the one tanh hidden layer of the policy and value nets (users: 128).
         batch_size: PPO minibatch.
         eval_every: real env steps between the expert's ``EvalCallback`` evaluations (users: 1024).
-        eval_callback_episodes: episodes per callback evaluation (stochastic actions).
+        eval_callback_episodes: episodes per callback evaluation (stochastic actions; SB3's
+            default 5), on reset seeds from ``seed + EXPERT_EVAL_SEED_OFFSET``.
         eval_episodes: episodes of each real-env evaluation of a round (AMENDMENTS: 100).
         members, hid_size, num_layers: dynamics ensemble size and MLP shape.
         epochs, lr, model_batch_size, val_fraction, patience: dynamics training
@@ -93,8 +99,10 @@ class WorldModelConfig:
             expert's policy and value nets (a fresh optimizer). ``False``: the users' recipe, one
             PPO from scratch continued across rounds. Same real env steps either way (results:
             README, World models).
-        random_goals: train on the env's random goals (shaped reward, terminate on success)
-            instead of the users' fixed goal: expert, its callback, collection and aggregation.
+        random_goals: train on the standard random-goal FetchReach instead of the users' fixed
+            goal: the env's goals, 50-step episodes whose success is that of the last step (so
+            the policy must stay at the goal), the users' shaped reward. Expert, its callback,
+            collection, aggregation and the model env all run that episode.
         dataset_prefix: Minari ids are ``<prefix>-collect-v0`` and ``<prefix>-round<k>-v0``.
         seed: seeds PPO, the model fits, rollouts (reset seeds) and evaluations.
         device: torch device of PPO and the model.
@@ -111,7 +119,7 @@ class WorldModelConfig:
     hidden: int = 128
     batch_size: int = 64
     eval_every: int = 1024
-    eval_callback_episodes: int = 10
+    eval_callback_episodes: int = 5
     eval_episodes: int = 100
     members: int = 5
     hid_size: int = 200
@@ -244,8 +252,11 @@ def _plot(path: Path, x: Any, series: dict[str, Any], xlabel: str, ylabel: str) 
 
 
 def _training_env(config: WorldModelConfig) -> gym.Env:
-    """A real env the expert and the data come from: fixed goal, or random goals by config."""
-    return gym.make(FIXED_GOAL_ENV_ID, **({"goal": None} if config.random_goals else {}))
+    """A real env the expert and the data come from: the users' fixed-goal task, or (config
+    ``random_goals``) the standard random-goal episode with the users' shaped reward."""
+    if config.random_goals:
+        return gym.make(FIXED_GOAL_ENV_ID, goal=None, terminate_on_success=False)
+    return gym.make(FIXED_GOAL_ENV_ID)
 
 
 def _train_expert(
@@ -259,8 +270,10 @@ def _train_expert(
     counters = [StepCounter(_training_env(config)) for _ in range(config.n_envs)]
     eval_counter = StepCounter(_training_env(config))
     venv = DummyVecEnv([lambda c=c: Monitor(c) for c in counters])
+    eval_venv = DummyVecEnv([lambda: Monitor(eval_counter)])
+    eval_venv.seed(config.seed + EXPERT_EVAL_SEED_OFFSET)  # same goals, same best model
     callback = EvalCallback(
-        Monitor(eval_counter),
+        eval_venv,
         n_eval_episodes=config.eval_callback_episodes,
         eval_freq=max(config.eval_every // config.n_envs, 1),
         best_model_save_path=str(out),
@@ -453,6 +466,7 @@ def run_world_model(
             config.model_envs,
             device=config.device,
             seed=config.seed + k,
+            terminate_on_success=not config.random_goals,
         )
         if learner is None or config.ppo_from_expert:
             learner = _ppo(venv, config)
