@@ -6,8 +6,9 @@ real-env success after the first model and after the aggregation rounds, next to
 figures (0.5, 0.85, expert 0.95) and the issue's targets (0.9, 0.95 on random goals).
 
 Usage: ``python bench/world_model.py [--num-envs 16] [--steps 200]``,
-``python bench/world_model.py --success [--random-goals] [--rounds 2] [--seed 0]
-[--out runs/bench-wm]``
+``python bench/world_model.py --success [--random-goals] [--users-world-model] [--rounds 2]
+[--seed 0] [--out runs/bench-wm]`` (``--users-world-model``: the users' 32-64 MLP as the world
+model instead of our ensemble, the baseline)
 """
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ import numpy as np
 import torch
 
 from learned_control.models.dynamics import EnsembleDynamics
-from learned_control.training.world_model import WorldModelConfig, run_world_model
+from learned_control.training.world_model import (
+    USERS_WORLD_MODEL,
+    WorldModelConfig,
+    run_world_model,
+)
 from learned_control.utils import new_run_dir
 from learned_control.worldmodel import ModelVecEnv, ensemble_predict, make_fixed_goal_env
 
@@ -34,6 +39,7 @@ def success(args: argparse.Namespace) -> None:
         random_goals=args.random_goals,
         seed=args.seed,
         dataset_prefix=f"learned_control/{run_dir.name}",
+        **(USERS_WORLD_MODEL if args.users_world_model else {}),
     )
     print(f"run directory: {run_dir}\nconfig: {dataclasses.asdict(config)}")
     t0 = time.perf_counter()
@@ -64,6 +70,11 @@ def main() -> None:
     parser.add_argument("--success", action="store_true", help="run the success benchmark instead")
     parser.add_argument(
         "--random-goals", action="store_true", help="--success: train on random goals"
+    )
+    parser.add_argument(
+        "--users-world-model",
+        action="store_true",
+        help="--success: the users' 32-64 MLP as the world model (baseline)",
     )
     parser.add_argument("--rounds", type=int, default=2, help="--success: aggregation rounds")
     parser.add_argument("--seed", type=int, default=0, help="--success: the pipeline's seed")

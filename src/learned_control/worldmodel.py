@@ -1,4 +1,4 @@
-"""World models you can train a policy in: the users' FetchReach task and a learned-model VecEnv.
+"""World models you can train a policy in: the users' FetchReach task and learned-model envs.
 
 Observation layout (both FetchReach variants, 13-d): ``desired_goal`` (3, m) then the robot
 ``observation`` (10): gripper position (3, m), finger widths (2), gripper velocity (3), finger
@@ -11,6 +11,7 @@ Any dynamics model plugs in through :data:`Predict`: a callable mapping observat
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 from tqdm import tqdm
 
 from .data.episodes import Episode, Transitions
-from .errors import ConfigError
+from .checkpoint import load_checkpoint
+from .errors import CheckpointError, ConfigError
 from .models.dynamics import EnsembleDynamics
 from .models.policies import MLPPolicy
 from .tasks import get_task
@@ -34,10 +36,15 @@ __all__ = [
     "make_fixed_goal_env",
     "FIXED_GOAL_ENV_ID",
     "fetch_reward_success",
+    "model_step",
     "ensemble_predict",
+    "Dynamics",
+    "as_predict",
     "rollout_steps",
     "collect_transitions",
     "ModelVecEnv",
+    "ModelFetchReach",
+    "MODEL_ENV_ID",
     "sb3_actor_to_policy",
 ]
 
@@ -141,9 +148,65 @@ def fetch_reward_success(
     return 10.0 * (before - after), after < SUCCESS_DISTANCE
 
 
+def model_step(
+    predict: Predict, obs: torch.Tensor, actions: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One learned-model FetchReach step of a batch: ``(next_obs, reward, success)``.
+
+    Args:
+        predict: dynamics callable, see :data:`Predict`.
+        obs: observations ``(B, 13)``.
+        actions: actions ``(B, 4)``, already clipped to [-1, 1].
+
+    Returns:
+        next observations ``(B, 13)`` float32 on ``obs``'s device, their goal part held at
+        ``obs[:, :3]`` as in the real env; reward ``(B,)`` and success ``(B,)`` of
+        :func:`fetch_reward_success`.
+    """
+    next_obs = predict(obs, actions).to(obs.device, torch.float32)
+    next_obs[:, :3] = obs[:, :3]
+    return next_obs, *fetch_reward_success(obs, next_obs)
+
+
 def ensemble_predict(model: EnsembleDynamics) -> Predict:
     """:data:`Predict` from an ensemble: the members' mean next observation ``(B, obs_dim)``."""
     return lambda obs, act: model.predict(obs, act).mean(0)
+
+
+Dynamics = str | os.PathLike | EnsembleDynamics | Predict
+"""What the model envs step with: a dynamics checkpoint path, an ensemble, or a :data:`Predict`."""
+
+
+def as_predict(dynamics: Dynamics, device: str | torch.device = "cpu") -> Predict:
+    """The :data:`Predict` of ``dynamics`` on ``device`` (an ensemble is moved there, a
+    checkpoint loaded there; a :data:`Predict` is returned as it is).
+
+    Raises:
+        CheckpointError: a checkpoint that is missing, unreadable, not a dynamics model, or not
+            for 13-d FetchReach observations and 4-d actions.
+    """
+    if isinstance(dynamics, str | os.PathLike):
+        ckpt = load_checkpoint(dynamics, map_location=device)
+        if not isinstance(ckpt.model, EnsembleDynamics):
+            raise CheckpointError(
+                f"{str(dynamics)!r} holds a {type(ckpt.model).__name__}, not a dynamics model "
+                "(EnsembleDynamics)"
+            )
+        ckpt.check_fits(13, 4)
+        dynamics = ckpt.model
+    if isinstance(dynamics, EnsembleDynamics):
+        return ensemble_predict(dynamics.to(device))
+    return dynamics
+
+
+def _start_states(start_obs: np.ndarray) -> np.ndarray:
+    """``start_obs`` as float32 ``(N, 13)``, or :class:`ConfigError`."""
+    start_obs = np.asarray(start_obs, dtype=np.float32)
+    if start_obs.ndim != 2 or start_obs.shape[1] != 13 or len(start_obs) == 0:
+        raise ConfigError(
+            f"start_obs has shape {start_obs.shape}; expected (N>0, 13) FetchReach observations"
+        )
+    return start_obs
 
 
 def rollout_steps(
@@ -205,7 +268,7 @@ class ModelVecEnv(VecEnv):
     ``obs[:, :3]`` is held fixed, as in the real env.
 
     Args:
-        predict: dynamics callable, see :data:`Predict`.
+        dynamics: the model, see :data:`Dynamics`.
         start_obs: real initial observations ``(N, 13)`` to reset from.
         num_envs: parallel episodes.
         max_steps: episode length cap (FetchReach: 50).
@@ -215,9 +278,11 @@ class ModelVecEnv(VecEnv):
             success is that of its last step (``False``).
     """
 
+    render_mode = None  # nothing to render
+
     def __init__(
         self,
-        predict: Predict,
+        dynamics: Dynamics,
         start_obs: np.ndarray,
         num_envs: int = 16,
         max_steps: int = 50,
@@ -225,16 +290,13 @@ class ModelVecEnv(VecEnv):
         seed: int = 0,
         terminate_on_success: bool = True,
     ) -> None:
-        start_obs = np.asarray(start_obs, dtype=np.float32)
-        if start_obs.ndim != 2 or start_obs.shape[1] != 13 or len(start_obs) == 0:
-            raise ConfigError(
-                f"start_obs has shape {start_obs.shape}; expected (N>0, 13) FetchReach observations"
-            )
+        start_obs = _start_states(start_obs)
         if num_envs < 1 or max_steps < 1:
             raise ConfigError(f"num_envs={num_envs}, max_steps={max_steps}; both must be >= 1")
         obs_space = gym.spaces.Box(-np.inf, np.inf, (13,), np.float32)
         super().__init__(num_envs, obs_space, gym.spaces.Box(-1.0, 1.0, (4,), np.float32))
-        self.predict, self.max_steps, self.device = predict, max_steps, torch.device(device)
+        self.max_steps, self.device = max_steps, torch.device(device)
+        self.predict = as_predict(dynamics, self.device)
         self.terminate_on_success = terminate_on_success
         self.start_obs = torch.as_tensor(start_obs, device=self.device)
         self._rng = torch.Generator(device="cpu").manual_seed(seed)
@@ -259,9 +321,7 @@ class ModelVecEnv(VecEnv):
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
         if self._actions is None:
             raise RuntimeError("step_wait called without step_async")
-        next_obs = self.predict(self._obs, self._actions).to(self.device, torch.float32)
-        next_obs[:, :3] = self._obs[:, :3]
-        reward, success = fetch_reward_success(self._obs, next_obs)
+        next_obs, reward, success = model_step(self.predict, self._obs, self._actions)
         self._t += 1
         terminated = success if self.terminate_on_success else torch.zeros_like(success)
         truncated = (self._t >= self.max_steps) & ~terminated
@@ -304,6 +364,85 @@ class ModelVecEnv(VecEnv):
         if seed is not None:
             self._rng.manual_seed(seed)
         return [seed] * self.num_envs
+
+
+class ModelFetchReach(gym.Env):
+    """A Gymnasium FetchReach env whose step is a learned model, for one episode at a time.
+
+    Registered as :data:`MODEL_ENV_ID` with FetchReach's 50-step time limit, for any SB3
+    algorithm (:class:`ModelVecEnv` steps many episodes in one forward pass instead)::
+
+        env = gym.make(MODEL_ENV_ID, dynamics="runs/world-model-.../round0/dynamics.pt")
+
+    Each step is :func:`model_step`: reward and ``info["is_success"]`` as
+    :class:`FixedGoalFetchReach` computes them on the real env, the goal held fixed.
+
+    Args:
+        dynamics: the model, see :data:`Dynamics`.
+        start_obs: real initial observations ``(N, 13)``, drawn with the env's ``np_random``;
+            ``None``: every reset is a reset of the real env (:func:`make_fixed_goal_env` with
+            ``goal``) with the same seed, so episodes start exactly where real ones do.
+        goal: the real env's goal when ``start_obs`` is ``None``: :data:`FIXED_GOAL` (the
+            users' task) or ``None`` (the env's random goals).
+        terminate_on_success: end the episode on success (the users' task), or run it to the
+            time limit (the standard episode, scored at its last step).
+        device: where the model runs.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        start_obs: np.ndarray | None = None,
+        goal: tuple[float, float, float] | None = FIXED_GOAL,
+        terminate_on_success: bool = True,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.predict = as_predict(dynamics, self.device)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (13,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+        self.terminate_on_success = terminate_on_success
+        self.start_obs = None if start_obs is None else _start_states(start_obs)
+        self._real = make_fixed_goal_env(goal) if start_obs is None else None
+        self._obs: torch.Tensor | None = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict | None = None
+    ) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        if self._real is not None:
+            obs = self._real.reset(seed=seed)[0]
+        else:
+            obs = self.start_obs[self.np_random.integers(len(self.start_obs))]
+        self._obs = torch.as_tensor(np.asarray(obs, np.float32)[None], device=self.device)
+        return self._obs[0].cpu().numpy(), {}
+
+    @torch.no_grad()
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self._obs is None:
+            raise gym.error.ResetNeeded("ModelFetchReach: call reset() before step()")
+        action = np.asarray(action, dtype=np.float32)
+        if action.shape != (4,) or not np.isfinite(action).all():
+            raise ValueError(f"action {action!r}: expected 4 finite numbers")
+        actions = torch.as_tensor(np.clip(action, -1.0, 1.0)[None], device=self.device)
+        self._obs, reward, success = model_step(self.predict, self._obs, actions)
+        done = bool(success[0]) and self.terminate_on_success
+        info = {"is_success": float(success[0])}
+        return self._obs[0].cpu().numpy(), float(reward[0]), done, False, info
+
+    def close(self) -> None:
+        if self._real is not None:
+            self._real.close()
+
+
+MODEL_ENV_ID = "LearnedControl/FetchReachModel-v0"
+"""Gymnasium id of :class:`ModelFetchReach` (``gym.make`` it after importing this module)."""
+if MODEL_ENV_ID not in gym.registry:
+    gym.register(
+        MODEL_ENV_ID, entry_point="learned_control.worldmodel:ModelFetchReach", max_episode_steps=50
+    )
 
 
 def sb3_actor_to_policy(model: Any) -> MLPPolicy:

@@ -13,7 +13,8 @@ from learned_control.models.dynamics import EnsembleDynamics
 from learned_control.training.dynamics import DynamicsTrainConfig, plot_history, train_dynamics
 
 KINDS = [dict(members=5, probabilistic=False), dict(members=5, probabilistic=True),
-         dict(members=1, probabilistic=False), dict(members=1, probabilistic=True)]
+         dict(members=1, probabilistic=False), dict(members=1, probabilistic=True),
+         dict(members=2, probabilistic=True, hidden_sizes=(8, 24))]
 
 
 def _model(**kw) -> EnsembleDynamics:
@@ -31,6 +32,17 @@ def test_predict_shapes(kw):
     mean, logstd = model(obs.expand(kw["members"], 7, 4), act.expand(kw["members"], 7, 2))
     assert mean.shape == (kw["members"], 7, 4)
     assert (logstd is None) == (not kw["probabilistic"])
+
+
+def test_hidden_sizes_give_the_layer_widths_in_order():
+    """The users' FetchReach world model, 17 -> 32 -> 64 -> 13: ``hidden_sizes`` replaces
+    ``hid_size x num_layers``; bad widths are refused."""
+    model = EnsembleDynamics(13, 4, members=1, hid_size=200, num_layers=3, hidden_sizes=(32, 64))
+    shapes = [tuple(layer.weight.shape) for layer in (*model.layers, model.head)]
+    assert shapes == [(1, 17, 32), (1, 32, 64), (1, 64, 13)]
+    assert model.get_config()["hidden_sizes"] == [32, 64]
+    with pytest.raises(ConfigError, match=r"hidden_sizes=\[32, 0\]; expected widths >= 1"):
+        EnsembleDynamics(13, 4, hidden_sizes=(32, 0))
 
 
 def test_wrong_member_dim_is_refused():

@@ -9,11 +9,14 @@ import torch
 from stable_baselines3 import PPO
 
 from learned_control.checkpoint import load_checkpoint, save_checkpoint
-from learned_control.errors import ConfigError
+from learned_control.errors import CheckpointError, ConfigError
+from learned_control.models.dynamics import EnsembleDynamics
+from learned_control.models.policies import MLPPolicy
 from learned_control.tasks import make_env
 from learned_control.worldmodel import (
     FIXED_GOAL,
     FIXED_GOAL_ENV_ID,
+    MODEL_ENV_ID,
     ModelVecEnv,
     make_fixed_goal_env,
     sb3_actor_to_policy,
@@ -94,31 +97,37 @@ def test_standard_episode_runs_50_steps_past_success_with_the_shaped_reward():
     assert successes[0] == 0.0 and successes[-1] == 1.0  # reached, and still there at the end
 
 
-@pytest.mark.parametrize("terminate_on_success", [True, False])
-def test_model_env_scores_real_transitions_like_the_real_env(terminate_on_success):
-    """Replay a real episode as the 'model': reward, success and episode ends equal the real
-    env's, in the users' task (ends on success) and in the standard 50-step episode."""
-    env = make_fixed_goal_env(
-        goal=None if not terminate_on_success else FIXED_GOAL,
-        terminate_on_success=terminate_on_success,
-    )
-    obs, _ = env.reset(seed=1)
+def _reached_episode(goal, terminate_on_success: bool, seed: int = 1) -> list[tuple]:
+    """A real episode (reset ``seed``) of the scripted reach: (obs, act, next_obs, reward,
+    success, terminated, truncated) per step."""
+    env = make_fixed_goal_env(goal=goal, terminate_on_success=terminate_on_success)
+    obs, _ = env.reset(seed=seed)
     data = []
     done = False
     while not done:  # drive toward the goal so some transitions succeed
         act = _reach(obs)
         nxt, rew, term, trunc, info = env.step(act)
-        data.append((obs, act, nxt, rew, info["is_success"], term or trunc))
+        data.append((obs, act, nxt, rew, info["is_success"], term, trunc))
         obs, done = nxt, term or trunc
     assert data[-1][4] == 1.0, "the scripted reach must reach the goal"
     assert len(data) == 50 or terminate_on_success
+    return data
+
+
+def _replay(data: list[tuple]):
+    """A 'model' that returns the real next states of ``data`` in order."""
     real_next = iter(torch.as_tensor(np.stack([d[2] for d in data]), dtype=torch.float32))
+    return lambda o, a: next(real_next)[None]
 
-    def replay(o: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        return next(real_next)[None]  # the "model" returns the real next state
 
+@pytest.mark.parametrize("terminate_on_success", [True, False])
+def test_model_env_scores_real_transitions_like_the_real_env(terminate_on_success):
+    """Replay a real episode as the 'model': reward, success and episode ends equal the real
+    env's, in the users' task (ends on success) and in the standard 50-step episode."""
+    goal = FIXED_GOAL if terminate_on_success else None
+    data = [(*d[:5], d[5] or d[6]) for d in _reached_episode(goal, terminate_on_success)]
     venv = ModelVecEnv(
-        replay,
+        _replay(data),
         data[0][0][None].astype(np.float32),
         num_envs=1,
         max_steps=50,
@@ -135,6 +144,77 @@ def test_model_env_scores_real_transitions_like_the_real_env(terminate_on_succes
             np.testing.assert_allclose(model_obs[0], nxt, atol=1e-6)
     np.testing.assert_allclose(info["terminal_observation"], data[-1][2], atol=1e-6)
     assert info["TimeLimit.truncated"] == (not terminate_on_success)
+
+
+@pytest.mark.parametrize("terminate_on_success", [True, False])
+def test_registered_model_env_starts_and_scores_like_the_real_env(terminate_on_success):
+    """``gym.make(MODEL_ENV_ID)``: resets are the real env's (same seed, same start and goal),
+    and on a replayed real episode reward, success, termination and the 50-step time limit are
+    the real env's."""
+    goal = FIXED_GOAL if terminate_on_success else None
+    data = _reached_episode(goal, terminate_on_success, seed=2)
+    env = gym.make(
+        MODEL_ENV_ID,
+        dynamics=_replay(data),
+        goal=goal,
+        terminate_on_success=terminate_on_success,
+    )
+    obs, _ = env.reset(seed=2)
+    np.testing.assert_allclose(obs, data[0][0], atol=1e-6)
+    for _, act, nxt, rew, success, term, trunc in data:
+        obs, model_rew, model_term, model_trunc, info = env.step(act)
+        np.testing.assert_allclose(obs, nxt, atol=1e-6)
+        assert model_rew == pytest.approx(rew, abs=1e-5)
+        assert (info["is_success"], model_term, model_trunc) == (success, term, trunc)
+
+
+def test_registered_model_env_from_a_checkpoint_trains_any_sb3_algorithm(tmp_path):
+    """A dynamics checkpoint (the users' 32-64 MLP shape) makes the registered env and the
+    VecEnv; SB3's env checker accepts the env, and SAC (off-policy) trains in both."""
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.env_checker import check_env
+
+    torch.manual_seed(0)
+    dyn = EnsembleDynamics(13, 4, members=1, hidden_sizes=(32, 64), activation="relu")
+    path = save_checkpoint(tmp_path / "dynamics.pt", dyn, task="FetchReach-v4")
+    starts = np.stack([make_fixed_goal_env().reset(seed=s)[0] for s in range(4)])
+    env = gym.make(MODEL_ENV_ID, dynamics=str(path), start_obs=starts)
+    check_env(env.unwrapped, warn=False)
+    obs, _ = env.reset(seed=0)
+    assert any(np.allclose(obs, s) for s in starts)
+    obs_t = torch.as_tensor(obs[None])
+    act = np.full(4, 0.5, np.float32)
+    expected = dyn.predict(obs_t, torch.as_tensor(act[None])).mean(0)[0].detach().numpy()
+    expected[:3] = obs[:3]  # the goal is held
+    np.testing.assert_allclose(env.step(act)[0], expected, atol=1e-6)
+    for train_env in (env, ModelVecEnv(path, starts, num_envs=2)):
+        sac = SAC("MlpPolicy", train_env, learning_starts=32, batch_size=32, seed=0, device="cpu")
+        sac.learn(64)
+        assert sac.num_timesteps == 64 and sac.replay_buffer.size() > 0
+
+
+def test_registered_model_env_refuses_bad_actions_and_checkpoints(tmp_path):
+    starts = make_fixed_goal_env().reset(seed=0)[0][None]
+    env = gym.make(MODEL_ENV_ID, dynamics=lambda o, a: o, start_obs=starts).unwrapped
+    with pytest.raises(gym.error.ResetNeeded, match="call reset"):
+        env.step(np.zeros(4))
+    env.reset(seed=0)
+    for bad in (np.zeros(3), np.array([0.0, np.nan, 0.0, 0.0])):
+        with pytest.raises(ValueError, match="expected 4 finite numbers"):
+            env.step(bad)
+    with pytest.raises(CheckpointError, match="no checkpoint file"):
+        gym.make(MODEL_ENV_ID, dynamics=str(tmp_path / "missing.pt"))
+    (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        gym.make(MODEL_ENV_ID, dynamics=tmp_path / "corrupt.pt")
+    policy = save_checkpoint(tmp_path / "policy.pt", MLPPolicy(13, 4), task="FetchReach-v4")
+    with pytest.raises(CheckpointError, match="not a dynamics model"):
+        gym.make(MODEL_ENV_ID, dynamics=policy)
+    other = save_checkpoint(tmp_path / "dyn11.pt", EnsembleDynamics(11, 4))
+    with pytest.raises(CheckpointError, match="observations of size 11"):
+        gym.make(MODEL_ENV_ID, dynamics=other)
+    with pytest.raises(ConfigError, match=r"start_obs has shape \(2, 12\)"):
+        gym.make(MODEL_ENV_ID, dynamics=lambda o, a: o, start_obs=np.zeros((2, 12)))
 
 
 def test_model_env_rejects_bad_start_states():

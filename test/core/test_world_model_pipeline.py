@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import torch
 import pytest
@@ -16,6 +17,7 @@ from learned_control.evaluation import evaluate
 from learned_control.tasks import get_task, make_env
 from learned_control.training.experts import load_sb3_expert
 from learned_control.training.world_model import EVAL_SEED_OFFSET, WorldModelConfig
+from learned_control.worldmodel import FIXED_GOAL_ENV_ID, MODEL_ENV_ID
 
 TINY = [
     "--expert-steps",
@@ -58,7 +60,8 @@ TINY = [
 
 @pytest.mark.slow  # ~13 s alone, ~20 s on a loaded machine
 def test_cli_pipeline_writes_policy_curves_table_and_counts_real_steps(tmp_path, capsys):
-    assert main(["world-model", *TINY, "--runs-dir", str(tmp_path)]) == 0
+    model = ["--hidden-sizes", "16", "24", "--activation", "relu"]
+    assert main(["world-model", *TINY, *model, "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     (run,) = tmp_path.iterdir()
     for name in (
@@ -89,6 +92,17 @@ def test_cli_pipeline_writes_policy_curves_table_and_counts_real_steps(tmp_path,
     assert "expert" in table and "400" in table
     # the datasets are real Minari datasets holding exactly those steps
     assert [len(load_transitions(d)[0]) for d in result["datasets"]] == [300, 100]
+    # each round's model has the asked shape and steps the registered model env
+    dynamics = load_checkpoint(run / "round1" / "dynamics.pt").model
+    assert [tuple(layer.weight.shape) for layer in (*dynamics.layers, dynamics.head)] == [
+        (2, 17, 16),
+        (2, 16, 24),
+        (2, 24, 13),
+    ]
+    model_env = gym.make(MODEL_ENV_ID, dynamics=run / "round1" / "dynamics.pt")
+    obs, _ = model_env.reset(seed=0)
+    np.testing.assert_allclose(obs, gym.make(FIXED_GOAL_ENV_ID).reset(seed=0)[0], atol=1e-6)
+    assert np.isfinite(model_env.step(np.zeros(4))[0]).all()
 
     # the exported checkpoint is the final learner's deterministic actor ...
     policy = load_checkpoint(run / "policy.pt").model
@@ -116,6 +130,10 @@ def test_bad_budgets_are_refused_before_any_work():
         WorldModelConfig(rounds=1, aggregation_steps=0)
     with pytest.raises(ConfigError, match="collect_steps=0"):
         WorldModelConfig(collect_steps=0)
+    with pytest.raises(ConfigError, match=r"hidden_sizes=\[32, 0\]"):
+        WorldModelConfig(hidden_sizes=(32, 0))
+    with pytest.raises(ConfigError, match="activation='sigmoid'"):
+        WorldModelConfig(activation="sigmoid")
 
 
 @pytest.mark.slow  # two tiny pipelines, ~25 s

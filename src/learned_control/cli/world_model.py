@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from ..models.mlp import ACTIVATIONS
 from ..training.world_model import WorldModelConfig, run_world_model
 from ..utils import configure_torch, new_run_dir, resolve_device
 from .common import add_runtime_args
@@ -73,6 +74,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the users' recipe: one PPO from scratch, continued across rounds (default: each "
         "round's PPO starts from the expert's policy and value nets)",
     )
+    parser.add_argument(
+        "--hidden-sizes",
+        type=int,
+        nargs="+",
+        metavar="W",
+        help="dynamics hidden widths in order, instead of --hid-size x --num-layers (the users' "
+        "world model: --members 1 --hidden-sizes 32 64 --activation relu --lr 1e-4 --patience 0)",
+    )
+    parser.add_argument(
+        "--activation",
+        choices=sorted(ACTIVATIONS),
+        default=WorldModelConfig.activation,
+        help="dynamics activation (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--probabilistic",
+        action="store_true",
+        help="Gaussian dynamics (NLL) instead of deterministic (MSE); the model env steps its mean",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_runtime_args(parser)
     parser.set_defaults(func=run)
@@ -84,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
     prefix = values.pop("dataset_prefix")
     config = WorldModelConfig(
         **values,
+        hidden_sizes=args.hidden_sizes,
+        activation=args.activation,
+        probabilistic=args.probabilistic,
         random_goals=args.random_goals,
         ppo_from_expert=not args.ppo_from_scratch,
         seed=args.seed,

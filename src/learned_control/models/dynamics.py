@@ -11,6 +11,7 @@ with the normalizers folded into the first and last layers, in fewer tensor oper
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -55,6 +56,8 @@ class EnsembleDynamics(SavableModel):
         members: ensemble size ``E`` (1 = a single model).
         hid_size: width of each hidden layer.
         num_layers: number of hidden layers.
+        hidden_sizes: widths of the hidden layers in order, instead of ``hid_size x num_layers``
+            (the users' FetchReach world model: ``(32, 64)``).
         activation: one of :data:`~learned_control.models.mlp.ACTIVATIONS`.
         probabilistic: predict mean and log-std of the delta (Gaussian NLL) instead of the
             delta alone (MSE).
@@ -66,7 +69,8 @@ class EnsembleDynamics(SavableModel):
 
     def __init__(self, obs_dim: int, act_dim: int, members: int = 5, hid_size: int = 200,
                  num_layers: int = 3, activation: str = "silu", probabilistic: bool = False,
-                 init_max_logstd: float = 0.5, init_min_logstd: float = -10.0) -> None:
+                 init_max_logstd: float = 0.5, init_min_logstd: float = -10.0,
+                 hidden_sizes: Sequence[int] | None = None) -> None:
         super().__init__()
         for name, value in (("obs_dim", obs_dim), ("act_dim", act_dim), ("members", members),
                             ("hid_size", hid_size)):
@@ -74,6 +78,11 @@ class EnsembleDynamics(SavableModel):
                 raise ConfigError(f"EnsembleDynamics {name}={value}; expected >= 1")
         if num_layers < 0:
             raise ConfigError(f"EnsembleDynamics num_layers={num_layers}; expected >= 0")
+        if hidden_sizes is not None:
+            hidden_sizes = [int(w) for w in hidden_sizes]
+            if not all(w >= 1 for w in hidden_sizes):
+                raise ConfigError(f"EnsembleDynamics hidden_sizes={hidden_sizes}; expected widths "
+                                  ">= 1")
         if activation not in ACTIVATIONS:
             raise ConfigError(f"EnsembleDynamics activation={activation!r}; expected one of "
                               f"{sorted(ACTIVATIONS)}")
@@ -83,10 +92,11 @@ class EnsembleDynamics(SavableModel):
         self._config = dict(obs_dim=obs_dim, act_dim=act_dim, members=members, hid_size=hid_size,
                             num_layers=num_layers, activation=activation,
                             probabilistic=probabilistic, init_max_logstd=init_max_logstd,
-                            init_min_logstd=init_min_logstd)
+                            init_min_logstd=init_min_logstd, hidden_sizes=hidden_sizes)
         self.obs_dim, self.act_dim, self.members = obs_dim, act_dim, members
         self.probabilistic = probabilistic
-        sizes = [obs_dim + act_dim] + [hid_size] * num_layers
+        widths = [hid_size] * num_layers if hidden_sizes is None else hidden_sizes
+        sizes = [obs_dim + act_dim, *widths]
         self.layers = nn.ModuleList(EnsembleLinear(members, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
         self.head = EnsembleLinear(members, sizes[-1], obs_dim * (2 if probabilistic else 1))
         self.act_fn = ACTIVATIONS[activation]()

@@ -6,7 +6,8 @@ Stages, each writing into one run directory:
    50-step random-goal episode with the same shaped reward), SB3's ``EvalCallback`` keeping
    ``best_model.zip`` and ``eval_reward.png``.
 2. Collection: the best expert (stochastic actions) in the real env -> Minari dataset.
-3. ``round0/``: dynamics ensemble fit (episode-shuffled, train/validation split, ``curves.png``).
+3. ``round0/``: the dynamics model (:meth:`WorldModelConfig.dynamics_model`) fit on it
+   (episode-shuffled, train/validation split, ``curves.png``).
 4. PPO trained inside :class:`~learned_control.worldmodel.ModelVecEnv` on that model, starting
    from the expert's nets (``ppo_from_expert``); its episodes are those of the real training
    env (ended on success, or 50 steps scored at the last one).
@@ -56,6 +57,7 @@ __all__ = [
     "EVAL_SEED_OFFSET",
     "EXPERT_EVAL_SEED_OFFSET",
     "ROUND_SEED_OFFSET",
+    "USERS_WORLD_MODEL",
     "WorldModelConfig",
     "WorldModelResult",
     "StepCounter",
@@ -70,6 +72,13 @@ EXPERT_EVAL_SEED_OFFSET = 2_000_000
 """The expert's ``EvalCallback`` episodes reset from ``seed + EXPERT_EVAL_SEED_OFFSET`` on."""
 POLICY_TASK = "FetchReach-v4"
 """Task name stored in the exported checkpoint: the random-goal FetchReach, same 13-d layout."""
+
+
+USERS_WORLD_MODEL = dict(
+    members=1, hidden_sizes=(32, 64), activation="relu", lr=1e-4, epochs=50, patience=0
+)
+"""The users' world model (REFERENCE §4) as :class:`WorldModelConfig` fields: one MLP
+``17 -> 32 -> 64 -> 13`` (ReLU), Adam lr 1e-4, MSE, 50 epochs; our baseline."""
 
 
 @dataclass
@@ -93,8 +102,12 @@ class WorldModelConfig:
             default 5), on reset seeds from ``seed + EXPERT_EVAL_SEED_OFFSET``.
         eval_episodes: episodes of each real-env evaluation of a round (AMENDMENTS: 100).
         members, hid_size, num_layers: dynamics ensemble size and MLP shape.
+        hidden_sizes: the dynamics MLP's hidden widths in order, instead of ``hid_size x
+            num_layers`` (the users' world model: ``(32, 64)``, see :data:`USERS_WORLD_MODEL`).
+        activation, probabilistic: the dynamics MLP's activation; Gaussian NLL instead of MSE.
         epochs, lr, model_batch_size, val_fraction, patience: dynamics training
-            (users: 80/20 split, i.e. ``val_fraction`` 0.2).
+            (users: 80/20 split, i.e. ``val_fraction`` 0.2). One member trains on all the
+            training data; several train each on its own bootstrap resample.
         ppo_from_expert: every round trains a new PPO in that round's model, starting from the
             expert's policy and value nets (a fresh optimizer). ``False``: the users' recipe, one
             PPO from scratch continued across rounds. Same real env steps either way (results:
@@ -124,6 +137,9 @@ class WorldModelConfig:
     members: int = 5
     hid_size: int = 200
     num_layers: int = 3
+    hidden_sizes: tuple[int, ...] | None = None
+    activation: str = "silu"
+    probabilistic: bool = False
     epochs: int = 50
     lr: float = 1e-3
     model_batch_size: int = 256
@@ -166,7 +182,24 @@ class WorldModelConfig:
                 f"WorldModelConfig.expert_steps={self.expert_steps} is not a multiple "
                 f"of n_steps * n_envs = {rollout}; PPO would overrun the budget"
             )
+        if self.hidden_sizes is not None:
+            self.hidden_sizes = tuple(self.hidden_sizes)
+        with torch.device("meta"):  # checks the dynamics options; no memory, no random draws
+            self.dynamics_model()
         check_new_dataset_id(f"{self.dataset_prefix}-collect-v0")  # well-formed, not taken
+
+    def dynamics_model(self) -> EnsembleDynamics:
+        """A new (untrained) dynamics model for the 13-d observations and 4-d actions."""
+        return EnsembleDynamics(
+            13,
+            4,
+            self.members,
+            self.hid_size,
+            self.num_layers,
+            self.activation,
+            self.probabilistic,
+            hidden_sizes=self.hidden_sizes,
+        )
 
 
 @dataclass
@@ -340,15 +373,14 @@ def _fit_model(
     rng = np.random.default_rng(config.seed + round_)
     data = Transitions.from_episodes([episodes[i] for i in rng.permutation(len(episodes))])
     torch.manual_seed(config.seed + round_)
-    model = EnsembleDynamics(13, 4, config.members, config.hid_size, config.num_layers).to(
-        config.device
-    )
+    model = config.dynamics_model().to(config.device)
     train = DynamicsTrainConfig(
         epochs=config.epochs,
         batch_size=config.model_batch_size,
         lr=config.lr,
         val_fraction=config.val_fraction,
         patience=config.patience,
+        bootstrap=config.members > 1,
     )
     history, _ = train_dynamics_run(
         model,
