@@ -31,9 +31,11 @@ import torch
 from . import __version__
 from .errors import CheckpointError
 from .models.base import MODEL_CLASSES, SavableModel
+from .models.dynamics import EnsembleDynamics
 from .models.policies import MLPPolicy
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_dynamics", "FORMAT",
+           "FORMAT_VERSION"]
 
 FORMAT = "learned_control"
 FORMAT_VERSION = 1
@@ -158,6 +160,22 @@ def load_checkpoint(
     raise CheckpointError(f"{str(path)!r} is not a learned_control checkpoint (keys: "
                           f"{sorted(map(str, raw))[:8]}); expected 'format': {FORMAT!r} or the "
                           f"users' keys {sorted(USERS_KEYS)}")
+
+
+def load_dynamics(path: str | os.PathLike, obs_dim: int, act_dim: int, task: str | None = None,
+                  map_location: str | torch.device = "cpu") -> EnsembleDynamics:
+    """The dynamics model of the checkpoint at ``path``, checked to fit the sizes (and ``task``).
+
+    Raises:
+        CheckpointError: what :func:`load_checkpoint` refuses, a model that is not dynamics, or
+            sizes or a task that do not fit.
+    """
+    ckpt = load_checkpoint(path, map_location=map_location)
+    if not isinstance(ckpt.model, EnsembleDynamics):
+        raise CheckpointError(f"{str(path)!r} holds a {type(ckpt.model).__name__}, not a "
+                              "dynamics model (EnsembleDynamics)")
+    ckpt.check_fits(obs_dim, act_dim, task)
+    return ckpt.model
 
 
 def _from_ours(raw: dict, path: Path, map_location) -> Checkpoint:

@@ -22,8 +22,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 from tqdm import tqdm
 
 from .data.episodes import Episode, Transitions
-from .checkpoint import load_checkpoint
-from .errors import CheckpointError, ConfigError
+from .checkpoint import load_dynamics
+from .errors import ConfigError
 from .models.dynamics import EnsembleDynamics
 from .models.policies import MLPPolicy
 from .tasks import get_task
@@ -186,14 +186,7 @@ def as_predict(dynamics: Dynamics, device: str | torch.device = "cpu") -> Predic
             for 13-d FetchReach observations and 4-d actions.
     """
     if isinstance(dynamics, str | os.PathLike):
-        ckpt = load_checkpoint(dynamics, map_location=device)
-        if not isinstance(ckpt.model, EnsembleDynamics):
-            raise CheckpointError(
-                f"{str(dynamics)!r} holds a {type(ckpt.model).__name__}, not a dynamics model "
-                "(EnsembleDynamics)"
-            )
-        ckpt.check_fits(13, 4)
-        dynamics = ckpt.model
+        dynamics = load_dynamics(dynamics, 13, 4, map_location=device)
     if isinstance(dynamics, EnsembleDynamics):
         return ensemble_predict(dynamics.to(device))
     return dynamics

@@ -27,8 +27,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from ..checkpoint import load_checkpoint
-from ..errors import CheckpointError, ConfigError
+from ..checkpoint import load_dynamics
+from ..errors import ConfigError
 from ..models.dynamics import EnsembleDynamics, FoldedEnsemble
 from ..tasks import get_task
 from .cem import CEMConfig, CEMOptimizer
@@ -151,13 +151,9 @@ class MPCController:
     def from_checkpoint(cls, path: str | Path, task: str, config: MPCConfig | None = None,
                         device: str | torch.device = "cpu", seed: int = 0) -> MPCController:
         """Build from a dynamics checkpoint; :class:`CheckpointError` if it does not fit ``task``."""
-        ckpt = load_checkpoint(path, map_location=device)
-        if not isinstance(ckpt.model, EnsembleDynamics):
-            raise CheckpointError(f"{str(path)!r} holds a {type(ckpt.model).__name__}, not a "
-                                  "dynamics model (EnsembleDynamics)")
         spec = get_task(task)
-        ckpt.check_fits(spec.obs_dim, spec.act_dim, task)
-        return cls(ckpt.model, task, config, device, seed)
+        model = load_dynamics(path, spec.obs_dim, spec.act_dim, task, map_location=device)
+        return cls(model, task, config, device, seed)
 
     def reset(self) -> None:
         """Forget the warm start (episode start)."""
