@@ -217,7 +217,10 @@ class LockstepGraph:
         """``episodes`` lockstep episodes (reset seeds ``seed``, ``seed + 1``, ...) with the running
         controller: a new ``sim_bridge<suffix>`` (and ``recorder<suffix>`` writing ``bag``, an
         mcap bag) is started, activated once the recorder matched the publishers of every topic
-        in ``recorded``, and stopped afterwards. Give each call in one graph its own ``suffix``,
+        in ``recorded``, and stopped afterwards. With a bag the bridge also waits for its own
+        writers to match the recorder (``wait_for_recorder``): discovery runs per endpoint, and a
+        reader that matched a writer says nothing of the writer's side, whose first samples
+        would not reach the bag. Give each call in one graph its own ``suffix``,
         so no earlier node's services or diagnostics are mistaken for the new one's."""
         bridge, recorder = f"sim_bridge{suffix}", f"recorder{suffix}"
         observer = self.observer
@@ -227,7 +230,8 @@ class LockstepGraph:
                        module="recorder")
         self.start(bridge, {"task": task, "seed": seed, "mode": "lockstep",
                             "max_episodes": episodes, "publish_clock": False,
-                            "autostart": False}, module="sim_bridge")
+                            "wait_for_recorder": bag is not None, "autostart": False},
+                   module="sim_bridge")
         try:
             def transition(transition_id: int) -> None:
                 if not services.change_state(self.spin_until, self.node, f"/{bridge}",
