@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test bench multimodal clean
+.PHONY: install demo test lint bench multimodal clean
 
 install: $(STAMP)
 
@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): setup.py constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -c constraints.txt torch
-	$(PIP) install -c constraints.txt -e ".[ros,test]"
+	$(PIP) install -c constraints.txt -e ".[ros,test,lint]"
 	touch $(STAMP)
 
 demo: install
@@ -24,6 +24,12 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# ruff (lint and format check) and mypy on the package, zero findings; .ci/run runs it first.
+lint: install
+	$(VENV)/bin/ruff check src
+	$(VENV)/bin/ruff format --check src
+	$(VENV)/bin/mypy
 
 bench: install
 	for b in bench/*.py; do $(PY) $$b || exit 1; done

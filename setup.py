@@ -55,6 +55,7 @@ setup(
             "ros-jazzy-builtin-interfaces",
         ],
         "test": ["pytest>=8", "pytest-timeout"],
+        "lint": ["ruff", "mypy", "types-PyYAML"],
     },
     entry_points={
         "console_scripts": [
