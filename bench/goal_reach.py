@@ -1,11 +1,11 @@
 """Goal-conditioned FetchReach (issue 10): one network cloned from the scripted reach expert, on
 fresh random goals.
 
-The expert (:class:`~learned_control.envs.reach.ReachExpert`, proportional control of the gripper
-towards ``desired_goal``) records ``--demos`` episodes (reset seeds 0, 1, ...; the env samples a
-random goal per episode); BC trains one MLP on them (goal and robot state in, action out); both
-are evaluated on ``--episodes`` episodes with goals the demonstrations never had (seeds from
-10000). Target: the policy reaches >= 95% success. Act latency is per action, batch 1, CPU.
+The expert (:class:`~learned_control.envs.fetch_reach.ReachExpert`, proportional control of the
+gripper towards ``desired_goal``) records ``--demos`` episodes (reset seeds 0, 1, ...; the env
+samples a random goal per episode); BC trains one MLP on them (goal and robot state in, action
+out); both are evaluated on ``--episodes`` episodes with goals the demonstrations never had (seeds
+from 10000). Target: the policy reaches >= 95% success. Act latency is per action, batch 1, CPU.
 
 Run: ``.venv/bin/python bench/goal_reach.py [--demos 50] [--episodes 100] [--epochs 50]``
 """
@@ -20,7 +20,7 @@ import torch
 
 from learned_control.data.episodes import Transitions
 from learned_control.data.minari_io import rollout_episodes
-from learned_control.envs.reach import ReachExpert
+from learned_control.envs.fetch_reach import ReachExpert
 from learned_control.evaluation import evaluate
 from learned_control.tasks import get_task
 from learned_control.training.bc import BCConfig, mlp_policy_for, train_bc

@@ -1,13 +1,13 @@
 """World-model benchmarks on the real FetchReach.
 
 Default: env throughput, steps per second of the learned-model VecEnv vs the real env, side by side.
-``--success``: the whole pipeline (:func:`run_world_model`, the users' budgets by default) and its
-real-env success after the first model and after the aggregation rounds, next to the users'
-figures (0.5, 0.85, expert 0.95) and the issue's targets (0.9, 0.95 on random goals).
+``--success``: the whole pipeline (:func:`run_world_model`, the default budgets) and its
+real-env success after the first model and after the aggregation rounds, next to the fixed-goal
+recipe's reference figures (0.5, 0.85, expert 0.95) and the targets (0.9, 0.95 on random goals).
 
 Usage: ``python bench/world_model.py [--num-envs 16] [--steps 200]``,
-``python bench/world_model.py --success [--random-goals] [--users-world-model] [--rounds 2]
-[--seed 0] [--out runs/bench-wm]`` (``--users-world-model``: the users' 32-64 MLP as the world
+``python bench/world_model.py --success [--random-goals] [--small-mlp-world-model] [--rounds 2]
+[--seed 0] [--out runs/bench-wm]`` (``--small-mlp-world-model``: the small 32-64 MLP as the world
 model instead of our ensemble, the baseline)
 """
 
@@ -21,25 +21,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from learned_control.envs.fetch_reach import make_fixed_goal_env
+from learned_control.envs.model_env import ModelVecEnv, ensemble_predict
 from learned_control.models.dynamics import EnsembleDynamics
 from learned_control.training.world_model import (
-    USERS_WORLD_MODEL,
+    SMALL_MLP_WORLD_MODEL,
     WorldModelConfig,
     run_world_model,
 )
 from learned_control.utils import new_run_dir
-from learned_control.worldmodel import ModelVecEnv, ensemble_predict, make_fixed_goal_env
 
 
 def success(args: argparse.Namespace) -> None:
-    """Run the pipeline at the default (users') budgets and compare with the users' figures."""
+    """Run the pipeline at the default budgets and compare with the reference figures."""
     run_dir = new_run_dir(args.out, "bench-world-model")
     config = WorldModelConfig(
         rounds=args.rounds,
         random_goals=args.random_goals,
         seed=args.seed,
         dataset_prefix=f"learned_control/{run_dir.name}",
-        **(USERS_WORLD_MODEL if args.users_world_model else {}),
+        **(SMALL_MLP_WORLD_MODEL if args.small_mlp_world_model else {}),
     )
     print(f"run directory: {run_dir}\nconfig: {dataclasses.asdict(config)}")
     t0 = time.perf_counter()
@@ -49,16 +50,16 @@ def success(args: argparse.Namespace) -> None:
     print(f"real env steps: {result.real_steps}; wall {minutes:.1f} min on CPU")
     print(
         f"{'':34s}{'fixed goal, stochastic':>24s}{'random goals, deterministic':>30s}"
-        f"{'users':>7s}{'target':>8s}"
+        f"{'ref':>7s}{'target':>8s}"
     )
-    for name, row, users, target in (
+    for name, row, ref, target in (
         ("expert", result.expert, 0.95, None),
         ("round 0 (first model)", first, 0.5, 0.9),
         (f"round {last['round']} (after aggregation)", last, 0.85, 0.95),
     ):
         print(
             f"{name:34s}{row['fixed_stochastic']['success']:24.2f}"
-            f"{row['random_deterministic']['success']:30.2f}{users:7.2f}"
+            f"{row['random_deterministic']['success']:30.2f}{ref:7.2f}"
             f"{'-' if target is None else f'{target:.2f}':>8s}"
         )
 
@@ -72,9 +73,9 @@ def main() -> None:
         "--random-goals", action="store_true", help="--success: train on random goals"
     )
     parser.add_argument(
-        "--users-world-model",
+        "--small-mlp-world-model",
         action="store_true",
-        help="--success: the users' 32-64 MLP as the world model (baseline)",
+        help="--success: the small 32-64 MLP as the world model (baseline)",
     )
     parser.add_argument("--rounds", type=int, default=2, help="--success: aggregation rounds")
     parser.add_argument("--seed", type=int, default=0, help="--success: the pipeline's seed")
@@ -94,7 +95,7 @@ def main() -> None:
         if any(env.step(rng.uniform(-1, 1, 4))[2:4]):
             env.reset()
     real_rate = real_steps / (time.perf_counter() - t0)
-    dyn = EnsembleDynamics(13, 4)  # 5 members x 3 x 200 (engineer 4's defaults)
+    dyn = EnsembleDynamics(13, 4)  # 5 members x 3 x 200 (the ensemble's defaults)
     venv = ModelVecEnv(ensemble_predict(dyn), starts, num_envs=args.num_envs)
     venv.reset()
     actions = rng.uniform(-1, 1, (args.steps, args.num_envs, 4))

@@ -9,18 +9,13 @@ import torch
 from stable_baselines3 import PPO
 
 from learned_control.checkpoint import load_checkpoint, save_checkpoint
+from learned_control.envs.fetch_reach import FIXED_GOAL, FIXED_GOAL_ENV_ID, make_fixed_goal_env
+from learned_control.envs.model_env import MODEL_ENV_ID, ModelVecEnv
 from learned_control.errors import CheckpointError, ConfigError
 from learned_control.models.dynamics import EnsembleDynamics
 from learned_control.models.policies import MLPPolicy
 from learned_control.tasks import make_env
-from learned_control.worldmodel import (
-    FIXED_GOAL,
-    FIXED_GOAL_ENV_ID,
-    MODEL_ENV_ID,
-    ModelVecEnv,
-    make_fixed_goal_env,
-    sb3_actor_to_policy,
-)
+from learned_control.training.world_model import sb3_actor_to_policy
 
 
 @pytest.fixture(autouse=True)
@@ -123,7 +118,7 @@ def _replay(data: list[tuple]):
 @pytest.mark.parametrize("terminate_on_success", [True, False])
 def test_model_env_scores_real_transitions_like_the_real_env(terminate_on_success):
     """Replay a real episode as the 'model': reward, success and episode ends equal the real
-    env's, in the users' task (ends on success) and in the standard 50-step episode."""
+    env's, in the fixed-goal task (ends on success) and in the standard 50-step episode."""
     goal = FIXED_GOAL if terminate_on_success else None
     data = [(*d[:5], d[5] or d[6]) for d in _reached_episode(goal, terminate_on_success)]
     venv = ModelVecEnv(
@@ -169,7 +164,7 @@ def test_registered_model_env_starts_and_scores_like_the_real_env(terminate_on_s
 
 
 def test_registered_model_env_from_a_checkpoint_trains_any_sb3_algorithm(tmp_path):
-    """A dynamics checkpoint (the users' 32-64 MLP shape) makes the registered env and the
+    """A dynamics checkpoint (the small 32-64 MLP's shape) makes the registered env and the
     VecEnv; SB3's env checker accepts the env, and SAC (off-policy) trains in both."""
     from stable_baselines3 import SAC
     from stable_baselines3.common.env_checker import check_env
@@ -223,7 +218,7 @@ def test_model_env_rejects_bad_start_states():
 
 
 def _tiny_ppo(venv: ModelVecEnv) -> PPO:
-    """PPO with the users' [128] tanh nets and a tiny rollout (32 steps per env, 1 epoch)."""
+    """PPO with the pipeline's [128] tanh nets and a tiny rollout (32 steps per env, 1 epoch)."""
     return PPO(
         "MlpPolicy",
         venv,
@@ -259,9 +254,9 @@ def test_sb3_ppo_runs_in_model_env_and_export_matches_predict(tmp_path):
 
 def test_pipeline_real_data_to_model_to_ppo_to_real_env(tmp_path):
     """Tiny budgets: real transitions -> ensemble fit -> PPO in the model -> real-env evaluation."""
+    from learned_control.envs.model_env import collect_transitions, ensemble_predict
     from learned_control.models.dynamics import EnsembleDynamics
     from learned_control.training.dynamics import DynamicsTrainConfig, train_dynamics
-    from learned_control.worldmodel import collect_transitions, ensemble_predict
 
     env = make_fixed_goal_env()
     rng = np.random.default_rng(0)

@@ -2,7 +2,7 @@
 
 The bridge runs registry tasks only; the fixed-goal FetchReach is not one, so the checkpoint
 (13-d goal + robot observation, task ``FetchReach-v4``) runs on the random-goal FetchReach-v4,
-which is the deterministic evaluation of AMENDMENTS issue 6; the pipeline here trains on random
+which is the pipeline's deterministic evaluation; the pipeline here trains on random
 goals (``random_goals=True``) as a deployment on that task would.
 """
 

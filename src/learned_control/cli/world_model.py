@@ -1,4 +1,4 @@
-"""``learned-control world-model``: the users' FetchReach world-model recipe end to end."""
+"""``learned-control world-model``: the fixed-goal FetchReach world-model recipe end to end."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "world-model",
         help="FetchReach: PPO expert -> data -> world model -> PPO in the model",
-        description="The users' world-model recipe on the fixed-goal FetchReach: a PPO expert "
+        description="The world-model recipe on the fixed-goal FetchReach: a PPO expert "
         "(best checkpoint by SB3's EvalCallback), its transitions as a Minari dataset, "
         "a dynamics ensemble, PPO trained inside the model, real-env evaluations (fixed "
         "goal with stochastic actions; random goals with the deterministic policy) and "
@@ -65,13 +65,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--random-goals",
         action="store_true",
         help="train on the standard random-goal FetchReach (the env's goals, 50-step "
-        "episodes scored at their last step, the users' shaped reward) instead of the users' "
-        "fixed goal: expert, data and the model env",
+        "episodes scored at their last step, the same shaped reward) instead of the fixed "
+        "goal: expert, data and the model env",
     )
     parser.add_argument(
         "--ppo-from-scratch",
         action="store_true",
-        help="the users' recipe: one PPO from scratch, continued across rounds (default: each "
+        help="one PPO from scratch, continued across rounds (default: each "
         "round's PPO starts from the expert's policy and value nets)",
     )
     parser.add_argument(
@@ -79,8 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         nargs="+",
         metavar="W",
-        help="dynamics hidden widths in order, instead of --hid-size x --num-layers (the users' "
-        "world model: --members 1 --hidden-sizes 32 64 --activation relu --lr 1e-4 --patience 0)",
+        help="dynamics hidden widths in order, instead of --hid-size x --num-layers (the small "
+        "MLP world model: --members 1 --hidden-sizes 32 64 --activation relu --lr 1e-4 "
+        "--patience 0)",
     )
     parser.add_argument(
         "--activation",

@@ -1,4 +1,4 @@
-"""The users' world-model recipe end to end (REFERENCE §4, issue 6), with aggregation rounds.
+"""The fixed-goal FetchReach world-model recipe end to end, with aggregation rounds.
 
 Stages, each writing into one run directory:
 
@@ -8,10 +8,10 @@ Stages, each writing into one run directory:
 2. Collection: the best expert (stochastic actions) in the real env -> Minari dataset.
 3. ``round0/``: the dynamics model (:meth:`WorldModelConfig.dynamics_model`) fit on it
    (episode-shuffled, train/validation split, ``curves.png``).
-4. PPO trained inside :class:`~learned_control.worldmodel.ModelVecEnv` on that model, starting
+4. PPO trained inside :class:`~learned_control.envs.model_env.ModelVecEnv` on that model, starting
    from the expert's nets (``ppo_from_expert``); its episodes are those of the real training
    env (ended on success, or 50 steps scored at the last one).
-5. Real-env evaluations, 100 episodes each by default (AMENDMENTS issue 6): the fixed goal with
+5. Real-env evaluations, 100 episodes each by default: the fixed goal with
    stochastic PPO actions, and the env's random goals with the deterministic exported policy.
 6. ``round<k>/``, k = 1..rounds: the learner's real rollouts (stochastic) are added (a Minari
    dataset per round), the model is refit from scratch on all data, PPO is trained in the new
@@ -39,17 +39,13 @@ from tqdm import tqdm
 from ..checkpoint import save_checkpoint
 from ..data.episodes import Episode, Transitions
 from ..data.minari_io import check_new_dataset_id, save_episodes
+from ..envs.fetch_reach import FIXED_GOAL_ENV_ID
+from ..envs.model_env import ModelVecEnv, ensemble_predict, rollout_steps
 from ..errors import ConfigError
 from ..evaluation import EvalResult, evaluate
 from ..models.dynamics import EnsembleDynamics
+from ..models.policies import MLPPolicy
 from ..tasks import get_task
-from ..worldmodel import (
-    FIXED_GOAL_ENV_ID,
-    ModelVecEnv,
-    ensemble_predict,
-    rollout_steps,
-    sb3_actor_to_policy,
-)
 from .dynamics import DynamicsTrainConfig, train_dynamics_run
 from .experts import load_sb3_expert
 
@@ -57,11 +53,12 @@ __all__ = [
     "EVAL_SEED_OFFSET",
     "EXPERT_EVAL_SEED_OFFSET",
     "ROUND_SEED_OFFSET",
-    "USERS_WORLD_MODEL",
+    "SMALL_MLP_WORLD_MODEL",
     "WorldModelConfig",
     "WorldModelResult",
     "StepCounter",
     "run_world_model",
+    "sb3_actor_to_policy",
 ]
 
 EVAL_SEED_OFFSET = 1_000_000
@@ -74,47 +71,48 @@ POLICY_TASK = "FetchReach-v4"
 """Task name stored in the exported checkpoint: the random-goal FetchReach, same 13-d layout."""
 
 
-USERS_WORLD_MODEL = dict(
+SMALL_MLP_WORLD_MODEL = dict(
     members=1, hidden_sizes=(32, 64), activation="relu", lr=1e-4, epochs=50, patience=0
 )
-"""The users' world model (REFERENCE §4) as :class:`WorldModelConfig` fields: one MLP
-``17 -> 32 -> 64 -> 13`` (ReLU), Adam lr 1e-4, MSE, 50 epochs; our baseline."""
+"""The small 32-64 MLP world model as :class:`WorldModelConfig` fields: one MLP
+``17 -> 32 -> 64 -> 13`` (ReLU), Adam lr 1e-4, MSE, 50 epochs; the baseline of our ensemble."""
 
 
 @dataclass
 class WorldModelConfig:
-    """Budgets and settings; defaults are the users' recipe (REFERENCE §4) where it names one.
+    """Budgets and settings; the defaults are the fixed-goal recipe's budgets.
 
     Attributes:
-        expert_steps: real env steps of PPO expert training (users: 40960); a multiple of
+        expert_steps: real env steps of PPO expert training; a multiple of
             ``n_steps * n_envs``.
-        collect_steps: real env steps of expert data collection (users: 50k).
+        collect_steps: real env steps of expert data collection.
         aggregation_steps: real env steps of learner rollouts added per aggregation round.
         rounds: aggregation rounds after the first model (0: none).
         model_ppo_steps: PPO steps inside the learned model per round (no real env steps).
-        n_steps: PPO rollout length per env (users: 512), expert and model PPO.
-        n_envs: parallel real envs of the expert (users: 1 and 3).
+        n_steps: PPO rollout length per env, expert and model PPO.
+        n_envs: parallel real envs of the expert.
         model_envs: parallel model envs of PPO inside the model.
-        hidden: width of the one tanh hidden layer of the policy and value nets (users: 128).
+        hidden: width of the one tanh hidden layer of the policy and value nets.
         batch_size: PPO minibatch.
-        eval_every: real env steps between the expert's ``EvalCallback`` evaluations (users: 1024).
+        eval_every: real env steps between the expert's ``EvalCallback`` evaluations.
         eval_callback_episodes: episodes per callback evaluation (stochastic actions; SB3's
             default 5), on reset seeds from ``seed + EXPERT_EVAL_SEED_OFFSET``.
-        eval_episodes: episodes of each real-env evaluation of a round (AMENDMENTS: 100).
+        eval_episodes: episodes of each real-env evaluation of a round.
         members, hid_size, num_layers: dynamics ensemble size and MLP shape.
         hidden_sizes: the dynamics MLP's hidden widths in order, instead of ``hid_size x
-            num_layers`` (the users' world model: ``(32, 64)``, see :data:`USERS_WORLD_MODEL`).
+            num_layers`` (the small MLP world model: ``(32, 64)``, see
+            :data:`SMALL_MLP_WORLD_MODEL`).
         activation, probabilistic: the dynamics MLP's activation; Gaussian NLL instead of MSE.
         epochs, lr, model_batch_size, val_fraction, patience: dynamics training
-            (users: 80/20 split, i.e. ``val_fraction`` 0.2). One member trains on all the
+            (``val_fraction`` 0.2: an 80/20 split). One member trains on all the
             training data; several train each on its own bootstrap resample.
         ppo_from_expert: every round trains a new PPO in that round's model, starting from the
-            expert's policy and value nets (a fresh optimizer). ``False``: the users' recipe, one
-            PPO from scratch continued across rounds. Same real env steps either way (results:
-            README, World models).
-        random_goals: train on the standard random-goal FetchReach instead of the users' fixed
-            goal: the env's goals, 50-step episodes whose success is that of the last step (so
-            the policy must stay at the goal), the users' shaped reward. Expert, its callback,
+            expert's policy and value nets (a fresh optimizer). ``False``: one PPO from
+            scratch, continued across rounds. Same real env steps either way (results: README,
+            World models).
+        random_goals: train on the standard random-goal FetchReach instead of the fixed goal:
+            the env's goals, 50-step episodes whose success is that of the last step (so the
+            policy must stay at the goal), the same shaped reward. Expert, its callback,
             collection, aggregation and the model env all run that episode.
         dataset_prefix: Minari ids are ``<prefix>-collect-v0`` and ``<prefix>-round<k>-v0``.
         seed: seeds PPO, the model fits, rollouts (reset seeds) and evaluations.
@@ -268,6 +266,42 @@ def _ppo(env: Any, config: WorldModelConfig) -> Any:
     )
 
 
+def sb3_actor_to_policy(model: Any) -> MLPPolicy:
+    """Our :class:`MLPPolicy` with the deterministic actor of an SB3 PPO ``MlpPolicy``.
+
+    The PPO policy must have one tanh hidden layer for the actor (``net_arch=dict(pi=[h], ...)``,
+    ``activation_fn=nn.Tanh``), as :func:`run_world_model` trains it; normalizers are identity,
+    actions are clipped to the action space as SB3's ``predict(deterministic=True)`` does.
+
+    Raises:
+        ConfigError: if the actor is not one tanh layer followed by the action net.
+    """
+    sb3 = model.policy
+    layers = list(sb3.mlp_extractor.policy_net)
+    if (
+        len(layers) != 2
+        or not isinstance(layers[0], torch.nn.Linear)
+        or not isinstance(layers[1], torch.nn.Tanh)
+    ):
+        raise ConfigError(f"PPO actor {layers!r}: expected [Linear, Tanh] (net_arch pi=[h], tanh)")
+    space = model.action_space
+    policy = MLPPolicy(
+        layers[0].in_features,
+        space.shape[0],
+        hid_size=layers[0].out_features,
+        num_layers=1,
+        activation="tanh",
+        action_low=space.low.tolist(),
+        action_high=space.high.tolist(),
+    )
+    ours = policy.net.linear_layers()
+    with torch.no_grad():
+        for dst, src in zip(ours, (layers[0], sb3.action_net), strict=True):
+            dst.weight.copy_(src.weight)
+            dst.bias.copy_(src.bias)
+    return policy
+
+
 def _plot(path: Path, x: Any, series: dict[str, Any], xlabel: str, ylabel: str) -> None:
     import matplotlib
 
@@ -285,8 +319,8 @@ def _plot(path: Path, x: Any, series: dict[str, Any], xlabel: str, ylabel: str) 
 
 
 def _training_env(config: WorldModelConfig) -> gym.Env:
-    """A real env the expert and the data come from: the users' fixed-goal task, or (config
-    ``random_goals``) the standard random-goal episode with the users' shaped reward."""
+    """A real env the expert and the data come from: the fixed-goal FetchReach task, or (config
+    ``random_goals``) the standard random-goal episode with the same shaped reward."""
     if config.random_goals:
         return gym.make(FIXED_GOAL_ENV_ID, goal=None, terminate_on_success=False)
     return gym.make(FIXED_GOAL_ENV_ID)
@@ -350,7 +384,8 @@ def _collect(
 
 
 def _evaluate(model: Any, config: WorldModelConfig) -> tuple[dict[str, EvalResult], int]:
-    """Both AMENDMENTS evaluations of a PPO model; returns (results, counted real steps)."""
+    """Both real-env evaluations of a PPO model (fixed goal with sampled actions, random goals
+    with the deterministic policy); returns (results, counted real steps)."""
     fixed, random_goal = (
         StepCounter(gym.make(FIXED_GOAL_ENV_ID)),
         StepCounter(get_task(POLICY_TASK).make_env()),

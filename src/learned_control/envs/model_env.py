@@ -1,9 +1,8 @@
-"""World models you can train a policy in: the users' FetchReach task and learned-model envs.
+"""FetchReach envs whose step is a learned dynamics model, and real-env rollouts to fit one.
 
-Observation layout (both FetchReach variants, 13-d): ``desired_goal`` (3, m) then the robot
-``observation`` (10): gripper position (3, m), finger widths (2), gripper velocity (3), finger
-velocities (2). Reward and success are computed from the gripper position ``obs[3:6]`` and the
-goal ``obs[0:3]``, so the learned-model env scores its predicted states exactly as the real env.
+Observations are the 13-d FetchReach layout of :mod:`learned_control.envs.fetch_reach`; reward
+and success of a predicted step are :func:`~learned_control.envs.fetch_reach.fetch_reward_success`,
+so the learned-model envs score their predicted states exactly as the real env.
 
 Any dynamics model plugs in through :data:`Predict`: a callable mapping observations
 ``(B, obs_dim)`` and actions ``(B, act_dim)`` tensors to next observations ``(B, obs_dim)``.
@@ -21,21 +20,14 @@ import torch
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 from tqdm import tqdm
 
-from .data.episodes import Episode, Transitions
-from .checkpoint import load_dynamics
-from .errors import ConfigError
-from .models.dynamics import EnsembleDynamics
-from .models.policies import MLPPolicy
-from .tasks import get_task
+from ..checkpoint import load_dynamics
+from ..data.episodes import Episode, Transitions
+from ..errors import ConfigError
+from ..models.dynamics import EnsembleDynamics
+from .fetch_reach import FIXED_GOAL, fetch_reward_success, make_fixed_goal_env
 
 __all__ = [
-    "FIXED_GOAL",
-    "SUCCESS_DISTANCE",
     "Predict",
-    "FixedGoalFetchReach",
-    "make_fixed_goal_env",
-    "FIXED_GOAL_ENV_ID",
-    "fetch_reward_success",
     "model_step",
     "ensemble_predict",
     "Dynamics",
@@ -45,107 +37,11 @@ __all__ = [
     "ModelVecEnv",
     "ModelFetchReach",
     "MODEL_ENV_ID",
-    "sb3_actor_to_policy",
 ]
 
-FIXED_GOAL = (1.486, 0.73, 0.681)
-"""The users' fixed reach goal, metres in the world frame."""
-SUCCESS_DISTANCE = 0.05
-"""FetchReach success threshold on the gripper-goal distance, metres."""
-
 Predict = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-class FixedGoalFetchReach(gym.Wrapper):
-    """The users' FetchReach: fixed goal, shaped reward, terminate on success.
-
-    Wraps the flat 13-d ``FetchReach-v4`` task env. Reward per step is
-    ``10 * (previous distance - current distance)`` (distances in m); ``terminated`` is
-    ``info["is_success"]`` unless ``terminate_on_success`` is off.
-
-    Args:
-        env: the flat FetchReach env (``get_task("FetchReach-v4").make_env()``).
-        goal: goal position ``(3,)`` in metres; ``None`` keeps the env's own random goal of each
-            reset (same shaped reward).
-        terminate_on_success: end the episode when the gripper is within
-            :data:`SUCCESS_DISTANCE` (the users' task). ``False``: the standard FetchReach
-            episode, 50 steps, whose success is ``is_success`` at its last step, so the policy
-            must stay at the goal.
-    """
-
-    def __init__(
-        self,
-        env: gym.Env,
-        goal: tuple[float, float, float] | None = FIXED_GOAL,
-        terminate_on_success: bool = True,
-    ) -> None:
-        super().__init__(env)
-        self.terminate_on_success = terminate_on_success
-        self.goal = None if goal is None else np.asarray(goal, dtype=np.float64)
-        if self.goal is not None and self.goal.shape != (3,):
-            raise ConfigError(
-                f"goal={goal!r}; expected 3 coordinates in metres or None (random goals)"
-            )
-        self._goal = np.zeros(3)
-        self._distance = 0.0
-
-    def _fixed(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.array(obs, dtype=np.float64)
-        obs[:3] = self._goal
-        return obs
-
-    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict]:
-        obs, info = self.env.reset(**kwargs)
-        self._goal = np.array(obs[:3], dtype=np.float64) if self.goal is None else self.goal.copy()
-        self.env.unwrapped.goal = self._goal.copy()
-        obs = self._fixed(obs)
-        self._distance = float(np.linalg.norm(obs[3:6] - self._goal))
-        return obs, info
-
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        obs, _, terminated, truncated, info = self.env.step(action)
-        obs = self._fixed(obs)
-        distance = float(np.linalg.norm(obs[3:6] - self._goal))
-        reward, self._distance = 10.0 * (self._distance - distance), distance
-        info["is_success"] = float(distance < SUCCESS_DISTANCE)
-        terminated = bool(terminated or (self.terminate_on_success and info["is_success"]))
-        return obs, reward, terminated, truncated, info
-
-
-def make_fixed_goal_env(
-    goal: tuple[float, float, float] | None = FIXED_GOAL,
-    terminate_on_success: bool = True,
-    **overrides: Any,
-) -> gym.Env:
-    """The users' fixed-goal FetchReach env (flat 13-d observation, 4-d action in [-1, 1]).
-
-    ``goal=None``: the env's random goals with the users' shaped reward;
-    ``terminate_on_success``: see :class:`FixedGoalFetchReach`.
-    """
-    return FixedGoalFetchReach(
-        get_task("FetchReach-v4").make_env(**overrides), goal, terminate_on_success
-    )
-
-
-FIXED_GOAL_ENV_ID = "LearnedControl/FetchReachFixedGoal-v4"
-"""Gymnasium id of :func:`make_fixed_goal_env` (``gym.make`` it after importing this module)."""
-if FIXED_GOAL_ENV_ID not in gym.registry:
-    gym.register(FIXED_GOAL_ENV_ID, entry_point="learned_control.worldmodel:make_fixed_goal_env")
-
-
-def fetch_reward_success(
-    obs: torch.Tensor, next_obs: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Shaped reward ``(B,)`` and success flags ``(B,)`` (bool) of FetchReach transitions.
-
-    Args:
-        obs: observations ``(B, 13)`` before the step.
-        next_obs: observations ``(B, 13)`` after the step (real or predicted).
-    """
-    goal = obs[:, :3]
-    before = torch.linalg.vector_norm(obs[:, 3:6] - goal, dim=-1)
-    after = torch.linalg.vector_norm(next_obs[:, 3:6] - goal, dim=-1)
-    return 10.0 * (before - after), after < SUCCESS_DISTANCE
+"""Dynamics callable: observations ``(B, obs_dim)``, actions ``(B, act_dim)`` -> next
+observations ``(B, obs_dim)``."""
 
 
 def model_step(
@@ -257,7 +153,7 @@ class ModelVecEnv(VecEnv):
     Episodes start from real start states (``start_obs`` rows, drawn with the env's seed), end on
     success (``terminated``; unless ``terminate_on_success`` is off) or after ``max_steps``
     (``truncated``); reward and ``info["is_success"]`` of each step are
-    :func:`fetch_reward_success`, as :class:`FixedGoalFetchReach` gives them. The goal part
+    :func:`fetch_reward_success`, as the fixed-goal task gives them. The goal part
     ``obs[:, :3]`` is held fixed, as in the real env.
 
     Args:
@@ -267,8 +163,8 @@ class ModelVecEnv(VecEnv):
         max_steps: episode length cap (FetchReach: 50).
         device: where the model runs.
         seed: start-state sampling seed.
-        terminate_on_success: the users' task (``True``) or the standard 50-step episode whose
-            success is that of its last step (``False``).
+        terminate_on_success: the fixed-goal task's episode (``True``) or the standard 50-step
+            episode whose success is that of its last step (``False``).
     """
 
     render_mode = None  # nothing to render
@@ -368,7 +264,8 @@ class ModelFetchReach(gym.Env):
         env = gym.make(MODEL_ENV_ID, dynamics="runs/world-model-.../round0/dynamics.pt")
 
     Each step is :func:`model_step`: reward and ``info["is_success"]`` as
-    :class:`FixedGoalFetchReach` computes them on the real env, the goal held fixed.
+    :class:`~learned_control.envs.fetch_reach.FixedGoalFetchReach` computes them on the real
+    env, the goal held fixed.
 
     Args:
         dynamics: the model, see :data:`Dynamics`.
@@ -376,8 +273,8 @@ class ModelFetchReach(gym.Env):
             ``None``: every reset is a reset of the real env (:func:`make_fixed_goal_env` with
             ``goal``) with the same seed, so episodes start exactly where real ones do.
         goal: the real env's goal when ``start_obs`` is ``None``: :data:`FIXED_GOAL` (the
-            users' task) or ``None`` (the env's random goals).
-        terminate_on_success: end the episode on success (the users' task), or run it to the
+            fixed-goal task) or ``None`` (the env's random goals).
+        terminate_on_success: end the episode on success (the fixed-goal task), or run it to the
             time limit (the standard episode, scored at its last step).
         device: where the model runs.
     """
@@ -434,41 +331,7 @@ MODEL_ENV_ID = "LearnedControl/FetchReachModel-v0"
 """Gymnasium id of :class:`ModelFetchReach` (``gym.make`` it after importing this module)."""
 if MODEL_ENV_ID not in gym.registry:
     gym.register(
-        MODEL_ENV_ID, entry_point="learned_control.worldmodel:ModelFetchReach", max_episode_steps=50
+        MODEL_ENV_ID,
+        entry_point="learned_control.envs.model_env:ModelFetchReach",
+        max_episode_steps=50,
     )
-
-
-def sb3_actor_to_policy(model: Any) -> MLPPolicy:
-    """Our :class:`MLPPolicy` with the deterministic actor of an SB3 PPO ``MlpPolicy``.
-
-    The PPO policy must have one tanh hidden layer for the actor (``net_arch=dict(pi=[h], ...)``,
-    ``activation_fn=nn.Tanh``), the users' setting; normalizers are identity, actions are clipped
-    to the action space as SB3's ``predict(deterministic=True)`` does.
-
-    Raises:
-        ConfigError: if the actor is not one tanh layer followed by the action net.
-    """
-    sb3 = model.policy
-    layers = list(sb3.mlp_extractor.policy_net)
-    if (
-        len(layers) != 2
-        or not isinstance(layers[0], torch.nn.Linear)
-        or not isinstance(layers[1], torch.nn.Tanh)
-    ):
-        raise ConfigError(f"PPO actor {layers!r}: expected [Linear, Tanh] (net_arch pi=[h], tanh)")
-    space = model.action_space
-    policy = MLPPolicy(
-        layers[0].in_features,
-        space.shape[0],
-        hid_size=layers[0].out_features,
-        num_layers=1,
-        activation="tanh",
-        action_low=space.low.tolist(),
-        action_high=space.high.tolist(),
-    )
-    ours = policy.net.linear_layers()
-    with torch.no_grad():
-        for dst, src in zip(ours, (layers[0], sb3.action_net), strict=True):
-            dst.weight.copy_(src.weight)
-            dst.bias.copy_(src.bias)
-    return policy
