@@ -47,6 +47,7 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from .. import topics
 from ..errors import ConfigError, LearnedControlError, SpecError
 from ..evaluation import Actor
 from ..planning.mpc import PLANNER_PARAMETERS
@@ -57,7 +58,7 @@ from ..specs import CommandShaper, ObservationAssembler, RobotSpecs, specs_for
 from ..tasks import get_task
 from ..training.experts import load_expert
 from ..utils import configure_torch
-from . import qos, topics
+from . import qos
 from .node_utils import (ManagedNode, array_msg, declare_config, diagnostic,
                          publish_diagnostics, read_config, run_node)
 from .robot_msgs import MSG_TYPES, command_msg, sample_from_msg, stamp_seconds

@@ -24,10 +24,11 @@ from rclpy.lifecycle import State, TransitionCallbackReturn
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from .. import topics
 from ..errors import ConfigError
 from ..training.learner import BackgroundLearner, LearnerConfig
 from ..utils import configure_torch
-from . import qos, topics
+from . import qos
 from .node_utils import (ERROR, OK, ManagedNode, declare_config, diagnostic, publish_diagnostics,
                          read_config, run_node)
 

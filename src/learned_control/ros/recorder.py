@@ -17,9 +17,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from .. import topics
 from ..data.bags import STORAGES, BagWriter
 from ..errors import ConfigError, DatasetError
-from . import qos, topics
+from . import qos
 from .node_utils import OK, WARN, declare_config, diagnostic, publish_diagnostics, read_config, run_node
 
 __all__ = ["RecorderConfig", "Recorder", "main"]

@@ -3,10 +3,11 @@
 Parameters: the fields of :class:`learned_control.runtime.bridge.BridgeConfig` (task, seed, mode,
 rate_hz, command_timeout, on_timeout, auto_reset, max_episodes, publish_clock, interface,
 spec_file, wait_for_recorder, goal_frame) plus ``autostart`` and ``torch_threads``. Topics and
-the pairing rule: :mod:`learned_control.ros.topics`. With ``interface: ros2_control`` the bridge publishes only what a
-ros2_control robot with mocap would (``/joint_states`` and the spec's pose/odometry/goal topics,
-one stamp per step, republished while a lockstep step waits) and takes commands on the spec's
-controller topic; ``applied_command``, ``reward`` and ``episode`` stay as side topics.
+the pairing rule: :mod:`learned_control.topics`. With ``interface: ros2_control`` the bridge
+publishes only what a ros2_control robot with mocap would (``/joint_states`` and the spec's
+pose/odometry/goal topics, one stamp per step, republished while a lockstep step waits) and takes
+commands on the spec's controller topic; ``applied_command``, ``reward`` and ``episode`` stay as
+side topics.
 
 Goal-conditioned tasks (FetchReach): the bridge owns the goal, as in simulation it must. A
 ``goal`` (geometry_msgs/PointStamped in ``goal_frame``) becomes the env's goal from the next
@@ -35,12 +36,13 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from trajectory_msgs.msg import JointTrajectory
 
+from .. import topics
 from ..errors import ConfigError, SpecError
 from ..runtime.bridge import BridgeConfig, SimSession, StepOutcome
 from ..runtime.stats import LatencyStats
 from ..specs import GoalSample, command_to_action, driver_samples, specs_for
 from ..utils import configure_torch
-from . import qos, topics
+from . import qos
 from .node_utils import (OK, WARN, ManagedNode, array_msg, declare_config, diagnostic,
                          publish_diagnostics, read_config, run_node)
 from .robot_msgs import MSG_TYPES, command_values, msg_from_sample, to_stamp
