@@ -30,7 +30,7 @@ from std_srvs.srv import Trigger
 from .. import topics
 from ..errors import ConfigError, LearnedControlError
 from ..evaluation import EvalResult
-from ..supervisor import die_with_parent, stop_processes
+from ..runtime.supervisor import die_with_parent, stop_processes
 from . import qos, services
 
 __all__ = ["GraphRun", "LockstepGraph", "run_lockstep_graph", "new_loop_dir"]
