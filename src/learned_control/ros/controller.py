@@ -59,8 +59,8 @@ from ..tasks import get_task
 from ..training.experts import load_expert
 from ..utils import configure_torch
 from . import qos
-from .node_utils import (ManagedNode, array_msg, declare_config, diagnostic,
-                         publish_diagnostics, read_config, run_node)
+from .node_utils import (ManagedNode, array_msg, declare_config, publish_diagnostics,
+                         read_config, run_node)
 from .robot_msgs import MSG_TYPES, command_msg, sample_from_msg, stamp_seconds
 
 ASSEMBLED_OBSERVATION = "assembled_observation"
@@ -439,14 +439,14 @@ class Controller(ManagedNode):
         status.add("state", self._state_machine.current_state[1])
         for check in self.checks:
             check.run(status)
-        statuses = [diagnostic(self, "control", status.level, status.message, status.values)]
+        statuses = {"control": status}
         if self.planner_checks:
             plan = Status(message="planning")
             plan.add("iterations", self.slot.planner.cem.iterations)
             plan.add("last_iterations", self.slot.iterations_done)
             for check in self.planner_checks:
                 check.run(plan)
-            statuses.append(diagnostic(self, "planner", plan.level, plan.message, plan.values))
+            statuses["planner"] = plan
         publish_diagnostics(self, self.diag_pub, statuses)
 
 
