@@ -96,6 +96,23 @@ def test_model_slot_keeps_the_old_actor_when_a_swap_fails(tmp_path):
     np.testing.assert_array_equal(slot.act(obs), before)
 
 
+def test_model_slot_load_runs_nothing_until_installed(tmp_path):
+    task = get_task("InvertedPendulum-v5")
+    first = save_checkpoint(tmp_path / "first.pt", MLPPolicy(task.obs_dim, task.act_dim), task.name)
+    second = save_checkpoint(tmp_path / "second.pt", MLPPolicy(task.obs_dim, task.act_dim),
+                             task.name)
+    slot = ModelSlot(task)
+    assert slot.swap(str(first)) == ""
+    loaded = slot.load(str(second))
+    assert not isinstance(loaded, str) and loaded.path == str(second)
+    assert (slot.identity, slot.swaps, slot.path) == ("MLPPolicy@first.pt", 1, str(first))
+    assert "missing.pt" in slot.load(str(tmp_path / "missing.pt"))
+    assert (slot.failed_swaps, slot.identity) == (1, "MLPPolicy@first.pt")
+    slot.install(loaded)
+    assert (slot.identity, slot.swaps, slot.path) == ("MLPPolicy@second.pt", 2, str(second))
+    assert slot.actor is loaded.actor
+
+
 def test_session_goal_is_the_envs_goal_until_changed_and_is_checked():
     session = SimSession(BridgeConfig(task="FetchReach-v4", seed=0))
     assert session.set_goal([1.3, 0.7, 0.5]) is None  # before the first episode: kept for it

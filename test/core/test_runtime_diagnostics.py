@@ -6,7 +6,7 @@ from learned_control.checkpoint import save_checkpoint
 from learned_control.models.policies import MLPPolicy
 from learned_control.runtime.controller import ModelSlot
 from learned_control.runtime.diagnostics import (ERROR, OK, WARN, CounterCheck, LatencyCheck,
-                                                 ModelCheck, RateCheck, Status)
+                                                 ModelCheck, RateCheck, Status, plain_text)
 from learned_control.runtime.stats import LatencyStats
 from learned_control.tasks import get_task
 
@@ -67,3 +67,16 @@ def test_status_keeps_the_worst_level_and_joins_its_messages():
     assert (status.level, status.message) == (WARN, "a; b")
     status.summary(ERROR, "c")
     assert (status.level, status.message) == (ERROR, "c")
+
+
+def test_plain_text_formats_floats_and_drops_terminal_escapes():
+    assert plain_text(0.12345) == "0.123"
+    assert plain_text(float("nan")) == "nan" and plain_text(7) == "7" and plain_text(True) == "True"
+    assert plain_text("\x1b[31mfailed:\x1b[0m no file\x1b[2K") == "failed: no file"
+
+
+def test_status_update_keeps_a_key_in_its_place():
+    status = Status()
+    status.update({"a": 1, "b": 2})
+    CounterCheck(lambda: {"a": 3}).run(status)
+    assert list(status.values.items()) == [("a", 3), ("b", 2)] and status.level == WARN

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from learned_control.errors import ConfigError
-from learned_control.supervisor import ProcessSpec, supervise
+from learned_control.runtime.supervisor import ProcessSpec, supervise
 
 PY = sys.executable
 
@@ -72,7 +72,7 @@ def _supervisor_with_two_children(tmp_path) -> tuple[subprocess.Popen, Path]:
         """)
     runner = _script(tmp_path, "runner", f"""
         import sys
-        from learned_control.supervisor import ProcessSpec, supervise
+        from learned_control.runtime.supervisor import ProcessSpec, supervise
         sys.exit(supervise([ProcessSpec("a", {child!r}), ProcessSpec("b", {child!r})]))
         """)
     proc = subprocess.Popen(runner, stdout=subprocess.PIPE, text=True)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
+from learned_control import topics
 from learned_control.data.bags import BagWriter, bag_to_episodes, typestore, write_bag
 from learned_control.data.episodes import Episode
 from learned_control.errors import DatasetError
-from learned_control.ros import topics
 from learned_control.tasks import get_task
 
 

@@ -20,7 +20,7 @@ rclpy = pytest.importorskip("rclpy", reason="ROS 2 rclpy not installed (pip inst
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
 from learned_control.ros import services  # noqa: E402
-from learned_control.supervisor import die_with_parent  # noqa: E402
+from learned_control.runtime.supervisor import die_with_parent  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
 _domains = itertools.count()

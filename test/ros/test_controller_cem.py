@@ -15,9 +15,10 @@ from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from conftest import diagnostic_values
+from learned_control import topics
 from learned_control.evaluation import run_episode
 from learned_control.planning.mpc import PLANNER_PARAMETERS, MPCController, default_mpc_config
-from learned_control.ros import qos, topics
+from learned_control.ros import qos
 from learned_control.ros.node_utils import array_msg
 from learned_control.tasks import make_env
 from pendulum_dynamics import TASK, noisy_pd_episodes, train_pendulum_ensemble

@@ -10,12 +10,13 @@ from lifecycle_msgs.msg import Transition
 from std_msgs.msg import Float64MultiArray
 
 from conftest import diagnostic_values
+from learned_control import topics
 from learned_control.checkpoint import save_checkpoint
 from learned_control.data.episodes import Transitions
 from learned_control.data.minari_io import rollout_episodes
 from learned_control.envs.fetch_reach import ReachExpert
 from learned_control.evaluation import evaluate
-from learned_control.ros import qos, topics
+from learned_control.ros import qos
 from learned_control.tasks import get_task
 from learned_control.training.bc import BCConfig, mlp_policy_for, train_bc
 

@@ -12,9 +12,10 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from conftest import diagnostic_values
+from learned_control import topics
 from learned_control.checkpoint import load_checkpoint, save_checkpoint
 from learned_control.data.bags import write_bag
-from learned_control.ros import qos, topics
+from learned_control.ros import qos
 from learned_control.tasks import get_task
 from learned_control.training.bc import mlp_policy_for
 from learned_control.training.experts import collect_dataset

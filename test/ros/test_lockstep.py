@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from std_msgs.msg import Float64MultiArray
 
+from learned_control import topics
 from learned_control.checkpoint import load_checkpoint
 from learned_control.evaluation import evaluate
-from learned_control.ros import qos, topics
+from learned_control.ros import qos
 from learned_control.tasks import make_env
 
 pytestmark = pytest.mark.ros

@@ -12,11 +12,12 @@ from lifecycle_msgs.msg import Transition
 from rosbags.rosbag2 import Reader
 from std_msgs.msg import Float64MultiArray
 
+from learned_control import topics
 from learned_control.checkpoint import load_checkpoint, save_checkpoint
 from learned_control.cli import main as cli_main
 from learned_control.data.bags import bag_to_episodes
 from learned_control.data.minari_io import load_episodes, rollout_episodes
-from learned_control.ros import qos, topics
+from learned_control.ros import qos
 from learned_control.tasks import get_task
 from learned_control.training.bc import mlp_policy_for
 

@@ -11,10 +11,11 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rosbags.rosbag2 import Reader
 
 from conftest import diagnostic_values
+from learned_control import topics
 from learned_control.checkpoint import load_checkpoint, save_checkpoint
 from learned_control.data.bags import bag_to_episodes
 from learned_control.data.minari_io import rollout_episodes
-from learned_control.ros import qos, topics
+from learned_control.ros import qos
 from learned_control.tasks import get_task
 from learned_control.training.bc import mlp_policy_for
 

@@ -22,9 +22,10 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from conftest import diagnostic_values
+from learned_control import topics
 from learned_control.checkpoint import load_checkpoint, save_checkpoint
 from learned_control.evaluation import evaluate
-from learned_control.ros import qos, topics
+from learned_control.ros import qos
 from learned_control.ros.controller import ASSEMBLED_OBSERVATION
 from learned_control.ros.robot_msgs import to_stamp
 from learned_control.specs import default_specs, dump_specs

@@ -9,7 +9,8 @@ from geometry_msgs.msg import PointStamped
 from std_msgs.msg import Float64MultiArray
 
 from conftest import diagnostic_values
-from learned_control.ros import qos, topics
+from learned_control import topics
+from learned_control.ros import qos
 from learned_control.ros.node_utils import array_msg
 
 pytestmark = pytest.mark.ros

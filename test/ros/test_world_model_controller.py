@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from std_msgs.msg import Float64MultiArray
 
+from learned_control import topics
 from learned_control.checkpoint import load_checkpoint
 from learned_control.data.minari_io import rollout_episodes
-from learned_control.ros import qos, topics
+from learned_control.ros import qos
 from learned_control.tasks import make_env
 from learned_control.training.world_model import WorldModelConfig, run_world_model
 

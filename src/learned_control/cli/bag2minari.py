@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bag2minari", help="convert a recorded rosbag2 bag into a local Minari dataset",
         description="Read a bag written by the recorder node (sqlite3 or mcap), pair each "
                     "observation with the command the bridge applied to it (see "
-                    "learned_control.ros.topics), and store the complete episodes as a new local "
+                    "learned_control.topics), and store the complete episodes as a new local "
                     "Minari dataset under $MINARI_DATASETS_PATH (default ~/.minari/datasets). An "
                     "episode cut before its summary is dropped.")
     parser.add_argument("bag", help="bag folder")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..supervisor import ProcessSpec, supervise
+from ..runtime.supervisor import ProcessSpec, supervise
 from ..tasks import get_task
 from .common import add_task_arg
 

@@ -3,7 +3,7 @@ bag -> :class:`Episode` conversion behind ``bag2minari`` and ``load_transitions(
 
 Message types are the real ROS 2 Jazzy ones (``get_typestore(Stores.ROS2_JAZZY)``), so a bag
 written here is readable by ``ros2 bag info/play``. Topic names and the pairing rule are
-:mod:`learned_control.ros.topics` (a module of constants, importable without ROS).
+:mod:`learned_control.topics` (a module of constants, importable without ROS).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from .. import topics
 from ..errors import DatasetError
-from ..ros import topics
 from ..tasks import Task
 from .episodes import Episode
 

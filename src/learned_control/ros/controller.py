@@ -28,8 +28,8 @@ kept, when it fails). Robot mode (parameter ``spec_file``): subscribes
 :class:`~learned_control.specs.ObservationAssembler` (also published on ``assembled_observation``
 for checks and recording), and publishes the shaped command on the spec's controller topic; a
 stale source stops commanding and is named on ``/diagnostics``. Setting the ``checkpoint``
-parameter swaps the model between ticks; a file
-that fails to load is refused and the old model keeps running.
+parameter swaps the model between ticks; a file that fails to load is refused and the old model
+keeps running (the on-set validator only loads, a post-set callback runs what it loaded).
 """
 
 from __future__ import annotations
@@ -37,29 +37,32 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from typing import Any
 
 import numpy as np
 from rclpy.wait_for_message import wait_for_message
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from .. import topics
 from ..errors import ConfigError, LearnedControlError, SpecError
 from ..evaluation import Actor
 from ..planning.mpc import PLANNER_PARAMETERS
-from ..runtime.controller import ControllerConfig, ModelSlot
+from ..runtime.controller import ControllerConfig, LoadedActor, ModelSlot
 from ..runtime.diagnostics import WARN, CounterCheck, LatencyCheck, ModelCheck, RateCheck, Status
 from ..runtime.stats import LatencyStats
 from ..specs import CommandShaper, ObservationAssembler, RobotSpecs, specs_for
 from ..tasks import get_task
 from ..training.experts import load_expert
 from ..utils import configure_torch
-from . import qos, topics
-from .node_utils import (ManagedNode, array_msg, declare_config, diagnostic,
-                         publish_diagnostics, read_config, run_node)
+from . import qos
+from .node_utils import (ManagedNode, array_msg, declare_config, publish_diagnostics,
+                         read_config, run_node)
 from .robot_msgs import MSG_TYPES, command_msg, sample_from_msg, stamp_seconds
 
 ASSEMBLED_OBSERVATION = "assembled_observation"
@@ -68,7 +71,21 @@ ASSEMBLED_OBSERVATION = "assembled_observation"
 READER_WAIT_S = 10.0
 """Lockstep: the longest a first command waits for its bridge's reader to match (s)."""
 
+FIXED_AFTER_CONFIGURE = ("task", "mode", "device", "spec_file", "actor", "expert")
+"""Parameters a set refuses once the node is configured."""
+
 __all__ = ["Controller", "main"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _PendingSwap:
+    """A parameter set the validator accepted: its ``(name, value)`` pairs, the actor loaded for
+    it, the config that runs with it and who asked (for the log)."""
+
+    values: list[tuple[str, Any]]
+    loaded: LoadedActor
+    config: ControllerConfig
+    origin: str
 
 
 class Controller(ManagedNode):
@@ -106,7 +123,9 @@ class Controller(ManagedNode):
         self._own_subs: list = []
         self._own_services: list = []
         self._own_timers: list = []
+        self._pending: _PendingSwap | None = None  # loaded by the validator, run after the set
         self.add_on_set_parameters_callback(self._validate_parameters)
+        self.add_post_set_parameters_callback(self._apply_parameters)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
@@ -396,31 +415,48 @@ class Controller(ManagedNode):
         response.message = error or f"running {self.slot.identity}"
         return response
 
-    def _validate_parameters(self, params) -> SetParametersResult:
-        """Refuse a checkpoint that does not load (old model kept); swap one that does. Planner
-        settings rebuild the running planner, or are refused with the reason."""
-        planner = {p.name: p.value for p in params if p.name in (*PLANNER_PARAMETERS, "seed")}
+    def _validate_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Accept or refuse a set, changing nothing that runs. Once configured: a parameter of
+        :data:`FIXED_AFTER_CONFIGURE` is refused; a ``checkpoint``, or planner settings (rebuilt
+        from the running checkpoint), are refused with the reason unless the model loads with
+        them (the old one keeps running). What loaded waits for :meth:`_apply_parameters`."""
+        self._pending = None
+        if self.slot is None:
+            return SetParametersResult(successful=True)
         for param in params:
-            if param.name == "checkpoint" and self.slot is not None:
-                error = self._swap(param.value, "checkpoint parameter")
-                if error:
-                    return SetParametersResult(successful=False, reason=error)
-            elif (param.name in ("task", "mode", "device", "spec_file", "actor", "expert")
-                  and self.slot is not None):
+            if param.name in FIXED_AFTER_CONFIGURE:
                 return SetParametersResult(successful=False,
                                            reason=f"{param.name} is fixed after configure")
-        if planner and self.slot is not None and self.slot.planner is not None:
+        values = {p.name: p.value for p in params}
+        planner = {n: v for n, v in values.items() if n in (*PLANNER_PARAMETERS, "seed")}
+        rebuild = bool(planner) and self.slot.planner is not None
+        if "checkpoint" not in values and not rebuild:
+            return SetParametersResult(successful=True)
+        config = self.config
+        if rebuild:
             try:
                 config = dataclasses.replace(self.config, **planner)
             except ConfigError as err:
                 return SetParametersResult(successful=False, reason=str(err))
-            error = self.slot.swap(self.slot.path, config.planner(), config.seed)
-            if error:
-                self.get_logger().error(f"planner settings {planner} refused: {error}")
-                return SetParametersResult(successful=False, reason=error)
-            self.config = config
-            self.get_logger().info(f"planner rebuilt with {planner}")
+        origin = "checkpoint parameter" if "checkpoint" in values else f"planner settings {planner}"
+        loaded = self.slot.load(values.get("checkpoint", self.slot.path),
+                                config.planner() if rebuild else None,
+                                config.seed if rebuild else None)
+        if isinstance(loaded, str):
+            self.get_logger().error(f"{origin} refused, keeping {self.slot.identity}: {loaded}")
+            return SetParametersResult(successful=False, reason=loaded)
+        self._pending = _PendingSwap([(p.name, p.value) for p in params], loaded, config, origin)
         return SetParametersResult(successful=True)
+
+    def _apply_parameters(self, params: list[Parameter]) -> None:
+        """After a set every validator accepted: run what :meth:`_validate_parameters` loaded for
+        it (between ticks: the executor runs one callback at a time)."""
+        pending, self._pending = self._pending, None
+        if pending is None or pending.values != [(p.name, p.value) for p in params]:
+            return
+        self.slot.install(pending.loaded)
+        self.config = pending.config
+        self.get_logger().info(f"{pending.origin}: now running {self.slot.identity}")
 
     # ---- diagnostics -----------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
@@ -438,14 +474,14 @@ class Controller(ManagedNode):
         status.add("state", self._state_machine.current_state[1])
         for check in self.checks:
             check.run(status)
-        statuses = [diagnostic(self, "control", status.level, status.message, status.values)]
+        statuses = {"control": status}
         if self.planner_checks:
             plan = Status(message="planning")
             plan.add("iterations", self.slot.planner.cem.iterations)
             plan.add("last_iterations", self.slot.iterations_done)
             for check in self.planner_checks:
                 check.run(plan)
-            statuses.append(diagnostic(self, "planner", plan.level, plan.message, plan.values))
+            statuses["planner"] = plan
         publish_diagnostics(self, self.diag_pub, statuses)
 
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 import time
 
+from .. import topics
 from ..checkpoint import load_checkpoint
 from ..planning.mpc import parameter_file
 from ..tasks import get_task
 from ..training.mbrl import IterationResult, save_curve
-from . import topics
 from .graph_run import BRIDGE_TOPICS, LockstepGraph, new_loop_dir
 
 __all__ = ["run_dagger_loop"]

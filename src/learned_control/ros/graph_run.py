@@ -27,10 +27,11 @@ from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
+from .. import topics
 from ..errors import ConfigError, LearnedControlError
 from ..evaluation import EvalResult
-from ..supervisor import die_with_parent, stop_processes
-from . import qos, services, topics
+from ..runtime.supervisor import die_with_parent, stop_processes
+from . import qos, services
 
 __all__ = ["GraphRun", "LockstepGraph", "run_lockstep_graph", "new_loop_dir"]
 

@@ -24,12 +24,13 @@ from rclpy.lifecycle import State, TransitionCallbackReturn
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
+from .. import topics
 from ..errors import ConfigError
+from ..runtime.diagnostics import ERROR, Status
 from ..training.learner import BackgroundLearner, LearnerConfig
 from ..utils import configure_torch
-from . import qos, topics
-from .node_utils import (ERROR, OK, ManagedNode, declare_config, diagnostic, publish_diagnostics,
-                         read_config, run_node)
+from . import qos
+from .node_utils import ManagedNode, declare_config, publish_diagnostics, read_config, run_node
 
 __all__ = ["Learner", "main"]
 
@@ -134,20 +135,17 @@ class Learner(ManagedNode):
 
     def _publish_diagnostics(self) -> None:
         s = self.learner.status()
-        if s.state == "training":
-            level, message = OK, f"training: epoch {s.epoch}/{s.epochs}"
-        elif s.state == "failed":
-            level, message = ERROR, f"failed: {s.last_error}"
-        else:
-            level, message = OK, "idle" + (f"; last job {s.last_outcome}" if s.last_outcome else "")
-        values = {"state": s.state, "what": self.get_parameter("what").value,
-                  "epoch": s.epoch, "epochs": s.epochs,
-                  "train_loss": s.train_loss, "val_loss": s.val_loss,
-                  "jobs_done": s.jobs_done, "last_outcome": s.last_outcome,
-                  "last_checkpoint": s.last_checkpoint, "last_error": s.last_error,
-                  "lifecycle": self._state_machine.current_state[1]}
-        publish_diagnostics(self, self.diag_pub, [diagnostic(self, "training", level, message,
-                                                             values)])
+        status = Status(message=f"training: epoch {s.epoch}/{s.epochs}" if s.state == "training"
+                        else "idle" + (f"; last job {s.last_outcome}" if s.last_outcome else ""))
+        if s.state == "failed":
+            status.summary(ERROR, f"failed: {s.last_error}")
+        status.update({"state": s.state, "what": self.get_parameter("what").value,
+                       "epoch": s.epoch, "epochs": s.epochs,
+                       "train_loss": s.train_loss, "val_loss": s.val_loss,
+                       "jobs_done": s.jobs_done, "last_outcome": s.last_outcome,
+                       "last_checkpoint": s.last_checkpoint, "last_error": s.last_error,
+                       "lifecycle": self._state_machine.current_state[1]})
+        publish_diagnostics(self, self.diag_pub, {"training": status})
 
 
 def main(args: list[str] | None = None) -> int:

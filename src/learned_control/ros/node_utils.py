@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import math
 import re
 import signal
 import sys
 import threading
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -19,16 +18,17 @@ from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.experimental import EventsExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from ..errors import ConfigError
+from ..runtime.diagnostics import Status, plain_text
 
-__all__ = ["ManagedNode", "declare_config", "read_config", "diagnostic", "publish_diagnostics", "run_node",
-           "array_msg", "OK", "WARN", "ERROR"]
+__all__ = ["ManagedNode", "declare_config", "read_config", "diagnostic_status",
+           "publish_diagnostics", "run_node", "array_msg"]
 
 C = TypeVar("C")
-OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 
 
 def _attribute_docs(cls: type) -> dict[str, str]:
@@ -91,20 +91,20 @@ def array_msg(values, label: str = "") -> Float64MultiArray:
     return msg
 
 
-def diagnostic(node: Node, name: str, level: int, message: str, values: dict[str, Any]
-               ) -> DiagnosticStatus:
-    """A DiagnosticStatus named ``<node>: <name>`` with values rendered as text."""
-    def fmt(v: Any) -> str:
-        return f"{v:.3f}" if isinstance(v, float) and math.isfinite(v) else str(v)
-
-    return DiagnosticStatus(level=bytes([level]) if isinstance(level, int) else level,
-                            name=f"{node.get_name()}: {name}", message=message,
+def diagnostic_status(node: Node, name: str, status: Status) -> DiagnosticStatus:
+    """``status`` as a DiagnosticStatus named ``<node>: <name>``, message and values as plain
+    text (:func:`~learned_control.runtime.diagnostics.plain_text`)."""
+    return DiagnosticStatus(level=bytes([status.level]), name=f"{node.get_name()}: {name}",
+                            message=plain_text(status.message),
                             hardware_id=node.get_fully_qualified_name(),
-                            values=[KeyValue(key=k, value=fmt(v)) for k, v in values.items()])
+                            values=[KeyValue(key=k, value=plain_text(v))
+                                    for k, v in status.values.items()])
 
 
-def publish_diagnostics(node: Node, publisher, statuses: list[DiagnosticStatus]) -> None:
-    msg = DiagnosticArray(status=statuses)
+def publish_diagnostics(node: Node, publisher: Publisher, statuses: dict[str, Status]) -> None:
+    """Publish one DiagnosticArray of ``{name: status}``, stamped with the node's clock."""
+    msg = DiagnosticArray(status=[diagnostic_status(node, name, status)
+                                  for name, status in statuses.items()])
     msg.header.stamp = node.get_clock().now().to_msg()
     publisher.publish(msg)
 

@@ -17,10 +17,12 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+from .. import topics
 from ..data.bags import STORAGES, BagWriter
 from ..errors import ConfigError, DatasetError
-from . import qos, topics
-from .node_utils import OK, WARN, declare_config, diagnostic, publish_diagnostics, read_config, run_node
+from ..runtime.diagnostics import WARN, Status
+from . import qos
+from .node_utils import declare_config, publish_diagnostics, read_config, run_node
 
 __all__ = ["RecorderConfig", "Recorder", "main"]
 
@@ -105,12 +107,12 @@ class Recorder(Node):
         """Per topic ``written/<topic>`` and ``publishers/<topic>`` (matched publishers)."""
         matched = {name: sub.get_publisher_count() for name, sub in self._subs.items()}
         missing = [name for name in self._bridge_topics if matched[name] == 0]
-        values = {**{f"written/{name}": n for name, n in self.counts.items()},
-                  **{f"publishers/{name}": n for name, n in matched.items()}}
-        level, message = ((WARN, f"no publisher on {', '.join(missing)}") if missing
-                          else (OK, f"recording into {self.config.bag}"))
-        publish_diagnostics(self, self._diag_pub, [diagnostic(self, "recording", level, message,
-                                                              values)])
+        status = Status(message=f"recording into {self.config.bag}")
+        status.update({f"written/{name}": n for name, n in self.counts.items()})
+        status.update({f"publishers/{name}": n for name, n in matched.items()})
+        if missing:
+            status.summary(WARN, f"no publisher on {', '.join(missing)}")
+        publish_diagnostics(self, self._diag_pub, {"recording": status})
 
     def drain(self, executor, quiet_s: float = 0.3, limit_s: float = 3.0) -> None:
         """On stop, before closing: write what already arrived or is in flight, until nothing

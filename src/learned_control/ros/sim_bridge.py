@@ -3,10 +3,11 @@
 Parameters: the fields of :class:`learned_control.runtime.bridge.BridgeConfig` (task, seed, mode,
 rate_hz, command_timeout, on_timeout, auto_reset, max_episodes, publish_clock, interface,
 spec_file, wait_for_recorder, goal_frame) plus ``autostart`` and ``torch_threads``. Topics and
-the pairing rule: :mod:`learned_control.ros.topics`. With ``interface: ros2_control`` the bridge publishes only what a
-ros2_control robot with mocap would (``/joint_states`` and the spec's pose/odometry/goal topics,
-one stamp per step, republished while a lockstep step waits) and takes commands on the spec's
-controller topic; ``applied_command``, ``reward`` and ``episode`` stay as side topics.
+the pairing rule: :mod:`learned_control.topics`. With ``interface: ros2_control`` the bridge
+publishes only what a ros2_control robot with mocap would (``/joint_states`` and the spec's
+pose/odometry/goal topics, one stamp per step, republished while a lockstep step waits) and takes
+commands on the spec's controller topic; ``applied_command``, ``reward`` and ``episode`` stay as
+side topics.
 
 Goal-conditioned tasks (FetchReach): the bridge owns the goal, as in simulation it must. A
 ``goal`` (geometry_msgs/PointStamped in ``goal_frame``) becomes the env's goal from the next
@@ -35,14 +36,16 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from trajectory_msgs.msg import JointTrajectory
 
+from .. import topics
 from ..errors import ConfigError, SpecError
 from ..runtime.bridge import BridgeConfig, SimSession, StepOutcome
+from ..runtime.diagnostics import CounterCheck, Status
 from ..runtime.stats import LatencyStats
 from ..specs import GoalSample, command_to_action, driver_samples, specs_for
 from ..utils import configure_torch
-from . import qos, topics
-from .node_utils import (OK, WARN, ManagedNode, array_msg, declare_config, diagnostic,
-                         publish_diagnostics, read_config, run_node)
+from . import qos
+from .node_utils import (ManagedNode, array_msg, declare_config, publish_diagnostics,
+                         read_config, run_node)
 from .robot_msgs import MSG_TYPES, command_values, msg_from_sample, to_stamp
 
 __all__ = ["SimBridge", "main"]
@@ -115,6 +118,7 @@ class SimBridge(ManagedNode):
         self._own_services = [self.create_service(Trigger, name, callback) for name, callback in (
             (topics.RESET, self._on_reset), (topics.PAUSE, self._on_pause),
             (topics.RESUME, self._on_resume))]
+        self.checks = [CounterCheck(self._fault_counts)]
         self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
         self.labels = ",".join(self.session.task.labels)
         self.get_logger().info(f"configured {config.task} in {config.mode} mode at "
@@ -361,26 +365,40 @@ class SimBridge(ManagedNode):
         return response
 
     # ---- diagnostics -----------------------------------------------------------------------
+    def _fault_counts(self) -> dict[str, int]:
+        """The counts that warn while non-zero: rejected commands (and goals), command timeouts
+        and lockstep waits."""
+        counters = self.session.gate.counters()
+        faults = {"rejected_size": counters["rejected_size"],
+                  "rejected_nonfinite": counters["rejected_nonfinite"],
+                  "timeouts": self.timeouts, "lockstep_waits": self.lockstep_waits}
+        if self.session.task.goal_dim:
+            faults["rejected_goals"] = self.rejected_goals
+        return faults
+
     def _publish_diagnostics(self) -> None:
         if self.session is None:
             return
-        counters = self.session.gate.counters()
-        bad = counters["rejected_size"] + counters["rejected_nonfinite"]
-        level = WARN if (bad or self.timeouts or self.lockstep_waits) else OK
-        values = {"mode": self.session.config.mode, "state": self._state_machine.current_state[1],
-                  "active": self.active, "paused": self.paused,
-                  "episode": self.session.episode_index, "episodes_done": self.session.episodes_done,
-                  "step_rate_hz": self.steps.rate_hz(), "steps": self.steps.count,
-                  "step_p99_ms": self.steps.percentile_ms(99), **counters,
-                  "timeouts": self.timeouts, "lockstep_waits": self.lockstep_waits,
-                  "ignored_commands": self.ignored}
+        status = Status(message="finished" if self.session.finished
+                        else ("stepping" if self.active else "inactive"))
+        status.update({"mode": self.session.config.mode,
+                       "state": self._state_machine.current_state[1],
+                       "active": self.active, "paused": self.paused,
+                       "episode": self.session.episode_index,
+                       "episodes_done": self.session.episodes_done,
+                       "step_rate_hz": self.steps.rate_hz(), "steps": self.steps.count,
+                       "step_p99_ms": self.steps.percentile_ms(99),
+                       **self.session.gate.counters(),
+                       "timeouts": self.timeouts, "lockstep_waits": self.lockstep_waits,
+                       "ignored_commands": self.ignored})
         if self.session.task.goal_dim:
             goal = self.session.goal
-            values.update(goal="env's own" if goal is None else ",".join(f"{g:.4f}" for g in goal),
-                          goals=self.goals, rejected_goals=self.rejected_goals)
-            level = WARN if self.rejected_goals else level
-        message = "finished" if self.session.finished else ("stepping" if self.active else "inactive")
-        publish_diagnostics(self, self._own_pubs["diag"], [diagnostic(self, "bridge", level, message, values)])
+            status.update({"goal": "env's own" if goal is None
+                           else ",".join(f"{g:.4f}" for g in goal),
+                           "goals": self.goals, "rejected_goals": self.rejected_goals})
+        for check in self.checks:
+            check.run(status)
+        publish_diagnostics(self, self._own_pubs["diag"], {"bridge": status})
 
 
 def main(args: list[str] | None = None) -> int:

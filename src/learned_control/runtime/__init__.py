@@ -1,4 +1,5 @@
-"""Plain-Python logic behind the ROS nodes (no ROS imports): testable without a graph."""
+"""Plain-Python run-time logic behind the ROS nodes and ``up`` (no ROS imports): testable without
+a graph."""
 
 from .bridge import BridgeConfig, CommandGate, SimSession, StepOutcome
 from .stats import LatencyStats

@@ -23,7 +23,7 @@ from ..training.experts import load_actor as load_policy
 from ..tasks import Task, get_task
 from ..utils import resolve_device
 
-__all__ = ["ControllerConfig", "load_actor", "ModelSlot", "ACTORS"]
+__all__ = ["ControllerConfig", "load_actor", "LoadedActor", "ModelSlot", "ACTORS"]
 
 MODES = ("lockstep", "realtime")
 ACTORS = ("policy", "cem")
@@ -132,6 +132,16 @@ def load_actor(path: str | Path, task: Task, device: str = "cpu",
     return load_policy(path, task, str(resolve_device(device)))
 
 
+@dataclass(frozen=True)
+class LoadedActor:
+    """An actor loaded by :meth:`ModelSlot.load`, not yet running, with what it was loaded from."""
+
+    actor: Actor
+    path: str
+    planner: MPCConfig | None
+    seed: int
+
+
 @dataclass
 class ModelSlot:
     """The running actor and its identity; a failed swap keeps the old one.
@@ -166,6 +176,20 @@ class ModelSlot:
         Returns:
             ``""`` on success, else the error message (also kept in ``last_error``).
         """
+        loaded = self.load(path, planner, seed)
+        if isinstance(loaded, str):
+            return loaded
+        self.install(loaded)
+        return ""
+
+    def load(self, path: str, planner: MPCConfig | None = None,
+             seed: int | None = None) -> LoadedActor | str:
+        """The first half of :meth:`swap`: load ``path`` without running it (a failure counts
+        as a failed swap); :meth:`install` runs the result.
+
+        Returns:
+            the loaded actor, or the error message (also kept in ``last_error``).
+        """
         planner = planner or self.planner
         seed = self.seed if seed is None else seed
         try:
@@ -174,12 +198,16 @@ class ModelSlot:
             self.failed_swaps += 1
             self.last_error = str(err)
             return self.last_error
+        return LoadedActor(actor, str(path), planner, seed)
+
+    def install(self, loaded: LoadedActor) -> None:
+        """Run ``loaded`` (from :meth:`load`) from now on, its planner settings with it."""
+        actor = loaded.actor
         if hasattr(actor, "reset"):
             actor.reset()
-        self.actor, self.identity = actor, f"{type(actor).__name__}@{Path(path).name}"
-        self.path, self.planner, self.seed = str(path), planner, seed
+        self.actor, self.identity = actor, f"{type(actor).__name__}@{Path(loaded.path).name}"
+        self.path, self.planner, self.seed = loaded.path, loaded.planner, loaded.seed
         self.swaps += 1
-        return ""
 
     def reset(self) -> None:
         """Episode start: the actor forgets its state (a planner its warm start)."""

@@ -1,12 +1,16 @@
 """Diagnostic tasks in diagnostic_updater's shape: thresholds in the constructor, ``run(status)``.
 
-ROS-free: a node runs its tasks into one :class:`Status` and converts it to a
-``diagnostic_msgs/DiagnosticStatus`` (levels are the same bytes: 0 OK, 1 WARN, 2 ERROR).
+ROS-free: every node fills one :class:`Status` per status name (its checks' ``run`` and its own
+``summary``/``add`` calls) and converts it to a ``diagnostic_msgs/DiagnosticStatus`` in one place,
+``node_utils.publish_diagnostics`` (levels are the same bytes: 0 OK, 1 WARN, 2 ERROR; the message
+and values as :func:`plain_text`).
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,9 +18,19 @@ from .controller import ModelSlot
 from .stats import LatencyStats
 
 __all__ = ["OK", "WARN", "ERROR", "Status", "RateCheck", "LatencyCheck", "ModelCheck",
-           "CounterCheck"]
+           "CounterCheck", "plain_text"]
 
 OK, WARN, ERROR = 0, 1, 2
+
+_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
+"""A terminal escape sequence (ANSI colours, cursor moves)."""
+
+
+def plain_text(value: Any) -> str:
+    """``value`` as diagnostics text: a finite float with 3 decimals, anything else ``str()``;
+    terminal escape sequences (colours in an exception's text) removed."""
+    text = f"{value:.3f}" if isinstance(value, float) and math.isfinite(value) else str(value)
+    return _ESCAPE.sub("", text)
 
 
 @dataclass
@@ -36,6 +50,10 @@ class Status:
 
     def add(self, key: str, value: Any) -> None:
         self.values[key] = value
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Add every ``key: value`` of ``values`` (a key already there keeps its place)."""
+        self.values.update(values)
 
 
 class RateCheck:
@@ -107,7 +125,7 @@ class CounterCheck:
         max_count: the largest count that is still OK.
     """
 
-    def __init__(self, counters, max_count: int = 0) -> None:
+    def __init__(self, counters: Callable[[], dict[str, int]], max_count: int = 0) -> None:
         self.counters, self.max_count = counters, max_count
 
     def run(self, status: Status) -> Status:

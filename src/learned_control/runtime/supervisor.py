@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["ProcessSpec", "supervise", "stop_processes", "die_with_parent"]
 
