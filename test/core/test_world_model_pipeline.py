@@ -9,13 +9,13 @@ import numpy as np
 import torch
 import pytest
 
+from learned_control.actors import load_sb3_expert
 from learned_control.checkpoint import load_checkpoint
 from learned_control.cli import main
 from learned_control.data.minari_io import load_transitions
 from learned_control.errors import ConfigError
 from learned_control.evaluation import evaluate
 from learned_control.tasks import get_task, make_env
-from learned_control.training.experts import load_sb3_expert
 from learned_control.training.world_model import EVAL_SEED_OFFSET, WorldModelConfig
 from learned_control.worldmodel import FIXED_GOAL_ENV_ID, MODEL_ENV_ID
 

@@ -20,7 +20,7 @@ import os
 import time
 
 from ..checkpoint import load_checkpoint
-from ..planning.mpc import parameter_file
+from ..params import parameter_file
 from ..tasks import get_task
 from ..training.mbrl import IterationResult, save_curve
 from . import topics
