@@ -11,12 +11,13 @@ setup(
     description="Learning-based control for ROS 2: behavior cloning, learned dynamics and CEM-MPC.",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    package_data={PACKAGE: ["py.typed", "specs/*.yaml"]},
+    package_data={PACKAGE: ["py.typed", "specs/*.yaml", "config/*.yaml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
-        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        # the parameter files are package data; a copy in share/ for ROS tools that look there
+        (f"share/{PACKAGE}/config", glob(f"src/{PACKAGE}/config/*.yaml")),
     ],
     python_requires=">=3.10",
     # torch is left unpinned here; the Makefile installs the known-good CPU build first
@@ -66,5 +67,5 @@ setup(
             "learner = learned_control.ros.learner:main",
         ],
     },
-    zip_safe=True,
+    zip_safe=False,  # the parameter files are handed to ROS nodes by path
 )

@@ -52,7 +52,7 @@ from learned_control.models.policies import MLPPolicy
 from learned_control.ros import qos
 from learned_control.ros.graph_run import LockstepGraph, run_lockstep_graph
 from learned_control.ros.node_utils import array_msg
-from learned_control.tasks import get_task, make_env
+from learned_control.tasks import get_task
 
 PING, PONG = "bench_ping", "bench_pong"
 EXECUTORS = {"single-threaded": SingleThreadedExecutor, "events": EventsExecutor}
@@ -145,9 +145,7 @@ def realtime_rates(task_name: str, seconds: float, seed: int, log_dir: Path,
     """Configured rate, achieved bridge step rate and controller command rate (Hz) over
     ``seconds`` of a realtime run (a seeded random policy; episodes reset as they end)."""
     task = get_task(task_name)
-    env = make_env(task_name)
-    configured = 1.0 / env.unwrapped.dt
-    env.close()
+    configured = 1.0 / task.dt
     torch.manual_seed(seed)
     checkpoint = save_checkpoint(log_dir / "realtime_policy.pt",
                                  MLPPolicy(task.obs_dim, task.act_dim), task.name)

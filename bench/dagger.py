@@ -34,10 +34,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
+from learned_control.actors import load_sb3_expert
 from learned_control.tasks import get_task
 from learned_control.training.bc import BCConfig
 from learned_control.training.dagger import DAggerConfig, dagger_table, plot_dagger, run_dagger
-from learned_control.training.experts import load_sb3_expert
 
 EXPERTS = Path(__file__).resolve().parents[2] / "shared" / "experts"
 TASKS = {"Hopper-v5": "tqc_Hopper.zip", "Walker2d-v5": "tqc_Walker2d.zip",

@@ -19,8 +19,9 @@ Per task, in one run:
    ``bench/planner.py`` times its default config with), 5000 random steps (100 episodes) +
    1 round x 5 planner episodes (250 steps), 60 epochs per fit. The final fit is saved as
    ``OUT/dynamics_<task>.pt``.
-2. **Expert**: ``cem:OUT/dynamics_<task>.pt`` through ``training.experts.load_expert``, i.e.
-   ``MPCController`` with the task's default config (``config/<task>.yaml``), seed 0.
+2. **Expert**: ``cem:OUT/dynamics_<task>.pt`` through ``actors.load_actor``, i.e.
+   ``MPCController`` with the task's default config (``learned_control/config/<task>.yaml``),
+   seed 0.
 3. **DAgger** (``training.dagger.run_dagger``, beta 0, a fresh 2x64 ReLU MLP per iteration):
    BC on the planner's demo episodes, then iterations of learner rollouts relabelled by the
    planner. Planner, random, BC-at-equal-data and every iteration are evaluated on the same
@@ -65,18 +66,17 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from learned_control.actors import Actor, load_actor, planner_for_task
 from learned_control.checkpoint import save_checkpoint
 from learned_control.data.episodes import Episode, Transitions
 from learned_control.data.minari_io import rollout_episodes
-from learned_control.evaluation import Actor, run_episode
+from learned_control.evaluation import run_episode
 from learned_control.models.dynamics import EnsembleDynamics
-from learned_control.planning.mpc import MPCController, default_mpc_config
 from learned_control.tasks import Task, get_task
 from learned_control.training.bc import BCConfig
 from learned_control.training.dagger import (DAggerConfig, DAggerResult, dagger_table, plot_dagger,
                                              run_dagger)
 from learned_control.training.dynamics import DynamicsTrainConfig, train_dynamics
-from learned_control.training.experts import load_expert
 from learned_control.training.mbrl import random_episodes
 from learned_control.utils import seed_everything
 
@@ -140,7 +140,7 @@ def fit_dynamics(task: Task, recipe: Recipe, seed: int) -> tuple[EnsembleDynamic
         history = train_dynamics(model, Transitions.from_episodes(planner + random), config, seed)
         if r == recipe.rounds:
             break
-        mpc = MPCController(model, task.name, default_mpc_config(task.name), seed=seed)
+        mpc = planner_for_task(model, task, seed=seed)
         new = rollout_episodes(mpc, env, recipe.episodes_per_round, 40000 + 100 * r, progress=False)
         planner += new
         rounds.append([round(float(e.episode_return), 2) for e in new])
@@ -207,7 +207,7 @@ def main() -> None:
         console.print(f"{name}: dynamics trained on {info['random_transitions']} random + "
                       f"{info['planner_transitions']} planner transitions in "
                       f"{info['dynamics_wall_s']:.0f} s")
-        expert = load_expert(f"cem:{path}", task)
+        expert = load_actor(f"cem:{path}", task)
         recipe.dagger.seed = recipe.dagger.bc.seed = args.seed
         result = run_dagger(task, expert, recipe.dagger, progress=False)
         console.print(dagger_table(result, f"DAgger from the CEM planner on {name}"))

@@ -21,11 +21,11 @@ import time
 
 import torch
 
+from learned_control.actors import planner_for_task
 from learned_control.data.episodes import Episode, Transitions
 from learned_control.data.minari_io import rollout_episodes
 from learned_control.evaluation import EvalResult, evaluate
 from learned_control.models.dynamics import EnsembleDynamics
-from learned_control.planning.mpc import MPCController, default_mpc_config
 from learned_control.tasks import get_task
 from learned_control.training.dynamics import DynamicsTrainConfig, train_dynamics
 from learned_control.training.mbrl import IterationResult, random_episodes, save_curve
@@ -71,7 +71,7 @@ def main() -> None:
                                  num_layers=3, activation="silu")
         data = Transitions.from_episodes(planner + random)
         train_dynamics(model, data, config, args.seed)
-        mpc = MPCController(model, TASK, default_mpc_config(TASK), seed=args.seed)
+        mpc = planner_for_task(model, task, seed=args.seed)
         if steps + args.episodes_per_round * episode_steps > args.budget:
             break
         new = rollout_episodes(mpc, env, args.episodes_per_round,

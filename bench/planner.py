@@ -8,9 +8,9 @@ products alone (the floor: no sampling, reward or activation), alternated repeat
 ratio; and the share of this machine's fp32 matmul peak (2048^2 matmul, same thread count,
 measured in this run) that each reaches.
 
-Part 2, each task's default planner config (``config/<task>.yaml``) with the ensemble its
-model would have, at the controller node's torch threads (``torch_threads: 1`` in those files):
-p50/p99 per plan against the task's control period.
+Part 2, each task's default planner config (``learned_control/config/<task>.yaml``) with the
+ensemble its model would have, at the controller node's torch threads (``torch_threads: 1`` in
+those files): p50/p99 per plan against the task's control period.
 
 Run: ``.venv/bin/python bench/planner.py [--threads 2] [--repeats 15]``
 """
@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from learned_control.actors import planner_for_task
 from learned_control.models.dynamics import EnsembleDynamics
 from learned_control.planning.cem import CEMConfig
-from learned_control.planning.mpc import MPCConfig, MPCController, default_mpc_config
+from learned_control.planning.mpc import MPCConfig
 from learned_control.tasks import get_task, make_env
 
 USERS = dict(horizon=10, iterations=20, samples=1000, elites=200, hidden=100, layers=2)
@@ -121,7 +122,7 @@ def part1(repeats: int) -> None:
     cem = CEMConfig(horizon=USERS["horizon"], samples=USERS["samples"], elites=USERS["elites"],
                     iterations=USERS["iterations"], alpha=0.0, init_std=1.0, std_floor=0.5,
                     warm_start=False)
-    ours = MPCController(ours_model, task.name, MPCConfig(cem, reward="InvertedPendulum-v5/shaped"))
+    ours = planner_for_task(ours_model, task, MPCConfig(cem, reward="InvertedPendulum-v5/shaped"))
     obs = np.array([0.05, 0.02, 0.0, 0.0])
     gflop = users_workload_gflop(task.obs_dim, task.act_dim)
     peak = matmul_peak()
@@ -166,11 +167,10 @@ def part2(plans: int) -> None:
     for name, kw in DEFAULT_MODELS.items():
         task = get_task(name)
         env = make_env(name)
-        period = env.unwrapped.dt * 1000
+        period = task.dt * 1000
         obs, _ = env.reset(seed=0)
         env.close()
-        mpc = MPCController(EnsembleDynamics(task.obs_dim, task.act_dim, **kw), name,
-                            default_mpc_config(name))
+        mpc = planner_for_task(EnsembleDynamics(task.obs_dim, task.act_dim, **kw), task)
         for _ in range(3):
             mpc.act(obs)
         times = np.array([_time(lambda: mpc.act(obs)) for _ in range(plans)]) * 1000

@@ -85,7 +85,7 @@ def main() -> None:
           f"{'ratio':>8}  target <= {TARGET_MS * 1000:.0f} us extra")
     for task in TASKS:
         plain, samples, actions = record(task, args.steps, args.seed)
-        dt = get_task(task).make_env().unwrapped.dt
+        dt = get_task(task).dt
         p_times, r_times = [], []
         for _ in range(args.repeats):
             p_times.append(time_plain(plain, actions))

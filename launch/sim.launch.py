@@ -6,12 +6,11 @@
     ros2 launch launch/sim.launch.py checkpoint:=policy.pt expert:=expert.zip record:=/tmp/dagger
         # DAgger data: the policy drives, the expert labels every observation (expert_command)
 
-Parameters come from ``config/<task>.yaml``; the managed nodes start with ``autostart`` false and
-are configured, then activated, by the standard lifecycle events (controller first, so the bridge
-never steps without a listener).
+Parameters come from the task's parameter file, ``<task>.yaml`` in the installed package's
+``learned_control/config/`` (:func:`learned_control.params.parameter_file`); the managed nodes
+start with ``autostart`` false and are configured, then activated, by the standard lifecycle events
+(controller first, so the bridge never steps without a listener).
 """
-
-import os
 
 import launch
 import lifecycle_msgs.msg
@@ -22,7 +21,7 @@ from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "config")
+from learned_control.params import parameter_file
 
 
 def _transition(node: LifecycleNode, transition_id: int) -> EmitEvent:
@@ -37,7 +36,7 @@ def _nodes(context):
     actor = LaunchConfiguration("actor").perform(context)
     expert = LaunchConfiguration("expert").perform(context)
     record = LaunchConfiguration("record").perform(context)
-    params = os.path.join(CONFIG_DIR, f"{task}.yaml")
+    params = str(parameter_file(task))
     bridge = LifecycleNode(package="learned_control", executable="sim_bridge", name="sim_bridge",
                            namespace="", output="screen",
                            parameters=[params, {"mode": mode, "autostart": False,
@@ -72,13 +71,13 @@ def _nodes(context):
 def generate_launch_description() -> launch.LaunchDescription:
     return launch.LaunchDescription([
         DeclareLaunchArgument("task", default_value="InvertedPendulum-v5",
-                              description="registry task; parameters from config/<task>.yaml"),
+                              description="registry task; parameters from its <task>.yaml"),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="checkpoint (.pt) for the controller: a policy, or "
                                           "a dynamics ensemble with actor:=cem"),
         DeclareLaunchArgument("actor", default_value="policy",
                               description="policy, or cem (CEM-MPC through a dynamics model; "
-                                          "planner settings from config/<task>.yaml)"),
+                                          "planner settings from <task>.yaml)"),
         DeclareLaunchArgument("expert", default_value="",
                               description="DAgger labeller: an expert (policy .pt, SB3 .zip or "
                                           "cem:<dynamics .pt>) acting on every observation; its "

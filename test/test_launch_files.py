@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from learned_control.planning.mpc import PLANNER_PARAMETERS, default_mpc_config
+from learned_control.actors import default_mpc_config
+from learned_control.params import PARAMETER_DIR, parameter_file
+from learned_control.planning.mpc import PLANNER_PARAMETERS
 from learned_control.ros.recorder import RecorderConfig
 from learned_control.runtime.bridge import BridgeConfig
 from learned_control.runtime.controller import ControllerConfig
@@ -59,12 +61,25 @@ def test_launch_file_names_only_existing_things(path):
     args = {ast.literal_eval(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call)
             and getattr(c.func, "id", None) == "DeclareLaunchArgument"}
     assert args == {"task", "checkpoint", "mode", "record", "actor", "expert"}
+    imports = {(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+               for a in n.names}
+    assert ("learned_control.params", "parameter_file") in imports  # the package's own files
+
+
+def test_parameter_files_are_package_data_installed_to_share_too():
+    """The parameter files ship inside the package (found without the source checkout) and
+    setup.py installs them as package data and into share/learned_control/config."""
+    import learned_control
+
+    assert PARAMETER_DIR == Path(learned_control.__file__).parent / "config"
+    assert {p.stem for p in PARAMETER_DIR.glob("*.yaml")} == set(TASKS)
+    setup = (ROOT / "setup.py").read_text()
+    assert '"config/*.yaml"' in setup and 'glob(f"src/{PACKAGE}/config/*.yaml")' in setup
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_parameter_file_per_task_declares_only_known_parameters(task):
-    path = ROOT / "config" / f"{task}.yaml"
-    assert path.is_file(), f"missing {path}"
+    path = parameter_file(task)
     params = yaml.safe_load(path.read_text())
     assert set(params) == set(DECLARED)
     for node, section in params.items():
@@ -84,10 +99,9 @@ def test_parameter_file_per_task_declares_only_known_parameters(task):
 @pytest.mark.parametrize("task", ["InvertedPendulum-v5", "Reacher-v5", "Pusher-v5",
                                   "HalfCheetah-v5"])
 def test_planner_defaults_are_written_in_the_task_parameter_file(task):
-    """The planner tasks' defaults live in config/<task>.yaml (every planner setting written),
+    """The planner tasks' defaults live in their parameter file (every planner setting written),
     the file default_mpc_config reads, and they make a valid cem controller."""
-    values = yaml.safe_load((ROOT / "config" / f"{task}.yaml").read_text())["controller"][
-        "ros__parameters"]
+    values = yaml.safe_load(parameter_file(task).read_text())["controller"]["ros__parameters"]
     assert set(PLANNER_PARAMETERS) <= set(values)
     expected = ControllerConfig(**{k: v for k, v in values.items() if k not in NODE_EXTRAS},
                                 actor="cem").planner()
@@ -100,7 +114,7 @@ def test_up_starts_the_launch_files_nodes_with_declared_parameters_only(actor):
     and its ``-p`` overrides are parameters those nodes declare."""
     from learned_control.cli.up import graph_specs
 
-    params_file = ROOT / "config" / "InvertedPendulum-v5.yaml"
+    params_file = parameter_file("InvertedPendulum-v5")
     specs = graph_specs("InvertedPendulum-v5", "model.pt", "lockstep", "bag", params_file, actor,
                         expert="expert.zip")
     assert [s.name for s in specs] == ["recorder", "controller", "sim_bridge"]

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable
 
 import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
-__all__ = ["Actor", "EvalResult", "evaluate", "run_episode"]
+if TYPE_CHECKING:
+    from .actors import Actor
 
-
-class Actor(Protocol):
-    """Anything with ``act(obs) -> action`` (numpy in, numpy out); ``reset()`` is optional."""
-
-    def act(self, obs: np.ndarray) -> np.ndarray: ...
+__all__ = ["EvalResult", "evaluate", "run_episode"]
 
 
 @dataclass

@@ -1,22 +1,33 @@
 """The task registry: one entry per supported environment.
 
 A :class:`Task` says how to build the env (id, kwargs, wrappers), what its flat observation and
-action look like, and the defaults that other parts use per task (expert algorithm and budget).
+action look like (its spaces, action bounds and step duration, read from one env built once per
+task and process), and the defaults that other parts use per task (expert algorithm and budget).
 Reward and termination functions in torch live in :mod:`learned_control.planning.rewards`;
 observation/command specs for real robots live in :mod:`learned_control.specs`.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["Task", "TASKS", "get_task", "make_env", "register_task", "action_bounds"]
+__all__ = ["Task", "TASKS", "get_task", "make_env", "register_task"]
+
+
+@dataclass(frozen=True)
+class _EnvFacts:
+    """What a task's env says about itself, read once."""
+
+    observation_space: gym.spaces.Box
+    action_space: gym.spaces.Box
+    dt: float | None
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,47 @@ class Task:
     def labels(self) -> tuple[str, ...]:
         """Observation element names (generic ``obs_<i>`` where no layout is documented)."""
         return self.obs_labels or tuple(f"obs_{i}" for i in range(self.obs_dim))
+
+    def _env_facts(self) -> _EnvFacts:
+        """The spaces and ``dt`` of one env built on first use, kept on this instance."""
+        facts = self.__dict__.get("_facts")
+        if facts is None:
+            env = self.make_env()
+            dt = getattr(env.unwrapped, "dt", None)
+            facts = _EnvFacts(cast(gym.spaces.Box, env.observation_space),
+                              cast(gym.spaces.Box, env.action_space),
+                              None if dt is None else float(dt))
+            env.close()
+            object.__setattr__(self, "_facts", facts)  # frozen: a cache, not a field
+        return facts
+
+    @property
+    def observation_space(self) -> gym.spaces.Box:
+        """The env's flat ``Box(obs_dim)`` observation space (a copy: its RNG is the caller's)."""
+        return copy.deepcopy(self._env_facts().observation_space)
+
+    @property
+    def action_space(self) -> gym.spaces.Box:
+        """The env's ``Box(act_dim)`` action space (a copy: its RNG is the caller's)."""
+        return copy.deepcopy(self._env_facts().action_space)
+
+    @property
+    def action_low(self) -> np.ndarray:
+        """Lower action bound ``(act_dim,)``, float64 (a fresh array)."""
+        return np.array(self._env_facts().action_space.low, np.float64)
+
+    @property
+    def action_high(self) -> np.ndarray:
+        """Upper action bound ``(act_dim,)``, float64 (a fresh array)."""
+        return np.array(self._env_facts().action_space.high, np.float64)
+
+    @property
+    def dt(self) -> float:
+        """Simulated seconds per env step (``env.unwrapped.dt``)."""
+        dt = self._env_facts().dt
+        if dt is None:
+            raise ConfigError(f"task {self.name}: env {self.env_id} has no dt (step duration)")
+        return dt
 
     def make_env(self, **overrides: Any) -> gym.Env:
         """Build the env with a flat ``Box(obs_dim)`` observation; ``overrides`` go to ``gym.make``."""
@@ -133,7 +185,3 @@ def make_env(task: str | Task, **overrides: Any) -> gym.Env:
     """Shortcut for ``get_task(task).make_env(**overrides)``."""
     return (get_task(task) if isinstance(task, str) else task).make_env(**overrides)
 
-
-def action_bounds(env: gym.Env) -> tuple[np.ndarray, np.ndarray]:
-    """``(low, high)`` of a Box action space, each ``(act_dim,)``."""
-    return np.asarray(env.action_space.low, np.float64), np.asarray(env.action_space.high, np.float64)

@@ -8,16 +8,16 @@ import pytest
 import torch
 from stable_baselines3 import PPO, SAC
 
-from learned_control.errors import CheckpointError, ConfigError
-from learned_control.tasks import get_task
-from learned_control.training.experts import (
+from learned_control.actors import (
     NoisyActor,
     RandomActor,
     detect_algorithm,
     load_actor,
     load_sb3_expert,
-    train_expert,
 )
+from learned_control.errors import CheckpointError, ConfigError
+from learned_control.tasks import get_task
+from learned_control.training.experts import train_expert
 
 TASK = get_task("InvertedPendulum-v5")
 OBS = np.random.default_rng(0).normal(scale=0.1, size=(6, 4))

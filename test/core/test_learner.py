@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from learned_control.actors import RandomActor
 from learned_control.checkpoint import load_checkpoint
 from learned_control.data.bags import write_bag
 from learned_control.errors import ConfigError, DatasetError
 from learned_control.evaluation import evaluate
 from learned_control.models.policy_classes import MixturePolicy
 from learned_control.tasks import get_task
-from learned_control.training.experts import RandomActor, collect_dataset
+from learned_control.training.experts import collect_dataset
 from learned_control.training.learner import (BackgroundLearner, JobCancelled, LearnerConfig,
                                               resolve_sources, run_learner_job)
 from scripted_experts import PendulumLQR

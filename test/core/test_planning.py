@@ -8,18 +8,21 @@ import numpy as np
 import pytest
 import torch
 
+from learned_control.actors import default_mpc_config, load_actor, planner_for_task
 from learned_control.checkpoint import save_checkpoint
 from learned_control.errors import CheckpointError, ConfigError
 from learned_control.evaluation import evaluate
 from learned_control.models.dynamics import EnsembleDynamics
 from learned_control.models.policies import MLPPolicy
 from learned_control.planning.cem import CEMConfig, CEMOptimizer
-from learned_control.planning.mpc import PROPAGATIONS, MPCConfig, MPCController, default_mpc_config
+from learned_control.planning.mpc import PROPAGATIONS, MPCConfig, MPCController
+from learned_control.planning.rewards import get_reward_fns
 from learned_control.runtime.controller import ModelSlot
 from learned_control.tasks import get_task, make_env
 from pendulum_dynamics import noisy_pd_episodes, train_pendulum_ensemble
 
 TASK = "InvertedPendulum-v5"
+BOUNDS = (np.array([-3.0]), np.array([3.0]))
 
 
 def test_cem_finds_quadratic_optimum():
@@ -65,7 +68,7 @@ def test_mpc_plan_shapes_through_ensemble(propagation, probabilistic):
     model = EnsembleDynamics(4, 1, members=5, hid_size=8, num_layers=1, probabilistic=probabilistic)
     config = MPCConfig(CEMConfig(horizon=6, samples=20, elites=4, iterations=2), particles=5,
                        propagation=propagation, sample=probabilistic)
-    mpc = MPCController(model, TASK, config)
+    mpc = MPCController(model, *get_reward_fns(TASK), *BOUNDS, config)
     scores = mpc.evaluate_sequences(torch.zeros(4), torch.zeros(20, 6, 1))
     assert scores.shape == (20,)
     plan = mpc.plan(np.zeros(4))
@@ -77,8 +80,9 @@ def test_mpc_expectation_averages_members():
     """Expectation score = mean over members of each member's own rollout return."""
     torch.manual_seed(0)
     model = EnsembleDynamics(4, 1, members=3, hid_size=8, num_layers=1).eval()
-    mpc = MPCController(model, TASK, MPCConfig(CEMConfig(horizon=5, samples=4, elites=2,
-                                                         iterations=1), reward="InvertedPendulum-v5/shaped"))
+    mpc = planner_for_task(model, get_task(TASK), MPCConfig(
+        CEMConfig(horizon=5, samples=4, elites=2, iterations=1),
+        reward="InvertedPendulum-v5/shaped"))
     obs, seqs = torch.tensor([0.1, 0.05, 0.0, 0.0]), torch.rand(4, 5, 1) - 0.5
     expected = torch.zeros(4)
     with torch.no_grad():
@@ -92,16 +96,21 @@ def test_mpc_expectation_averages_members():
 
 
 def test_mpc_refuses_bad_inputs(tmp_path):
+    task = get_task(TASK)
     model = EnsembleDynamics(4, 1, members=3, hid_size=8, num_layers=1)
     with pytest.raises(ConfigError, match="divisible"):
-        MPCController(model, TASK, MPCConfig(CEMConfig(samples=10, elites=2), propagation="ts1"))
+        MPCController(model, *get_reward_fns(TASK), *BOUNDS,
+                      MPCConfig(CEMConfig(samples=10, elites=2), propagation="ts1"))
     with pytest.raises(ConfigError, match="do not fit task"):
-        MPCController(EnsembleDynamics(5, 1, members=1, hid_size=4), TASK)
+        planner_for_task(EnsembleDynamics(5, 1, members=1, hid_size=4), task)
     with pytest.raises(ConfigError, match=r"expects \(4,\)"):
-        MPCController(model, TASK, default_mpc_config(TASK, samples=10, elites=2)).act(np.zeros(3))
+        planner_for_task(model, task, default_mpc_config(TASK, samples=10, elites=2)).act(
+            np.zeros(3))
     policy_path = save_checkpoint(tmp_path / "p.pt", MLPPolicy(4, 1), task=TASK)
     with pytest.raises(CheckpointError, match="not a dynamics model"):
-        MPCController.from_checkpoint(policy_path, TASK)
+        load_actor(f"cem:{policy_path}", task)
+    with pytest.raises(ConfigError, match="apply to a cem:"):
+        load_actor(policy_path, task, planner=MPCConfig())
 
 
 @pytest.mark.slow
@@ -112,7 +121,7 @@ def test_mpc_keeps_pendulum_up_from_noisy_data(tmp_path):
     episodes = noisy_pd_episodes(5000, seed=0)
     assert sum(len(e) for e in episodes) <= 10_000 and np.mean([len(e) for e in episodes]) < 100
     path = train_pendulum_ensemble(tmp_path / "dyn.pt", episodes)
-    mpc = MPCController.from_checkpoint(path, TASK, default_mpc_config(TASK))
+    mpc = load_actor(f"cem:{path}", get_task(TASK), planner=default_mpc_config(TASK))
     result = evaluate(mpc, make_env(TASK), episodes=5, seed=100)
     assert result.returns == [1000.0] * 5
 
@@ -145,7 +154,7 @@ def test_model_slot_plans_through_dynamics_and_keeps_the_old_planner(tmp_path):
     slot = ModelSlot(task, planner=planner, seed=3)
     assert slot.swap(str(good)) == "" and slot.identity == "MPCController@dyn.pt"
     obs = np.array([0.0, 0.05, 0.0, 0.0])
-    reference = MPCController.from_checkpoint(good, TASK, planner, seed=3)
+    reference = load_actor(f"cem:{good}", task, planner=planner, seed=3)
     np.testing.assert_array_equal(slot.act(obs), reference.act(obs))
     assert "not a readable checkpoint" in slot.swap(str(corrupt))
     assert "not a dynamics model" in slot.swap(str(policy))
@@ -160,3 +169,4 @@ def test_model_slot_plans_through_dynamics_and_keeps_the_old_planner(tmp_path):
                                   reference.act(obs, deadline=time.perf_counter()))
     assert slot.iterations_done == 1
     assert "actor=cem" in ModelSlot(task).swap(str(good))  # a policy slot refuses dynamics
+    assert "actor=cem" in ModelSlot(task).swap(f"cem:{good}")  # and a planner spec

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from learned_control.actors import load_sb3_expert
 from learned_control.checkpoint import load_checkpoint
 from learned_control.cli import main
 from learned_control.data.minari_io import load_transitions
@@ -17,7 +18,6 @@ from learned_control.envs.model_env import MODEL_ENV_ID
 from learned_control.errors import ConfigError
 from learned_control.evaluation import evaluate
 from learned_control.tasks import get_task, make_env
-from learned_control.training.experts import load_sb3_expert
 from learned_control.training.world_model import EVAL_SEED_OFFSET, WorldModelConfig
 
 TINY = [

@@ -4,6 +4,7 @@ import minari
 import numpy as np
 import pytest
 
+from learned_control.actors import RandomActor
 from learned_control.data.episodes import Episode
 from learned_control.data.minari_io import (
     load_episodes,
@@ -14,7 +15,6 @@ from learned_control.data.minari_io import (
 from learned_control.data.sources import load_transitions as load_source
 from learned_control.errors import DatasetError
 from learned_control.tasks import get_task
-from learned_control.training.experts import RandomActor
 
 TASK = get_task("InvertedPendulum-v5")
 

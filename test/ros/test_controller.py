@@ -14,10 +14,10 @@ from std_srvs.srv import Trigger
 
 from conftest import diagnostic_values
 from learned_control import topics
+from learned_control.actors import load_actor
 from learned_control.ros import qos, services
 from learned_control.ros.node_utils import array_msg
 from learned_control.tasks import get_task
-from learned_control.training.experts import load_actor
 
 pytestmark = pytest.mark.ros
 

@@ -16,11 +16,12 @@ from std_srvs.srv import Trigger
 
 from conftest import diagnostic_values
 from learned_control import topics
+from learned_control.actors import default_mpc_config, load_actor
 from learned_control.evaluation import run_episode
-from learned_control.planning.mpc import PLANNER_PARAMETERS, MPCController, default_mpc_config
+from learned_control.planning.mpc import PLANNER_PARAMETERS
 from learned_control.ros import qos
 from learned_control.ros.node_utils import array_msg
-from learned_control.tasks import make_env
+from learned_control.tasks import get_task, make_env
 from pendulum_dynamics import TASK, noisy_pd_episodes, train_pendulum_ensemble
 
 pytestmark = pytest.mark.ros
@@ -42,8 +43,8 @@ def pendulum_dynamics(tmp_path_factory):
 
 
 def _planner_params(**overrides) -> dict:
-    """The task's default planner settings as node parameters (what config/<task>.yaml gives the
-    launch file), with ``overrides``."""
+    """The task's default planner settings as node parameters (what the task's parameter file
+    gives the launch file), with ``overrides``."""
     config = default_mpc_config(TASK, **overrides)
     values = {**vars(config.cem), "particles": config.particles,
               "propagation": config.propagation, "sample": config.sample,
@@ -85,8 +86,8 @@ def _run_lockstep(graph, checkpoint, episodes, seed, planner):
 
 def _offline(checkpoint, episodes, seed, planner):
     """The same rollout without ROS: ``evaluate``'s loop with the planner built the same way."""
-    mpc = MPCController.from_checkpoint(checkpoint, TASK, default_mpc_config(TASK, **planner),
-                                        seed=0)
+    mpc = load_actor(f"cem:{checkpoint}", get_task(TASK),
+                     planner=default_mpc_config(TASK, **planner), seed=0)
     env = make_env(TASK)
     observations, actions, lengths, returns = [], [], [], []
     for k in range(episodes):
@@ -123,8 +124,9 @@ planner, planner seed and episode seeds, a rollout the lockstep test above shows
 
 @pytest.mark.slow
 def test_cem_controller_through_ros_keeps_the_pendulum_up(graph, pendulum_dynamics):
-    """The outcome: the default planner (config/InvertedPendulum-v5.yaml) through ROS in lockstep
-    holds the pole for 1000 of 1000 steps on every seeded episode (seeds 100, 101, ...)."""
+    """The outcome: the default planner (learned_control/config/InvertedPendulum-v5.yaml)
+    through ROS in lockstep holds the pole for 1000 of 1000 steps on every seeded episode (seeds
+    100, 101, ...)."""
     diags = []
     graph.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, diags.append, qos.RELIABLE)
     _, _, summaries = _run_lockstep(graph, pendulum_dynamics, OUTCOME_EPISODES, 100,

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
+from learned_control.actors import load_actor
 from learned_control.data.bags import bag_to_episodes
 from learned_control.errors import ConfigError
 from learned_control.ros.dagger_loop import run_dagger_loop
 from learned_control.tasks import get_task
-from learned_control.training.experts import load_actor
 
 pytestmark = pytest.mark.ros
 

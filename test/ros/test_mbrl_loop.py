@@ -20,9 +20,9 @@ LEARNER = {"epochs": 200, "patience": 0, "hid_size": 64, "num_layers": 2, "membe
 @pytest.mark.slow
 def test_loop_from_2000_random_transitions_balances_within_three_iterations(graph, tmp_path):
     """From 1996 random-policy transitions (324 episodes, whole ones under the 2000 budget), the
-    controller planning with the default planner (config/InvertedPendulum-v5.yaml) over the
-    learner's ensemble drops the pole in both episodes of iteration 1 (~100-150 steps); the
-    learner refits on every bag so far after each iteration, the controller hot-swaps, and an
+    controller planning with the default planner (learned_control/config/InvertedPendulum-v5.yaml)
+    over the learner's ensemble drops the pole in both episodes of iteration 1 (~100-150 steps);
+    the learner refits on every bag so far after each iteration, the controller hot-swaps, and an
     episode of iteration 2 or 3 balances 1000 of 1000 steps. Each iteration's bag holds its
     episodes; the curve is saved."""
     out = tmp_path / "loop"

@@ -54,7 +54,7 @@ def test_up_records_and_stops_cleanly_on_sigint(graph, tmp_path):
     assert counts["/episode"] >= 3 and counts["/applied_command"] >= counts["/episode"]
     # the bridge waited for the recorder: every episode from step 0, equal to the offline rollout
     episodes = bag_to_episodes(bag, task)
-    assert episodes[0].seed == 0  # config/InvertedPendulum-v5.yaml: seed 0
+    assert episodes[0].seed == 0  # learned_control/config/InvertedPendulum-v5.yaml: seed 0
     offline = rollout_episodes(load_checkpoint(ckpt).model, task.make_env(), len(episodes), 0,
                                progress=False)
     for got, want in zip(episodes, offline):

@@ -6,8 +6,9 @@ import argparse
 
 import numpy as np
 
+from ..actors import load_actor
 from ..tasks import get_task
-from ..training.experts import collect_dataset, load_actor
+from ..training.experts import collect_dataset
 from ..utils import configure_torch, resolve_device
 from .common import add_runtime_args, add_task_arg
 

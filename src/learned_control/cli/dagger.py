@@ -7,10 +7,10 @@ import json
 
 from rich.console import Console
 
+from ..actors import load_actor
 from ..checkpoint import save_checkpoint
 from ..tasks import get_task
 from ..training.dagger import DAggerConfig, dagger_table, plot_dagger, run_dagger
-from ..training.experts import load_expert
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import add_runtime_args, add_task_arg
 from .train_bc import add_bc_args, bc_config_from_args
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     task = get_task(args.task)
     device = str(resolve_device(args.device))
-    expert = load_expert(args.expert, task, device)
+    expert = load_actor(args.expert, task, device)
     run_dir = new_run_dir(args.runs_dir, f"dagger-{task.name}")
     result = run_dagger(task, expert, config, device)
     save_checkpoint(run_dir / "policy.pt", result.policy, task.name,

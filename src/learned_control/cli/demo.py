@@ -12,18 +12,13 @@ import argparse
 import importlib.util
 import time
 
+from ..actors import ALGORITHMS, RandomActor, load_sb3_expert
 from ..data.bags import bag_to_episodes
 from ..data.minari_io import load_transitions
 from ..evaluation import EvalResult, evaluate
-from ..tasks import action_bounds, get_task
+from ..tasks import get_task
 from ..training.bc import mlp_policy_for, train_bc_run
-from ..training.experts import (
-    ALGORITHMS,
-    RandomActor,
-    collect_dataset,
-    load_sb3_expert,
-    train_expert,
-)
+from ..training.experts import collect_dataset, train_expert
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import add_runtime_args, add_task_arg
 from .evaluate import format_success
@@ -111,8 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     results: dict[str, EvalResult] = {}
-    for name, actor in (("expert", expert), ("BC", policy),
-                        ("random", RandomActor(*action_bounds(env), seed=args.seed))):
+    random = RandomActor(task.action_low, task.action_high, seed=args.seed)
+    for name, actor in (("expert", expert), ("BC", policy), ("random", random)):
         results[name] = evaluate(actor, env, args.eval_episodes, args.seed, progress=True)
     stage("evaluate", t0)
 

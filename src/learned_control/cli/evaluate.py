@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..actors import load_actor
 from ..evaluation import EvalResult, evaluate
 from ..tasks import get_task
-from ..training.experts import load_actor
 from ..utils import configure_torch, new_run_dir, resolve_device
 from .common import add_runtime_args, add_task_arg
 

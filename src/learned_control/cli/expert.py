@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..actors import ALGORITHMS, SB3Actor
 from ..evaluation import evaluate
 from ..tasks import get_task
-from ..training.experts import ALGORITHMS, SB3Actor, train_expert
+from ..training.experts import train_expert
 from ..utils import configure_torch, new_run_dir, resolve_device
 from .common import add_runtime_args, add_task_arg
 

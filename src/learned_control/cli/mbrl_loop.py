@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write at most --initial-random-steps random-policy transitions as a bag, "
                     "train a dynamics ensemble on it with the learner node, then k times: run "
                     "seeded lockstep episodes with the controller planning (CEM-MPC, settings "
-                    "from config/<task>.yaml) while the recorder writes a new bag, and have the "
+                    "from <task>.yaml) while the recorder writes a new bag, and have the "
                     "learner refit on every bag so far while the controller hot-swaps the new "
                     "checkpoint. Prints the return per iteration and saves returns.json and "
                     "returns.png in the run directory.")

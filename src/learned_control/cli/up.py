@@ -7,21 +7,19 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..params import parameter_file
 from ..runtime.supervisor import ProcessSpec, supervise
 from ..tasks import get_task
 from .common import add_task_arg
 
 __all__ = ["register", "run", "graph_specs"]
 
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
-"""``config/`` of a source checkout (the parameter files sim.launch.py uses too)."""
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "up", help="run sim_bridge + controller (+ recorder) as supervised processes",
         description="Start the nodes of launch/sim.launch.py as separate processes with the same "
-                    "parameter file (--ros-args --params-file config/<task>.yaml), stream their "
+                    "parameter file (--ros-args --params-file <task>.yaml), stream their "
                     "logs with node prefixes, and stop all of them on Ctrl-C (SIGINT, then "
                     "SIGTERM, then SIGKILL) or as soon as one dies (exit code non-zero).")
     add_task_arg(parser)
@@ -39,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="bridge/controller mode (default: %(default)s)")
     parser.add_argument("--record", default="", help="path of a new bag to record into")
     parser.add_argument("--params-file", default=None,
-                        help="parameter file (default: config/<task>.yaml of this checkout)")
+                        help="parameter file (default: the package's config/<task>.yaml)")
     parser.add_argument("--grace", type=float, default=10.0,
                         help="seconds each stop signal is given before escalating "
                              "(default: %(default)s)")
@@ -65,7 +63,7 @@ def graph_specs(task: str, checkpoint: str, mode: str, record: str, params_file:
 
 def run(args: argparse.Namespace) -> int:
     task = get_task(args.task)
-    params = Path(args.params_file) if args.params_file else CONFIG_DIR / f"{task.name}.yaml"
+    params = Path(args.params_file) if args.params_file else parameter_file(task.name)
     if not params.is_file():
         raise ConfigError(f"no parameter file {params}; pass --params-file")
     if not Path(args.checkpoint).is_file():

@@ -14,8 +14,8 @@ import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..actors import Actor
 from ..errors import DatasetError
-from ..evaluation import Actor
 from ..tasks import Task
 from .episodes import Episode, Transitions
 

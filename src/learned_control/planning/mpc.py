@@ -1,7 +1,10 @@
-"""CEM-MPC: a dynamics ensemble plus a task reward bound into the CEM objective.
+"""CEM-MPC: a dynamics ensemble plus a reward bound into the CEM objective.
 
 :class:`MPCController` has the policies' Actor interface (``act(obs)``, ``reset()``), so
-:func:`~learned_control.evaluation.evaluate` and the controller node run it unchanged.
+:func:`~learned_control.evaluation.evaluate` and the controller node run it unchanged. It is a plain
+planner: it is given the model, the reward and termination functions, the action bounds and its
+settings, and knows nothing of tasks or parameter files
+(:func:`~learned_control.actors.planner_for_task` builds one for a task).
 
 Scoring a population of ``N`` sequences with ``P`` particles each through ``E`` members is one
 batched tensor program per horizon step (the only Python loops are over the horizon and the CEM
@@ -19,34 +22,26 @@ A trajectory stops accumulating reward after the task's termination fires on a p
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from ..checkpoint import load_dynamics
 from ..errors import ConfigError
 from ..models.dynamics import EnsembleDynamics, FoldedEnsemble
-from ..tasks import get_task
 from .cem import CEMConfig, CEMOptimizer
-from .rewards import get_reward_fns, never
+from .rewards import RewardFn, TerminationFn, never
 
-__all__ = ["MPCConfig", "MPCController", "PROPAGATIONS", "PLANNER_PARAMETERS", "PARAMETER_DIRS",
-           "parameter_file", "default_mpc_config", "mpc_config_from_parameters"]
+__all__ = ["MPCConfig", "MPCController", "PROPAGATIONS", "PLANNER_PARAMETERS",
+           "mpc_config_from_parameters"]
 
 PROPAGATIONS = ("expectation", "ts1", "tsinf")
 
 PLANNER_PARAMETERS = (*(f.name for f in fields(CEMConfig)), "particles", "propagation", "sample",
                       "reward")
 """The planner's settings as flat names: the controller node's parameters and the keys under
-``controller: ros__parameters:`` in ``config/<task>.yaml``."""
-
-PARAMETER_DIRS = (Path(__file__).resolve().parents[3] / "config",
-                  Path(sys.prefix) / "share" / "learned_control" / "config")
-"""Where ``<task>.yaml`` is looked for: the source checkout, then the installed share folder."""
+``controller: ros__parameters:`` in a task's parameter file."""
 
 
 @dataclass
@@ -94,66 +89,32 @@ def mpc_config_from_parameters(params: dict[str, Any]) -> MPCConfig:
     return MPCConfig(cem=CEMConfig(**cem), **top)
 
 
-def parameter_file(task: str) -> Path:
-    """``<task>.yaml``, the node graph's parameter file for ``task``, from :data:`PARAMETER_DIRS`."""
-    for folder in PARAMETER_DIRS:
-        if (folder / f"{task}.yaml").is_file():
-            return folder / f"{task}.yaml"
-    raise ConfigError(f"no parameter file {task}.yaml in {[str(d) for d in PARAMETER_DIRS]}")
-
-
-def default_mpc_config(task: str, **overrides: Any) -> MPCConfig:
-    """The task's default planner settings, with ``overrides`` (:data:`PLANNER_PARAMETERS`).
-
-    The single source of the defaults is the controller section of ``config/<task>.yaml`` (the
-    parameter file the launch file gives the controller node); settings it does not name take the
-    :class:`CEMConfig` / :class:`MPCConfig` defaults.
-    """
-    import yaml
-
-    section = (yaml.safe_load(parameter_file(task).read_text()).get("controller") or {}).get("ros__parameters", {})
-    params = {k: v for k, v in section.items() if k in PLANNER_PARAMETERS}
-    return mpc_config_from_parameters({**params, **overrides})
-
-
 class MPCController:
     """Replans with CEM through a learned ensemble every step; returns the first action.
 
     Args:
         model: the dynamics ensemble (moved to ``device``, put in eval mode).
-        task: registry name of the task (action bounds, default reward).
-        config: planner settings.
+        reward_fn: torch reward ``(state, action, next_state) -> (...,)`` of predicted steps.
+        done_fn: torch termination ``next_state -> (...,)`` bool (:func:`never`: no termination).
+        low, high: action bounds ``(act_dim,)``.
+        config: planner settings (default: :class:`MPCConfig`'s defaults).
         device: torch device for planning.
         seed: seed of the CEM and particle generators.
     """
 
-    def __init__(self, model: EnsembleDynamics, task: str, config: MPCConfig | None = None,
+    def __init__(self, model: EnsembleDynamics, reward_fn: RewardFn, done_fn: TerminationFn,
+                 low: np.ndarray, high: np.ndarray, config: MPCConfig | None = None,
                  device: str | torch.device = "cpu", seed: int = 0) -> None:
-        self.task = get_task(task)
-        if model.obs_dim != self.task.obs_dim or model.act_dim != self.task.act_dim:
-            raise ConfigError(f"dynamics model sizes obs={model.obs_dim} act={model.act_dim} do "
-                              f"not fit task {task} (obs={self.task.obs_dim} act={self.task.act_dim})")
-        self.config = config or default_mpc_config(task)
+        self.config = config or MPCConfig()
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.reward_fn, self.done_fn = get_reward_fns(self.config.reward or task)
-        env = self.task.make_env()
-        low, high = env.action_space.low, env.action_space.high
-        env.close()
+        self.reward_fn, self.done_fn = reward_fn, done_fn
         self.optimizer = CEMOptimizer(self.config.cem, low, high, self.device, seed)
         n_particles = self.config.cem.samples * self.config.particles
         if self.config.propagation != "expectation" and n_particles % model.members:
             raise ConfigError(f"propagation={self.config.propagation!r} needs samples x particles "
                               f"({n_particles}) divisible by the ensemble size {model.members}")
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
-
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, task: str, config: MPCConfig | None = None,
-                        device: str | torch.device = "cpu", seed: int = 0) -> MPCController:
-        """Build from a dynamics checkpoint; :class:`CheckpointError` if it does not fit ``task``."""
-        spec = get_task(task)
-        model = load_dynamics(path, spec.obs_dim, spec.act_dim, task, map_location=device)
-        return cls(model, task, config, device, seed)
 
     def reset(self) -> None:
         """Forget the warm start (episode start)."""
@@ -218,9 +179,9 @@ class MPCController:
         """The optimized action sequence ``(horizon, act_dim)`` from observation ``(obs_dim,)``;
         ``deadline``: see :meth:`CEMOptimizer.optimize`."""
         state = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
-        if state.shape != (self.task.obs_dim,):
-            raise ConfigError(f"observation of shape {tuple(state.shape)}; task {self.task.name} "
-                              f"expects ({self.task.obs_dim},)")
+        if state.shape != (self.model.obs_dim,):
+            raise ConfigError(f"observation of shape {tuple(state.shape)}; the model expects "
+                              f"({self.model.obs_dim},)")
         net = self.model.folded()
         return self.optimizer.optimize(lambda seqs: self.evaluate_sequences(state, seqs, net),
                                        deadline).cpu().numpy()

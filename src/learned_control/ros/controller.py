@@ -50,15 +50,14 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from .. import topics
+from ..actors import Actor, load_actor
 from ..errors import ConfigError, LearnedControlError, SpecError
-from ..evaluation import Actor
 from ..planning.mpc import PLANNER_PARAMETERS
 from ..runtime.controller import ControllerConfig, LoadedActor, ModelSlot
 from ..runtime.diagnostics import WARN, CounterCheck, LatencyCheck, ModelCheck, RateCheck, Status
 from ..runtime.stats import LatencyStats
 from ..specs import CommandShaper, ObservationAssembler, RobotSpecs, specs_for
 from ..tasks import get_task
-from ..training.experts import load_expert
 from ..utils import configure_torch
 from . import qos
 from .node_utils import (ManagedNode, array_msg, declare_config, publish_diagnostics,
@@ -140,13 +139,13 @@ class Controller(ManagedNode):
         error = self.slot.swap(self.config.checkpoint)
         if not error and self.config.expert:
             try:
-                self.expert = load_expert(self.config.expert, task, self.config.device)
+                self.expert = load_actor(self.config.expert, task, self.config.device)
             except LearnedControlError as err:
                 error = f"expert {self.config.expert!r}: {err}"
         if error:
             self.get_logger().error(f"configure failed: {error}")
             return TransitionCallbackReturn.FAILURE
-        self.rate_hz = self.config.rate_hz or 1.0 / task.make_env().unwrapped.dt
+        self.rate_hz = self.config.rate_hz or 1.0 / task.dt
         self.stats = LatencyStats(deadline=1.0 / self.rate_hz)
         self.plan_stats = LatencyStats(deadline=1.0 / self.rate_hz)
         lockstep = self.config.mode == "lockstep"

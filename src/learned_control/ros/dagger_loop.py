@@ -21,7 +21,7 @@ import time
 
 from .. import topics
 from ..checkpoint import load_checkpoint
-from ..planning.mpc import parameter_file
+from ..params import parameter_file
 from ..tasks import get_task
 from ..training.mbrl import IterationResult, save_curve
 from .graph_run import BRIDGE_TOPICS, LockstepGraph, new_loop_dir

@@ -3,7 +3,7 @@
 Before the loop, at most ``initial_random_steps`` random-policy transitions are written as a bag
 into ``<out_dir>/bags/`` and the ``learner`` node (``what: dynamics``,
 ``sources: [<out_dir>/bags]``, kept running throughout) trains the first ensemble on request (``~/train``) and announces it on
-``model_updated``. A ``controller`` (``actor: cem``, planner settings from ``config/<task>.yaml``)
+``model_updated``. A ``controller`` (``actor: cem``, planner settings from ``<task>.yaml``)
 starts with it and keeps running. Each iteration then runs ``episodes_per_iteration`` seeded
 lockstep episodes through a fresh ``sim_bridge`` while a fresh ``recorder`` writes them into a new
 bag in the same folder; after every iteration but the last the learner refits on every bag so far
@@ -22,7 +22,7 @@ import time
 
 from ..checkpoint import load_checkpoint
 from ..errors import LearnedControlError
-from ..planning.mpc import parameter_file
+from ..params import parameter_file
 from ..tasks import get_task
 from ..training.mbrl import IterationResult, save_curve, write_random_bag
 from .graph_run import LockstepGraph, new_loop_dir

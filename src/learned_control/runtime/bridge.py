@@ -12,7 +12,7 @@ import mujoco
 import numpy as np
 
 from ..errors import ConfigError
-from ..tasks import Task, action_bounds, get_task
+from ..tasks import Task, get_task
 
 __all__ = ["BridgeConfig", "CommandGate", "SimSession", "StepOutcome", "JointStateSample"]
 
@@ -161,7 +161,7 @@ class SimSession:
     def __post_init__(self) -> None:
         self.task = get_task(self.config.task)
         self.env = self.task.make_env()
-        low, high = action_bounds(self.env)
+        low, high = self.task.action_low, self.task.action_high
         self.gate = CommandGate(low, high)
         self.last_action = np.zeros_like(low)
         self._index_joints()

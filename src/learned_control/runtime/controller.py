@@ -1,7 +1,8 @@
 """The controller's logic: what computes the action, and swapping it safely while running.
 
 The actor is chosen by the parameter ``actor``: ``policy`` runs a policy checkpoint, ``cem`` plans
-with CEM-MPC (:class:`~learned_control.planning.mpc.MPCController`) through a dynamics checkpoint.
+with CEM-MPC (:class:`~learned_control.planning.mpc.MPCController`) through a dynamics checkpoint;
+both are loaded by :func:`~learned_control.actors.load_actor`.
 It is explicit rather than inferred from the checkpoint's kind so that a launch file says what runs,
 the planner parameters visibly apply, and a checkpoint of the other kind (a policy handed to a
 planner, or the reverse) is refused with a message instead of silently changing the controller.
@@ -14,20 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..actors import Actor, load_actor
 from ..errors import ConfigError, LearnedControlError
-from ..evaluation import Actor
 from ..planning.cem import CEMConfig
-from ..planning.mpc import PLANNER_PARAMETERS, MPCConfig, MPCController, mpc_config_from_parameters
+from ..planning.mpc import PLANNER_PARAMETERS, MPCConfig, mpc_config_from_parameters
 from ..planning.rewards import get_reward_fns
-from ..training.experts import load_actor as load_policy
 from ..tasks import Task, get_task
-from ..utils import resolve_device
 
-__all__ = ["ControllerConfig", "load_actor", "LoadedActor", "ModelSlot", "ACTORS"]
+__all__ = ["ControllerConfig", "LoadedActor", "ModelSlot", "ACTORS"]
 
 MODES = ("lockstep", "realtime")
 ACTORS = ("policy", "cem")
-_CEM, _MPC = CEMConfig(), MPCConfig()  # the planner defaults for tasks config/<task>.yaml leaves out
+_CEM, _MPC = CEMConfig(), MPCConfig()  # the planner defaults a task's parameter file leaves out
 
 
 @dataclass
@@ -114,24 +113,6 @@ class ControllerConfig:
         return mpc_config_from_parameters({name: getattr(self, name) for name in PLANNER_PARAMETERS})
 
 
-def load_actor(path: str | Path, task: Task, device: str = "cpu",
-               planner: MPCConfig | None = None, seed: int = 0) -> Actor:
-    """The actor a checkpoint describes, checked against ``task``'s sizes.
-
-    Args:
-        planner: ``None``: ``path`` is a policy (one of ours or an SB3 ``.zip``); else ``path`` is a dynamics ensemble and the actor
-            is an :class:`MPCController` with these settings and ``seed``.
-
-    Raises:
-        CheckpointError: missing/corrupt file, the other kind of checkpoint, or sizes that do not
-            fit the task.
-        ConfigError: planner settings that do not fit the model (e.g. ts1 divisibility).
-    """
-    if planner is not None:
-        return MPCController.from_checkpoint(path, task.name, planner, resolve_device(device), seed)
-    return load_policy(path, task, str(resolve_device(device)))
-
-
 @dataclass(frozen=True)
 class LoadedActor:
     """An actor loaded by :meth:`ModelSlot.load`, not yet running, with what it was loaded from."""
@@ -149,8 +130,9 @@ class ModelSlot:
     Attributes:
         task: the task every loaded model must fit.
         device: inference device.
-        planner: ``None``: the slot runs policies; else it plans through dynamics checkpoints
-            with these settings (see :func:`load_actor`).
+        planner: ``None``: the slot runs policies (ours or SB3 ``.zip``); else it plans through
+            dynamics checkpoints with these settings (the CEM-MPC planner of
+            :func:`~learned_control.actors.load_actor`).
         seed: the planner's seed.
         path: the file the running actor came from.
     """
@@ -193,7 +175,7 @@ class ModelSlot:
         planner = planner or self.planner
         seed = self.seed if seed is None else seed
         try:
-            actor = load_actor(path, self.task, self.device, planner, seed)
+            actor = self._load(path, planner, seed)
         except (LearnedControlError, OSError) as err:
             self.failed_swaps += 1
             self.last_error = str(err)
@@ -208,6 +190,15 @@ class ModelSlot:
         self.actor, self.identity = actor, f"{type(actor).__name__}@{Path(loaded.path).name}"
         self.path, self.planner, self.seed = loaded.path, loaded.planner, loaded.seed
         self.swaps += 1
+
+    def _load(self, path: str, planner: MPCConfig | None, seed: int) -> Actor:
+        """The actor of ``path``: a planner through it with ``planner`` settings, else a policy."""
+        if planner is not None:
+            return load_actor(f"cem:{path}", self.task, self.device, planner, seed)
+        if path.startswith("cem:"):
+            raise ConfigError(f"{path!r} names a planner; the controller plans with actor=cem "
+                              "and the dynamics checkpoint as its checkpoint")
+        return load_actor(path, self.task, self.device)
 
     def reset(self) -> None:
         """Episode start: the actor forgets its state (a planner its warm start)."""

@@ -25,7 +25,7 @@ from ..data.episodes import Transitions
 from ..errors import ConfigError, DatasetError
 from ..models.policies import MLPPolicy, Policy
 from ..models.policy_classes import POLICY_CLASSES, make_policy
-from ..tasks import Task, action_bounds
+from ..tasks import Task
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -305,11 +305,8 @@ def policy_for(task: Task, policy: str = "mse", hid_size: int = 64, num_layers: 
     else:
         options = {"chunk_size": chunk_size, "execute_steps": execute_steps,
                    "goal_dim": task.goal_dim, "seed": seed}
-    env = task.make_env()
-    low, high = action_bounds(env)
-    env.close()
-    return make_policy(policy, task.obs_dim, task.act_dim, low, high, hid_size=hid_size,
-                       num_layers=num_layers, activation=activation, **options)
+    return make_policy(policy, task.obs_dim, task.act_dim, task.action_low, task.action_high,
+                       hid_size=hid_size, num_layers=num_layers, activation=activation, **options)
 
 
 def mlp_policy_for(task: Task, hid_size: int = 64, num_layers: int = 2,

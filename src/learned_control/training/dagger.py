@@ -30,13 +30,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..actors import Actor, RandomActor
 from ..errors import ConfigError
-from ..evaluation import Actor, EvalResult, evaluate, run_episode
+from ..evaluation import EvalResult, evaluate, run_episode
 from ..models.policies import Policy
-from ..tasks import Task, action_bounds
+from ..tasks import Task
 from ..utils import seed_everything
 from .bc import BCConfig, mlp_policy_for, train_bc
-from .experts import RandomActor
 
 __all__ = ["DAggerConfig", "DAggerRow", "DAggerResult", "run_dagger", "collect_labelled",
            "dagger_table", "plot_dagger"]
@@ -206,7 +206,6 @@ def run_dagger(task: Task, expert: Actor, config: DAggerConfig | None = None,
     factory = policy_factory or (lambda: mlp_policy_for(task, config.hid_size, config.num_layers,
                                                            config.activation))
     env = task.make_env()
-    low, high = action_bounds(env)
 
     def fit(obs: np.ndarray, act: np.ndarray) -> Policy:
         policy = factory()
@@ -221,8 +220,8 @@ def run_dagger(task: Task, expert: Actor, config: DAggerConfig | None = None,
 
     steps = tqdm(total=config.iterations + 4, desc=f"dagger {task.name}", disable=not progress)
     expert_eval = evaluate(expert, env, config.eval_episodes, config.seed)
-    random_eval = evaluate(RandomActor(low, high, config.seed), env, config.eval_episodes,
-                           config.seed)
+    random_eval = evaluate(RandomActor(task.action_low, task.action_high, config.seed), env,
+                           config.eval_episodes, config.seed)
     steps.update(2)
     demo_seeds = [config.seed + 10000 + k for k in range(config.demo_episodes)]
     obs, act = collect_labelled(expert, expert, env, demo_seeds)

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..actors import RandomActor
 from ..data.bags import write_bag
 from ..data.episodes import Episode
 from ..data.minari_io import rollout_episodes
 from ..errors import ConfigError
 from ..evaluation import EvalResult
-from ..tasks import Task, action_bounds
-from .experts import RandomActor
+from ..tasks import Task
 
 __all__ = ["IterationResult", "random_episodes", "write_random_bag", "save_curve"]
 
@@ -57,8 +57,7 @@ def random_episodes(task: Task, max_steps: int, seed: int) -> list[Episode]:
         ConfigError: ``max_steps`` below one episode's length.
     """
     env = task.make_env()
-    low, high = action_bounds(env)
-    actor = RandomActor(low, high, seed)
+    actor = RandomActor(task.action_low, task.action_high, seed)
     episodes, total = [], 0
     while True:
         episode = rollout_episodes(actor, env, 1, seed + len(episodes), progress=False)[0]

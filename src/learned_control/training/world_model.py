@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..actors import load_sb3_expert
 from ..checkpoint import save_checkpoint
 from ..data.episodes import Episode, Transitions
 from ..data.minari_io import check_new_dataset_id, save_episodes
@@ -47,7 +48,6 @@ from ..models.dynamics import EnsembleDynamics
 from ..models.policies import MLPPolicy
 from ..tasks import get_task
 from .dynamics import DynamicsTrainConfig, train_dynamics_run
-from .experts import load_sb3_expert
 
 __all__ = [
     "EVAL_SEED_OFFSET",
