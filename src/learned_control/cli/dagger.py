@@ -12,8 +12,13 @@ from ..tasks import get_task
 from ..training.dagger import DAggerConfig, dagger_table, plot_dagger, run_dagger
 from ..training.experts import load_expert
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
-from .common import add_runtime_args, add_task_arg
-from .train_bc import add_bc_args, bc_config_from_args
+from .common import (
+    add_bc_args,
+    add_eval_episodes_arg,
+    add_runtime_args,
+    add_task_arg,
+    bc_config_from_args,
+)
 
 __all__ = ["register", "run"]
 
@@ -36,8 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="expert episodes for the initial BC (default: %(default)s)")
     parser.add_argument("--rollout-episodes", type=int, default=defaults.rollout_episodes,
                         help="learner episodes relabelled per iteration (default: %(default)s)")
-    parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes,
-                        help="seeded evaluation episodes per policy (default: %(default)s)")
+    add_eval_episodes_arg(parser, defaults.eval_episodes)
     parser.add_argument("--validation-episodes", type=int, default=defaults.validation_episodes,
                         help="learner-only episodes per policy that pick the returned one; 0: "
                              "the last iterate (default: %(default)s)")

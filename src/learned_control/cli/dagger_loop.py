@@ -8,8 +8,8 @@ from functools import partial
 from pathlib import Path
 
 from ..utils import new_run_dir
-from .common import add_task_arg
-from .mbrl_loop import add_loop_args, show_iteration, show_loop
+from .common import add_loop_args, add_task_arg
+from .mbrl_loop import show_iteration, show_loop
 
 __all__ = ["register", "run"]
 

@@ -25,9 +25,14 @@ from ..training.experts import (
     train_expert,
 )
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
-from .common import add_runtime_args, add_task_arg
+from .common import (
+    add_bc_args,
+    add_eval_episodes_arg,
+    add_runtime_args,
+    add_task_arg,
+    bc_config_from_args,
+)
 from .evaluate import format_success
-from .train_bc import add_bc_args, bc_config_from_args
 
 __all__ = ["register", "run", "percent", "normalized_score"]
 
@@ -48,8 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--noise-std", type=float, default=0.0,
                         help="action noise during collection, fraction of the half-range "
                              "(default: %(default)s)")
-    parser.add_argument("--eval-episodes", type=int, default=10,
-                        help="seeded evaluation episodes per policy (default: %(default)s)")
+    add_eval_episodes_arg(parser, 10)
     parser.add_argument("--no-ros", action="store_true",
                         help="skip running the BC policy through the ROS node graph")
     add_bc_args(parser)
