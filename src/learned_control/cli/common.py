@@ -7,13 +7,15 @@ import argparse
 from ..models.mlp import ACTIVATIONS
 from ..tasks import TASKS
 from ..training.bc import BCConfig
+from ..training.experts import ALGORITHMS
 
 __all__ = ["add_task_arg", "add_seed_arg", "add_runtime_args", "add_source_args",
-           "source_from_args", "add_activation_arg", "add_network_args", "add_eval_episodes_arg",
-           "add_bc_args", "bc_config_from_args", "add_loop_args"]
+           "source_from_args", "add_expert_args", "add_activation_arg", "add_network_args",
+           "add_eval_episodes_arg", "add_bc_args", "bc_config_from_args", "add_loop_args"]
 
 
-def add_task_arg(parser: argparse.ArgumentParser, default: str | None = "InvertedPendulum-v5") -> None:
+def add_task_arg(parser: argparse.ArgumentParser,
+                 default: str | None = "InvertedPendulum-v5") -> None:
     parser.add_argument("--task", default=default, choices=sorted(TASKS), required=default is None,
                         help="registered task (default: %(default)s)")
 
@@ -31,7 +33,8 @@ def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--torch-threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--runs-dir", default="runs",
-                        help="folder under which each run gets its own directory (default: %(default)s)")
+                        help="folder under which each run gets its own directory "
+                             "(default: %(default)s)")
 
 
 def add_source_args(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +49,19 @@ def add_source_args(parser: argparse.ArgumentParser) -> None:
 def source_from_args(args: argparse.Namespace) -> tuple[str, str]:
     """``(source, kind)`` for :func:`learned_control.data.sources.load_transitions`."""
     return (args.dataset, "minari") if args.dataset else (args.bag, "bag")
+
+
+def add_expert_args(parser: argparse.ArgumentParser, steps_flag: str, what: str = "",
+                    example: bool = False) -> None:
+    """``--algo`` and ``steps_flag`` (env steps): a stable-baselines3 expert's algorithm and
+    training budget, both the task's by default. ``what`` starts each help; ``example`` adds
+    InvertedPendulum-v5's values."""
+    algo_eg, steps_eg = ((", e.g. ppo for InvertedPendulum-v5", ", e.g. 30000 for "
+                          "InvertedPendulum-v5") if example else ("", ""))
+    parser.add_argument("--algo", choices=sorted(ALGORITHMS), default=None,
+                        help=f"{what}algorithm (default: the task's{algo_eg})")
+    parser.add_argument(steps_flag, type=int, default=None,
+                        help=f"{what}training budget in env steps (default: the task's{steps_eg})")
 
 
 def add_activation_arg(parser: argparse.ArgumentParser, default: str) -> None:

@@ -23,14 +23,16 @@ from .common import (
 __all__ = ["register", "run"]
 
 
+DESCRIPTION = """BC on expert demonstrations, then ITERATIONS rounds of: roll out the learner
+(expert action with probability beta), label the visited states with the expert, aggregate, retrain
+from scratch; returns the iterate best on validation episodes. Compares with plain BC on as many
+expert samples. Writes RUN_DIR/policy.pt, RUN_DIR/dagger.png and RUN_DIR/dagger.json."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "dagger", help="DAgger: BC on expert demos, then relabel the learner's states",
-        description="BC on expert demonstrations, then ITERATIONS rounds of: roll out the "
-                    "learner (expert action with probability beta), label the visited states "
-                    "with the expert, aggregate, retrain from scratch; returns the iterate best on "
-                    "validation episodes. Compares with plain BC on as many expert samples. Writes RUN_DIR/policy.pt, RUN_DIR/dagger.png "
-                    "and RUN_DIR/dagger.json.")
+        description=DESCRIPTION)
     parser.add_argument("--expert", required=True,
                         help="expert: SB3 .zip, policy checkpoint, or cem:<dynamics checkpoint>")
     add_task_arg(parser)

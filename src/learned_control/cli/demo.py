@@ -17,17 +17,12 @@ from ..data.minari_io import load_transitions
 from ..evaluation import EvalResult, evaluate
 from ..tasks import action_bounds, get_task
 from ..training.bc import mlp_policy_for, train_bc_run
-from ..training.experts import (
-    ALGORITHMS,
-    RandomActor,
-    collect_dataset,
-    load_sb3_expert,
-    train_expert,
-)
+from ..training.experts import RandomActor, collect_dataset, load_sb3_expert, train_expert
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import (
     add_bc_args,
     add_eval_episodes_arg,
+    add_expert_args,
     add_runtime_args,
     add_task_arg,
     bc_config_from_args,
@@ -37,17 +32,17 @@ from .evaluate import format_success
 __all__ = ["register", "run", "percent", "normalized_score"]
 
 
+DESCRIPTION = """Train an SB3 expert, collect a local Minari dataset with it, train a BC policy on
+that dataset, then evaluate expert, BC and a random policy on the same seeded episodes and print a
+table. Outputs go in a run directory."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="expert -> Minari dataset -> BC -> evaluation table (the README's main job)",
-        description="Train an SB3 expert, collect a local Minari dataset with it, train a BC "
-                    "policy on that dataset, then evaluate expert, BC and a random policy on the "
-                    "same seeded episodes and print a table. Outputs go in a run directory.")
+        description=DESCRIPTION)
     add_task_arg(parser)
-    parser.add_argument("--algo", choices=sorted(ALGORITHMS), default=None,
-                        help="expert algorithm (default: the task's)")
-    parser.add_argument("--expert-steps", type=int, default=None,
-                        help="expert training budget in env steps (default: the task's)")
+    add_expert_args(parser, "--expert-steps", what="expert ")
     parser.add_argument("--collect-episodes", type=int, default=20,
                         help="expert episodes recorded into the dataset (default: %(default)s)")
     parser.add_argument("--noise-std", type=float, default=0.0,

@@ -13,16 +13,17 @@ from .common import add_loop_args, add_task_arg
 __all__ = ["register", "run", "show_iteration", "show_loop"]
 
 
+DESCRIPTION = """Write at most --initial-random-steps random-policy transitions as a bag, train a
+dynamics ensemble on it with the learner node, then k times: run seeded lockstep episodes with the
+controller planning (CEM-MPC, settings from config/<task>.yaml) while the recorder writes a new bag,
+and have the learner refit on every bag so far while the controller hot-swaps the new checkpoint.
+Prints the return per iteration and saves returns.json and returns.png in the run directory."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "mbrl-loop", help="PETS-style loop through ROS: plan, record, refit, hot-swap, k times",
-        description="Write at most --initial-random-steps random-policy transitions as a bag, "
-                    "train a dynamics ensemble on it with the learner node, then k times: run "
-                    "seeded lockstep episodes with the controller planning (CEM-MPC, settings "
-                    "from config/<task>.yaml) while the recorder writes a new bag, and have the "
-                    "learner refit on every bag so far while the controller hot-swaps the new "
-                    "checkpoint. Prints the return per iteration and saves returns.json and "
-                    "returns.png in the run directory.")
+        description=DESCRIPTION)
     add_task_arg(parser)
     add_loop_args(parser, "planning iterations k", epochs=200, run_name="mbrl-loop")
     parser.add_argument("--initial-random-steps", type=int, default=2000,

@@ -21,15 +21,17 @@ from .common import (
 __all__ = ["register", "run"]
 
 
+DESCRIPTION = """Behavior cloning: fit a policy of the class chosen by --policy (mse: an MLP trained
+by MSE; gaussian, mixture, cvae, discrete, diffusion: multimodal classes, optionally predicting
+action chunks) to a Minari dataset or a rosbag2 bag, by its own loss with Adam on normalized inputs
+and targets. Writes RUN_DIR/policy.pt, RUN_DIR/loss_curve.png and TensorBoard scalars in
+RUN_DIR/tensorboard."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train-bc", help="train a behavior-cloning policy (class chosen by --policy)",
-        description="Behavior cloning: fit a policy of the class chosen by --policy (mse: an "
-                    "MLP trained by MSE; gaussian, mixture, cvae, discrete, diffusion: "
-                    "multimodal classes, optionally predicting action chunks) to a Minari "
-                    "dataset or a rosbag2 bag, by its own loss with Adam on normalized inputs "
-                    "and targets. Writes RUN_DIR/policy.pt, RUN_DIR/loss_curve.png and "
-                    "TensorBoard scalars in RUN_DIR/tensorboard.")
+        description=DESCRIPTION)
     add_source_args(parser)
     add_task_arg(parser)
     parser.add_argument("--policy", choices=sorted(POLICY_CLASSES), default="mse",

@@ -21,14 +21,16 @@ from .common import (
 __all__ = ["register", "run"]
 
 
+DESCRIPTION = """Fit an ensemble of MLP dynamics models s' = s + f(s, a) (deterministic: MSE,
+probabilistic: Gaussian NLL; bootstrap minibatches per member) to a Minari dataset or a rosbag2 bag.
+Writes RUN_DIR/dynamics.pt, RUN_DIR/curves.png, RUN_DIR/history.json and TensorBoard scalars in
+RUN_DIR/tensorboard."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = DynamicsTrainConfig()
-    parser = subparsers.add_parser(
-        "train-dynamics", help="train a dynamics ensemble (for CEM-MPC)",
-        description="Fit an ensemble of MLP dynamics models s' = s + f(s, a) (deterministic: MSE, "
-                    "probabilistic: Gaussian NLL; bootstrap minibatches per member) to a Minari "
-                    "dataset or a rosbag2 bag. Writes RUN_DIR/dynamics.pt, RUN_DIR/curves.png, "
-                    "RUN_DIR/history.json and TensorBoard scalars in RUN_DIR/tensorboard.")
+    parser = subparsers.add_parser("train-dynamics", help="train a dynamics ensemble (for CEM-MPC)",
+                                   description=DESCRIPTION)
     add_source_args(parser)
     add_task_arg(parser)
     parser.add_argument("--members", type=int, default=5, help="ensemble size (default: %(default)s)")

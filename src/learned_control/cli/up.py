@@ -17,13 +17,16 @@ CONFIG_DIR = Path(__file__).resolve().parents[3] / "config"
 """``config/`` of a source checkout (the parameter files sim.launch.py uses too)."""
 
 
+DESCRIPTION = """Start the nodes of launch/sim.launch.py as separate processes with the same
+parameter file (--ros-args --params-file config/<task>.yaml), stream their logs with node prefixes,
+and stop all of them on Ctrl-C (SIGINT, then SIGTERM, then SIGKILL) or as soon as one dies (exit
+code non-zero)."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "up", help="run sim_bridge + controller (+ recorder) as supervised processes",
-        description="Start the nodes of launch/sim.launch.py as separate processes with the same "
-                    "parameter file (--ros-args --params-file config/<task>.yaml), stream their "
-                    "logs with node prefixes, and stop all of them on Ctrl-C (SIGINT, then "
-                    "SIGTERM, then SIGKILL) or as soon as one dies (exit code non-zero).")
+        description=DESCRIPTION)
     add_task_arg(parser)
     parser.add_argument("--checkpoint", required=True,
                         help="policy checkpoint (.pt), or a dynamics checkpoint with --actor cem")
