@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Literal
 
 from ..models.mlp import ACTIVATIONS
 from ..tasks import TASKS
@@ -16,6 +17,8 @@ __all__ = ["add_task_arg", "add_seed_arg", "add_runtime_args", "add_source_args"
 
 def add_task_arg(parser: argparse.ArgumentParser,
                  default: str | None = "InvertedPendulum-v5") -> None:
+    """``--task``, one of :data:`~learned_control.tasks.TASKS`; required when ``default`` is
+    None."""
     parser.add_argument("--task", default=default, choices=sorted(TASKS), required=default is None,
                         help="registered task (default: %(default)s)")
 
@@ -46,7 +49,7 @@ def add_source_args(parser: argparse.ArgumentParser) -> None:
                         help="fetch --dataset from the Minari server when it is not local")
 
 
-def source_from_args(args: argparse.Namespace) -> tuple[str, str]:
+def source_from_args(args: argparse.Namespace) -> tuple[str, Literal["minari", "bag"]]:
     """``(source, kind)`` for :func:`learned_control.data.sources.load_transitions`."""
     return (args.dataset, "minari") if args.dataset else (args.bag, "bag")
 
