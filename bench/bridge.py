@@ -18,7 +18,7 @@ Measured one after the other in this run, on the same task and policy (a seeded 
    command counts in their ``/diagnostics`` over that window, timed where the reports arrive
    (target: within 5% of the configured rate).
 
-Overhead per step = ROS step time - offline step time; target (AMENDMENTS): overhead <= bare
+Overhead per step = ROS step time - offline step time; target: overhead <= bare
 round trip + 0.3 ms, printed against both ping-pongs. Run it in a ROS domain of its own (``ROS_DOMAIN_ID=42 python bench/bridge.py``).
 
 Usage: ``python bench/bridge.py [--task HalfCheetah-v5] [--episodes 4] [--pings 3000]
@@ -225,7 +225,7 @@ def main() -> None:
     print(f"ROS / offline time per step: {ros_s / rollout_s:.1f}x")
     print(f"controller inference latency: p50 {float(control['p50_ms']):.3f} ms, "
           f"p99 {float(control['p99_ms']):.3f} ms (act + publish)")
-    print(f"ROS overhead per step: {overhead_ms:.3f} ms (issue target <= 0.5 ms: "
+    print(f"ROS overhead per step: {overhead_ms:.3f} ms (target <= 0.5 ms: "
           f"{'MET' if overhead_ms <= 0.5 else 'NOT MET'})")
     for name, rtt in rtt_s.items():
         target_ms = rtt * 1e3 + 0.3

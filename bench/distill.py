@@ -1,6 +1,6 @@
 """Distil the CEM-MPC planner into an MLP policy by DAgger on InvertedPendulum-v5 and Reacher-v5.
 
-Target (issue 5): the distilled policy keeps >= 95% of the planner's return at a fraction of its
+Target: the distilled policy keeps >= 95% of the planner's return at a fraction of its
 latency per action. "% of planner" is ``100 * policy / planner`` on InvertedPendulum and the
 normalized score ``100 * (policy - random) / (planner - random)`` on Reacher (negative returns;
 random policy measured in the same run, raw returns beside it).
@@ -109,20 +109,26 @@ class Recipe:
     latency_episodes: int = 1
 
 
+def distill_dagger(iterations: int, episodes: int, eval_episodes: int,
+                   bc_epochs: int) -> DAggerConfig:
+    """DAgger settings of the bench: ``episodes`` planner demo episodes and as many learner
+    rollouts per iteration, the last iterate returned (no validation episodes, as measured) and
+    BC on every sample (no validation split)."""
+    return DAggerConfig(iterations=iterations, demo_episodes=episodes, rollout_episodes=episodes,
+                        eval_episodes=eval_episodes, validation_episodes=0,
+                        bc=BCConfig(epochs=bc_epochs, val_fraction=0.0))
+
+
 RECIPES = {
     "InvertedPendulum-v5": Recipe(
         model=dict(members=5, hid_size=64, num_layers=2, activation="relu"), random_steps=2000,
         rounds=3, episodes_per_round=2, epochs=200, normalized=False,
-        dagger=DAggerConfig(iterations=3, demo_episodes=1, rollout_episodes=1, eval_episodes=5,
-                            validation_episodes=0,  # the last iterate, as measured
-                            bc=BCConfig(epochs=100, val_fraction=0.0)),
+        dagger=distill_dagger(iterations=3, episodes=1, eval_episodes=5, bc_epochs=100),
         latency_episodes=1),  # 1000 steps when it balances
     "Reacher-v5": Recipe(
         model=dict(members=5, hid_size=200, num_layers=3, activation="silu"), random_steps=5000,
         rounds=1, episodes_per_round=5, epochs=60, normalized=True,
-        dagger=DAggerConfig(iterations=4, demo_episodes=4, rollout_episodes=4, eval_episodes=10,
-                            validation_episodes=0,  # the last iterate, as measured
-                            bc=BCConfig(epochs=200, val_fraction=0.0)),
+        dagger=distill_dagger(iterations=4, episodes=4, eval_episodes=10, bc_epochs=200),
         latency_episodes=4),  # 50 steps each
 }
 

@@ -1,4 +1,4 @@
-"""Goal-conditioned FetchReach (issue 10): one network cloned from the scripted reach expert, on
+"""Goal-conditioned FetchReach: one network cloned from the scripted reach expert, on
 fresh random goals.
 
 The expert (:class:`~learned_control.envs.fetch_reach.ReachExpert`, proportional control of the

@@ -1,6 +1,6 @@
 """Model-based loop on Reacher-v5: collect with the planner, refit the ensemble, repeat.
 
-Target (issue 4): mean return >= -6 over 10 episodes within 10k env steps. Uniform-random
+Target: mean return >= -6 over 10 episodes within 10k env steps. Uniform-random
 episodes first (``training.mbrl.random_episodes``, reset seeds 50000+), then rounds: fit a fresh
 5 x 3x200 SiLU ensemble on everything so far (``train_dynamics``, fixed epochs, best epoch
 restored), run ``--episodes-per-round`` episodes of the default planner on it (reset seeds

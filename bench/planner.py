@@ -1,12 +1,12 @@
-"""CEM planner benchmark: the users' CEM (REFERENCE.md §3) vs ours, in one run.
+"""CEM planner benchmark: the straightforward CEM loop vs ours, in one run.
 
-Part 1, the users' workload (H=10, I=20, N=1000, K=200, one 2x100 ReLU net on
-InvertedPendulum): time per plan of the users' straightforward CEM (samples batched, Python
-loops over iterations and horizon, ``nn.Sequential`` + normalizer tensors, as their notebook
-writes it), of our :class:`MPCController` on the same workload, and of the workload's matrix
-products alone (the floor: no sampling, reward or activation), alternated repeat by repeat; the
-ratio; and the share of this machine's fp32 matmul peak (2048^2 matmul, same thread count,
-measured in this run) that each reaches.
+Part 1, the :data:`WORKLOAD` (H=10, I=20, N=1000, K=200, one 2x100 ReLU net on
+InvertedPendulum): time per plan of the straightforward CEM loop (samples batched, Python loops
+over iterations and horizon, ``nn.Sequential`` + normalizer tensors), of our
+:class:`MPCController` on the same workload, and of the workload's matrix products alone (the
+floor: no sampling, reward or activation), alternated repeat by repeat; the ratio; and the share
+of this machine's fp32 matmul peak (2048^2 matmul, same thread count, measured in this run) that
+each reaches.
 
 Part 2, each task's default planner config (``learned_control/config/<task>.yaml``) with the
 ensemble its model would have, at the controller node's torch threads (``torch_threads: 1`` in
@@ -30,11 +30,13 @@ from learned_control.planning.cem import CEMConfig
 from learned_control.planning.mpc import MPCConfig
 from learned_control.tasks import get_task, make_env
 
-USERS = dict(horizon=10, iterations=20, samples=1000, elites=200, hidden=100, layers=2)
+WORKLOAD = dict(horizon=10, iterations=20, samples=1000, elites=200, hidden=100, layers=2)
+"""Part 1: CEM horizon H, iterations I, samples N, elites K; the net's hidden width and layers."""
 
 
-class UsersModel(nn.Module):
-    """The users' deterministic dynamics model: s' = s + net((x - X_mean)/X_std) * Y_std + Y_mean."""
+class PlainDynamics(nn.Module):
+    """A deterministic dynamics MLP as ``nn.Sequential`` plus normalizer tensors:
+    ``s' = s + net((x - X_mean) / X_std) * Y_std + Y_mean`` with ``x = [s, a]``."""
 
     def __init__(self, obs_dim: int, act_dim: int, hid: int, layers: int) -> None:
         super().__init__()
@@ -51,41 +53,45 @@ class UsersModel(nn.Module):
         return s + self.net(x) * self.Y_std + self.Y_mean
 
 
-def users_reward(s: torch.Tensor) -> torch.Tensor:
+def shaped_reward(s: torch.Tensor) -> torch.Tensor:
+    """``InvertedPendulum-v5/shaped`` of states ``(N, 4)``: ``-x^2/5 - theta^2 + 1``, minus 2
+    when ``|theta| > 0.2`` or ``|x| > 1``; shape ``(N,)``."""
     x, theta = s[:, 0], s[:, 1]
     r = -x**2 / 5 - theta**2 + 1
     return r - 2.0 * ((theta.abs() > 0.2) | (x.abs() > 1)).float()
 
 
 @torch.no_grad()
-def users_cem(model: UsersModel, obs: np.ndarray, low: float, high: float) -> np.ndarray:
-    """The users' planner: mean 0 / std 1, std floor 0.5, clamp, sum of rewards, first mean action."""
-    h, n, k = USERS["horizon"], USERS["samples"], USERS["elites"]
+def straightforward_cem(model: PlainDynamics, obs: np.ndarray, low: float,
+                        high: float) -> np.ndarray:
+    """The straightforward CEM loop: mean 0 / std 1, std floor 0.5, clamp, sum of rewards, first
+    mean action."""
+    h, n, k = WORKLOAD["horizon"], WORKLOAD["samples"], WORKLOAD["elites"]
     mean, std = torch.zeros(h, 1), torch.ones(h, 1)
     s0 = torch.as_tensor(obs, dtype=torch.float32)
-    for _ in range(USERS["iterations"]):
+    for _ in range(WORKLOAD["iterations"]):
         actions = (mean + std * torch.randn(n, h, 1)).clamp(low, high)
         returns = torch.zeros(n)
         s = s0.repeat(n, 1)
         for t in range(h):
             s = model.predict(s, actions[:, t])
-            returns += users_reward(s)
+            returns += shaped_reward(s)
         elites = actions[returns.topk(k).indices]
         mean, std = elites.mean(0), elites.std(0).clamp(min=0.5)
     return mean[0].numpy()
 
 
 def matmuls_only(obs_dim: int, act_dim: int):
-    """The users' workload's matrix products and nothing else (no CEM, reward or activation):
+    """The workload's matrix products and nothing else (no CEM, reward or activation):
     ``I x H`` passes of ``N`` rows through the ``2x100`` layers. A bound no planner of this
     workload beats on this machine."""
-    hid, n = USERS["hidden"], USERS["samples"]
-    sizes = [obs_dim + act_dim] + [hid] * USERS["layers"] + [obs_dim]
+    hid, n = WORKLOAD["hidden"], WORKLOAD["samples"]
+    sizes = [obs_dim + act_dim] + [hid] * WORKLOAD["layers"] + [obs_dim]
     weights = [torch.randn(i, o) for i, o in zip(sizes[:-1], sizes[1:])]
     x = torch.randn(n, sizes[0])
 
     def run() -> None:
-        for _ in range(USERS["iterations"] * USERS["horizon"]):
+        for _ in range(WORKLOAD["iterations"] * WORKLOAD["horizon"]):
             h = x
             for w in weights:
                 h = h @ w
@@ -106,51 +112,55 @@ def _time(fn) -> float:
     return time.perf_counter() - start
 
 
-def users_workload_gflop(obs_dim: int, act_dim: int) -> float:
-    """Matmul GFLOP of one plan of the users' workload (2 flops per multiply-add)."""
-    hid, layers = USERS["hidden"], USERS["layers"]
+def workload_gflop(obs_dim: int, act_dim: int) -> float:
+    """Matmul GFLOP of one plan of the workload (2 flops per multiply-add)."""
+    hid, layers = WORKLOAD["hidden"], WORKLOAD["layers"]
     per_row = (obs_dim + act_dim) * hid + (layers - 1) * hid * hid + hid * obs_dim
-    return 2 * per_row * USERS["samples"] * USERS["horizon"] * USERS["iterations"] / 1e9
+    return 2 * per_row * WORKLOAD["samples"] * WORKLOAD["horizon"] * WORKLOAD["iterations"] / 1e9
 
 
 def part1(repeats: int) -> None:
     task = get_task("InvertedPendulum-v5")
     torch.manual_seed(0)
-    users = UsersModel(task.obs_dim, task.act_dim, USERS["hidden"], USERS["layers"]).eval()
-    ours_model = EnsembleDynamics(task.obs_dim, task.act_dim, members=1, hid_size=USERS["hidden"],
-                                  num_layers=USERS["layers"], activation="relu")
-    cem = CEMConfig(horizon=USERS["horizon"], samples=USERS["samples"], elites=USERS["elites"],
-                    iterations=USERS["iterations"], alpha=0.0, init_std=1.0, std_floor=0.5,
-                    warm_start=False)
+    plain = PlainDynamics(task.obs_dim, task.act_dim, WORKLOAD["hidden"], WORKLOAD["layers"]).eval()
+    ours_model = EnsembleDynamics(task.obs_dim, task.act_dim, members=1,
+                                  hid_size=WORKLOAD["hidden"], num_layers=WORKLOAD["layers"],
+                                  activation="relu")
+    cem = CEMConfig(horizon=WORKLOAD["horizon"], samples=WORKLOAD["samples"],
+                    elites=WORKLOAD["elites"], iterations=WORKLOAD["iterations"], alpha=0.0,
+                    init_std=1.0, std_floor=0.5, warm_start=False)
     ours = planner_for_task(ours_model, task, MPCConfig(cem, reward="InvertedPendulum-v5/shaped"))
     obs = np.array([0.05, 0.02, 0.0, 0.0])
-    gflop = users_workload_gflop(task.obs_dim, task.act_dim)
+    gflop = workload_gflop(task.obs_dim, task.act_dim)
     peak = matmul_peak()
     floor = matmuls_only(task.obs_dim, task.act_dim)
-    t_users, t_ours, t_floor = [], [], []
+    t_plain, t_ours, t_floor = [], [], []
     for _ in range(2):  # warm-up
-        users_cem(users, obs, -3.0, 3.0)
+        straightforward_cem(plain, obs, -3.0, 3.0)
         ours.act(obs)
         floor()
     for _ in range(repeats):  # alternate so that load from other processes hits all alike
-        t_users.append(_time(lambda: users_cem(users, obs, -3.0, 3.0)))
+        t_plain.append(_time(lambda: straightforward_cem(plain, obs, -3.0, 3.0)))
         t_ours.append(_time(lambda: ours.act(obs)))
         t_floor.append(_time(floor))
     peak_after = matmul_peak()
-    mu, mo, mf = (float(np.median(t)) for t in (t_users, t_ours, t_floor))
+    mp, mo, mf = (float(np.median(t)) for t in (t_plain, t_ours, t_floor))
     print(f"threads={torch.get_num_threads()}  matmul peak fp32 2048^2: {peak:.1f} GFLOP/s "
           f"(before) {peak_after:.1f} (after); using the max")
     peak = max(peak, peak_after)
-    print(f"users' workload: H={USERS['horizon']} I={USERS['iterations']} N={USERS['samples']} "
-          f"K={USERS['elites']} 2x{USERS['hidden']} ReLU -> {gflop:.2f} GFLOP per plan")
-    print(f"{'planner':<12}{'median ms/plan':>16}{'GFLOP/s':>10}{'% of peak':>11}")
-    for name, t in (("users' CEM", mu), ("ours", mo), ("matmuls only", mf)):
-        print(f"{name:<12}{1000 * t:>16.1f}{gflop / t:>10.1f}{100 * gflop / t / peak:>10.1f}%")
+    print(f"workload: H={WORKLOAD['horizon']} I={WORKLOAD['iterations']} "
+          f"N={WORKLOAD['samples']} K={WORKLOAD['elites']} 2x{WORKLOAD['hidden']} ReLU -> "
+          f"{gflop:.2f} GFLOP per plan")
+    print(f"{'planner':<16}{'median ms/plan':>16}{'GFLOP/s':>10}{'% of peak':>11}")
+    for name, t in (("straightforward", mp), ("ours", mo), ("matmuls only", mf)):
+        print(f"{name:<16}{1000 * t:>16.1f}{gflop / t:>10.1f}{100 * gflop / t / peak:>10.1f}%")
     print(f"ours takes {mo / mf:.2f}x the time of its matrix products alone (the floor); the "
-          f"users' loop {mu / mf:.2f}x")
-    ratio = mu / mo
-    print(f"speed-up ours vs users: {ratio:.2f}x (target >= 2x) | ours {100 * gflop / mo / peak:.0f}% "
-          f"of peak (target >= 75%) -> {'MET' if ratio >= 2 or gflop / mo >= 0.75 * peak else 'NOT MET'}")
+          f"straightforward loop {mp / mf:.2f}x")
+    ratio = mp / mo
+    met = ratio >= 2 or gflop / mo >= 0.75 * peak
+    print(f"speed-up ours vs straightforward: {ratio:.2f}x (target >= 2x) | ours "
+          f"{100 * gflop / mo / peak:.0f}% of peak (target >= 75%) -> "
+          f"{'MET' if met else 'NOT MET'}")
 
 
 DEFAULT_MODELS = {  # the ensemble each task's default config plans through

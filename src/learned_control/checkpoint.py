@@ -12,8 +12,10 @@ A checkpoint is a ``torch.save`` of plain data only (no pickled objects)::
 It is written to a temporary file in the same folder and renamed, so a crash never leaves a
 half-written checkpoint behind, and read with ``torch.load(weights_only=True)``.
 
-The users' notebook file (REFERENCE.md §1: ``net``, ``hid_size``, ``num_layers``, ``X_mean``,
-``X_std``, ``Y_mean``, ``Y_std``) loads too, whatever its layer keys are called.
+The seed-format saved dict loads too: a plain ``torch.save`` of ``net`` (the state_dict of an
+``obs_dim -> hid_size x num_layers -> act_dim`` ReLU MLP, whatever its layer keys are called) with
+``hid_size``, ``num_layers`` and the input and target statistics ``X_mean``, ``X_std`` (shape
+``(obs_dim,)``), ``Y_mean``, ``Y_std`` (shape ``(act_dim,)``).
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_dynamics", 
 
 FORMAT = "learned_control"
 FORMAT_VERSION = 1
-USERS_KEYS = frozenset({"net", "hid_size", "num_layers", "X_mean", "X_std", "Y_mean", "Y_std"})
-# numpy arrays are allowed inside checkpoints (users' stats may be arrays), still weights_only.
+SEED_FORMAT_KEYS = frozenset({"net", "hid_size", "num_layers", "X_mean", "X_std", "Y_mean",
+                              "Y_std"})
+# numpy arrays are allowed inside checkpoints (seed-format statistics may be arrays), still
+# weights_only.
 _NUMPY_SAFE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype,
                        type(np.dtype(np.float32)), type(np.dtype(np.float64))]
 
@@ -129,12 +133,12 @@ def load_checkpoint(
     action_low: Any = None,
     action_high: Any = None,
 ) -> Checkpoint:
-    """Load one of our checkpoints, or a users' notebook policy file.
+    """Load one of our checkpoints, or a seed-format policy file (see the module docstring).
 
     Args:
         path: the file.
         map_location: device for the tensors (``"cpu"``, ``"cuda"``).
-        action_low, action_high: action bounds for files that do not carry them (the users'
+        action_low, action_high: action bounds for files that do not carry them (the seed
             format); ignored when the checkpoint has its own.
 
     Raises:
@@ -154,12 +158,12 @@ def load_checkpoint(
         raise CheckpointError(f"{str(path)!r} holds a {type(raw).__name__}, not a checkpoint dict")
     if raw.get("format") == FORMAT:
         return _from_ours(raw, path, map_location)
-    if USERS_KEYS <= raw.keys():
-        model = _from_users(raw, path, action_low, action_high).to(map_location)
-        return Checkpoint(model, path, None, {"source": "users' notebook format"})
+    if SEED_FORMAT_KEYS <= raw.keys():
+        model = _from_seed_format(raw, path, action_low, action_high).to(map_location)
+        return Checkpoint(model, path, None, {"source": "seed-format saved dict"})
     raise CheckpointError(f"{str(path)!r} is not a learned_control checkpoint (keys: "
                           f"{sorted(map(str, raw))[:8]}); expected 'format': {FORMAT!r} or the "
-                          f"users' keys {sorted(USERS_KEYS)}")
+                          f"seed-format keys {sorted(SEED_FORMAT_KEYS)}")
 
 
 def load_dynamics(path: str | os.PathLike, obs_dim: int, act_dim: int, task: str | None = None,
@@ -197,8 +201,9 @@ def _from_ours(raw: dict, path: Path, map_location) -> Checkpoint:
                       version)
 
 
-def _from_users(raw: dict, path: Path, action_low: Any, action_high: Any) -> MLPPolicy:
-    """Rebuild the users' ``(input -> hid x layers -> output)`` ReLU MLP from any key names."""
+def _from_seed_format(raw: dict, path: Path, action_low: Any, action_high: Any) -> MLPPolicy:
+    """Rebuild the seed-format ``(input -> hid x layers -> output)`` ReLU MLP from any key
+    names."""
     stats = {}
     for key in ("X_mean", "X_std", "Y_mean", "Y_std"):
         try:

@@ -1,4 +1,4 @@
-"""Checkpoints: our format round trip, the users' notebook dict, and clear errors."""
+"""Checkpoints: our format round trip, the seed-format saved dict, and clear errors."""
 
 import numpy as np
 import pytest
@@ -34,8 +34,8 @@ def test_our_format_round_trip(tmp_path):
         ckpt.check_fits(5, 2, "Reacher-v5")
 
 
-class _UsersNet(nn.Module):
-    """A network written the way a user might: their own attribute names."""
+class _PlainNet(nn.Module):
+    """A seed-format ``net``: a ReLU MLP with its own attribute names."""
 
     def __init__(self, n_in, n_out, hid):
         super().__init__()
@@ -48,15 +48,15 @@ class _UsersNet(nn.Module):
 
 
 @pytest.mark.parametrize("as_numpy", [False, True])
-def test_users_format_loads_with_any_layer_names(tmp_path, as_numpy):
+def test_seed_format_loads_with_any_layer_names(tmp_path, as_numpy):
     torch.manual_seed(1)
-    net = _UsersNet(23, 7, 64)
+    net = _PlainNet(23, 7, 64)
     stats = {"X_mean": torch.randn(23), "X_std": torch.rand(23) + 0.5,
              "Y_mean": torch.randn(7), "Y_std": torch.rand(7) + 0.5}
     saved = {k: v.numpy() if as_numpy else v for k, v in stats.items()}
     torch.save({"net": net.state_dict(), "hid_size": 64, "num_layers": 2, **saved},
-               tmp_path / "users.pt")
-    ckpt = load_checkpoint(tmp_path / "users.pt", action_low=[-2] * 7, action_high=[2] * 7)
+               tmp_path / "seed_format.pt")
+    ckpt = load_checkpoint(tmp_path / "seed_format.pt", action_low=[-2] * 7, action_high=[2] * 7)
     obs = np.random.default_rng(1).normal(size=(4, 23)).astype(np.float32)
     with torch.no_grad():
         x = (torch.as_tensor(obs) - stats["X_mean"]) / stats["X_std"]
@@ -65,8 +65,8 @@ def test_users_format_loads_with_any_layer_names(tmp_path, as_numpy):
     assert ckpt.task is None
 
 
-def test_users_format_with_wrong_chain_is_refused(tmp_path):
-    net = _UsersNet(23, 7, 32)  # says hid_size 64 below
+def test_seed_format_with_wrong_chain_is_refused(tmp_path):
+    net = _PlainNet(23, 7, 32)  # says hid_size 64 below
     torch.save({"net": net.state_dict(), "hid_size": 64, "num_layers": 2,
                 "X_mean": torch.zeros(23), "X_std": torch.ones(23),
                 "Y_mean": torch.zeros(7), "Y_std": torch.ones(7)}, tmp_path / "bad.pt")
@@ -97,6 +97,6 @@ def test_foreign_dict_and_pickled_object_are_refused(tmp_path):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a learned_control checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
-    torch.save({"net": _UsersNet(2, 1, 4)}, tmp_path / "object.pt")  # a whole pickled module
+    torch.save({"net": _PlainNet(2, 1, 4)}, tmp_path / "object.pt")  # a whole pickled module
     with pytest.raises(CheckpointError, match="unsafe to load"):
         load_checkpoint(tmp_path / "object.pt")

@@ -35,7 +35,7 @@ def test_predict_shapes(kw):
 
 
 def test_hidden_sizes_give_the_layer_widths_in_order():
-    """The users' FetchReach world model, 17 -> 32 -> 64 -> 13: ``hidden_sizes`` replaces
+    """The small FetchReach world model, 17 -> 32 -> 64 -> 13: ``hidden_sizes`` replaces
     ``hid_size x num_layers``; bad widths are refused."""
     model = EnsembleDynamics(13, 4, members=1, hid_size=200, num_layers=3, hidden_sizes=(32, 64))
     shapes = [tuple(layer.weight.shape) for layer in (*model.layers, model.head)]

@@ -47,7 +47,7 @@ def test_pendulum_env_reward_and_termination():
     torch.testing.assert_close(reward_fn(obs, act, nxt), rew, rtol=0, atol=0)
 
 
-def test_pendulum_users_shaped_reward():
+def test_pendulum_shaped_reward():
     reward_fn, done_fn = get_reward_fns("InvertedPendulum-v5/shaped")
     states = torch.tensor([[0.5, 0.1, 0, 0], [0.0, 0.3, 0, 0], [-1.5, 0.0, 0, 0]])
     expected = torch.tensor([-0.25 / 5 - 0.01 + 1, -0.09 + 1 - 2, -2.25 / 5 + 1 - 2])

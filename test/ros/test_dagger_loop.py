@@ -1,4 +1,4 @@
-"""DAgger through ROS (issue 5): the policy drives, the controller's expert labels every
+"""DAgger through ROS: the policy drives, the controller's expert labels every
 observation, the recorder keeps both, the learner retrains on the aggregate and hot-swaps."""
 
 import json

@@ -1,4 +1,4 @@
-"""Goal-conditioned FetchReach (issue 10): a policy cloned from the scripted reach expert runs in
+"""Goal-conditioned FetchReach: a policy cloned from the scripted reach expert runs in
 the controller node, and the goal it reaches is the one given on the ``goal`` topic."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The model-based loop through ROS (issue 5): plan, record, refit, hot-swap, unattended."""
+"""The model-based loop through ROS: plan, record, refit, hot-swap, unattended."""
 
 import json
 

@@ -12,14 +12,16 @@ from .common import add_task_arg
 __all__ = ["register", "run"]
 
 
+DESCRIPTION = """Read a bag written by the recorder node (sqlite3 or mcap), pair each observation
+with the command the bridge applied to it (see learned_control.topics), and store the complete
+episodes as a new local Minari dataset under $MINARI_DATASETS_PATH (default ~/.minari/datasets). An
+episode cut before its summary is dropped."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bag2minari", help="convert a recorded rosbag2 bag into a local Minari dataset",
-        description="Read a bag written by the recorder node (sqlite3 or mcap), pair each "
-                    "observation with the command the bridge applied to it (see "
-                    "learned_control.topics), and store the complete episodes as a new local "
-                    "Minari dataset under $MINARI_DATASETS_PATH (default ~/.minari/datasets). An "
-                    "episode cut before its summary is dropped.")
+        description=DESCRIPTION)
     parser.add_argument("bag", help="bag folder")
     parser.add_argument("dataset_id", help="id of the new dataset, '[namespace/]name-v<N>'")
     add_task_arg(parser)

@@ -15,12 +15,15 @@ from .common import add_runtime_args, add_task_arg
 __all__ = ["register", "run"]
 
 
+DESCRIPTION = """Roll out an expert (a stable-baselines3 .zip, loaded without unpickling, or a
+learned_control checkpoint) and store the episodes as a local Minari dataset under
+$MINARI_DATASETS_PATH (default ~/.minari/datasets)."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "collect", help="roll out an expert into a new local Minari dataset",
-        description="Roll out an expert (a stable-baselines3 .zip, loaded without unpickling, or a "
-                    "learned_control checkpoint) and store the episodes as a local Minari dataset "
-                    "under $MINARI_DATASETS_PATH (default ~/.minari/datasets).")
+        description=DESCRIPTION)
     parser.add_argument("--expert", required=True, help="expert file: SB3 .zip or policy .pt")
     parser.add_argument("--dataset-id", required=True,
                         help="id of the new dataset, '[namespace/]name-v<N>', e.g. "

@@ -12,20 +12,27 @@ from ..checkpoint import save_checkpoint
 from ..tasks import get_task
 from ..training.dagger import DAggerConfig, dagger_table, plot_dagger, run_dagger
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
-from .common import add_runtime_args, add_task_arg
-from .train_bc import add_bc_args, bc_config_from_args
+from .common import (
+    add_bc_args,
+    add_eval_episodes_arg,
+    add_runtime_args,
+    add_task_arg,
+    bc_config_from_args,
+)
 
 __all__ = ["register", "run"]
+
+
+DESCRIPTION = """BC on expert demonstrations, then ITERATIONS rounds of: roll out the learner
+(expert action with probability beta), label the visited states with the expert, aggregate, retrain
+from scratch; returns the iterate best on validation episodes. Compares with plain BC on as many
+expert samples. Writes RUN_DIR/policy.pt, RUN_DIR/dagger.png and RUN_DIR/dagger.json."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "dagger", help="DAgger: BC on expert demos, then relabel the learner's states",
-        description="BC on expert demonstrations, then ITERATIONS rounds of: roll out the "
-                    "learner (expert action with probability beta), label the visited states "
-                    "with the expert, aggregate, retrain from scratch; returns the iterate best on "
-                    "validation episodes. Compares with plain BC on as many expert samples. Writes RUN_DIR/policy.pt, RUN_DIR/dagger.png "
-                    "and RUN_DIR/dagger.json.")
+        description=DESCRIPTION)
     parser.add_argument("--expert", required=True,
                         help="expert: SB3 .zip, policy checkpoint, or cem:<dynamics checkpoint>")
     add_task_arg(parser)
@@ -36,8 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="expert episodes for the initial BC (default: %(default)s)")
     parser.add_argument("--rollout-episodes", type=int, default=defaults.rollout_episodes,
                         help="learner episodes relabelled per iteration (default: %(default)s)")
-    parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes,
-                        help="seeded evaluation episodes per policy (default: %(default)s)")
+    add_eval_episodes_arg(parser, defaults.eval_episodes)
     parser.add_argument("--validation-episodes", type=int, default=defaults.validation_episodes,
                         help="learner-only episodes per policy that pick the returned one; 0: "
                              "the last iterate (default: %(default)s)")

@@ -8,25 +8,27 @@ from functools import partial
 from pathlib import Path
 
 from ..utils import new_run_dir
-from .common import add_task_arg
-from .mbrl_loop import add_loop_args, show_iteration, show_loop
+from .common import add_loop_args, add_task_arg
+from .mbrl_loop import show_iteration, show_loop
 
 __all__ = ["register", "run"]
 
 FIRST = "the expert driving"
 
 
+DESCRIPTION = """Record seeded lockstep episodes with the expert driving, train a BC policy on them
+with the learner node (labels: the expert's), then k times: run episodes with the policy driving
+while the controller's expert labels every observation (expert_command) and the recorder writes a
+new bag, and have the learner retrain on every bag so far while the controller hot-swaps the new
+checkpoint. Prints the return per iteration and saves returns.json and returns.png in the run
+directory."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "dagger-loop", help="DAgger through ROS: the policy drives, the expert labels, the "
                             "learner retrains and hot-swaps, k times",
-        description="Record seeded lockstep episodes with the expert driving, train a BC policy "
-                    "on them with the learner node (labels: the expert's), then k times: run "
-                    "episodes with the policy driving while the controller's expert labels every "
-                    "observation (expert_command) and the recorder writes a new bag, and have "
-                    "the learner retrain on every bag so far while the controller hot-swaps the "
-                    "new checkpoint. Prints the return per iteration and saves returns.json and "
-                    "returns.png in the run directory.")
+        description=DESCRIPTION)
     add_task_arg(parser)
     parser.add_argument("--expert", required=True,
                         help="expert: policy checkpoint, SB3 .zip, or cem:<dynamics checkpoint>")

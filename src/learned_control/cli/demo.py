@@ -20,31 +20,36 @@ from ..tasks import get_task
 from ..training.bc import mlp_policy_for, train_bc_run
 from ..training.experts import collect_dataset, train_expert
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
-from .common import add_runtime_args, add_task_arg
+from .common import (
+    add_bc_args,
+    add_eval_episodes_arg,
+    add_expert_args,
+    add_runtime_args,
+    add_task_arg,
+    bc_config_from_args,
+)
 from .evaluate import format_success
-from .train_bc import add_bc_args, bc_config_from_args
 
 __all__ = ["register", "run", "percent", "normalized_score"]
+
+
+DESCRIPTION = """Train an SB3 expert, collect a local Minari dataset with it, train a BC policy on
+that dataset, then evaluate expert, BC and a random policy on the same seeded episodes and print a
+table. Outputs go in a run directory."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="expert -> Minari dataset -> BC -> evaluation table (the README's main job)",
-        description="Train an SB3 expert, collect a local Minari dataset with it, train a BC "
-                    "policy on that dataset, then evaluate expert, BC and a random policy on the "
-                    "same seeded episodes and print a table. Outputs go in a run directory.")
+        description=DESCRIPTION)
     add_task_arg(parser)
-    parser.add_argument("--algo", choices=sorted(ALGORITHMS), default=None,
-                        help="expert algorithm (default: the task's)")
-    parser.add_argument("--expert-steps", type=int, default=None,
-                        help="expert training budget in env steps (default: the task's)")
+    add_expert_args(parser, "--expert-steps", what="expert ")
     parser.add_argument("--collect-episodes", type=int, default=20,
                         help="expert episodes recorded into the dataset (default: %(default)s)")
     parser.add_argument("--noise-std", type=float, default=0.0,
                         help="action noise during collection, fraction of the half-range "
                              "(default: %(default)s)")
-    parser.add_argument("--eval-episodes", type=int, default=10,
-                        help="seeded evaluation episodes per policy (default: %(default)s)")
+    add_eval_episodes_arg(parser, 10)
     parser.add_argument("--no-ros", action="store_true",
                         help="skip running the BC policy through the ROS node graph")
     add_bc_args(parser)

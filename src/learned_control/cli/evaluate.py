@@ -14,12 +14,14 @@ from .common import add_runtime_args, add_task_arg
 __all__ = ["register", "run", "plot_returns", "format_success"]
 
 
+DESCRIPTION = """Run seeded episodes (reset seeds SEED, SEED+1, ...) with deterministic actions and
+print the mean and std of the return and the success rate (n/a when the env reports none)."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate", help="evaluate a policy checkpoint or an SB3 zip on seeded episodes",
-        description="Run seeded episodes (reset seeds SEED, SEED+1, ...) with deterministic "
-                    "actions and print the mean and std of the return and the success rate "
-                    "(n/a when the env reports none).")
+        description=DESCRIPTION)
     parser.add_argument("policy", help="learned_control checkpoint (.pt) or SB3 model (.zip)")
     add_task_arg(parser)
     parser.add_argument("--episodes", type=int, default=10,

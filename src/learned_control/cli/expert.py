@@ -9,23 +9,21 @@ from ..evaluation import evaluate
 from ..tasks import get_task
 from ..training.experts import train_expert
 from ..utils import configure_torch, new_run_dir, resolve_device
-from .common import add_runtime_args, add_task_arg
+from .common import add_expert_args, add_runtime_args, add_task_arg
 
 __all__ = ["register", "run"]
+
+
+DESCRIPTION = """Train a stable-baselines3 expert with the algorithm's default hyperparameters and
+save it as RUN_DIR/expert.zip (TensorBoard curves in RUN_DIR/tensorboard)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "expert", help="train a stable-baselines3 expert (PPO/SAC/TD3/TQC) for a task",
-        description="Train a stable-baselines3 expert with the algorithm's default hyperparameters "
-                    "and save it as RUN_DIR/expert.zip (TensorBoard curves in "
-                    "RUN_DIR/tensorboard).")
+        description=DESCRIPTION)
     add_task_arg(parser)
-    parser.add_argument("--algo", choices=sorted(ALGORITHMS), default=None,
-                        help="algorithm (default: the task's, e.g. ppo for InvertedPendulum-v5)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="training budget in env steps (default: the task's, e.g. 30000 for "
-                             "InvertedPendulum-v5)")
+    add_expert_args(parser, "--steps", example=True)
     parser.add_argument("--eval-episodes", type=int, default=5,
                         help="seeded episodes to evaluate the trained expert (0: skip; "
                              "default: %(default)s)")

@@ -10,14 +10,16 @@ from ..specs import default_specs, dump_specs
 __all__ = ["register", "run"]
 
 
+DESCRIPTION = """Print the default observation spec (which robot topics and joints make up the
+policy observation) and command spec (controller topic, message type, joint order, limits, rate
+limit) of TASK. Edit the file for your robot and give it to the controller's spec_file parameter:
+learned-control export-spec Hopper-v5 > my_robot.yaml"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export-spec", help="write a task's robot observation/command specs as editable YAML",
-        description="Print the default observation spec (which robot topics and joints make up "
-                    "the policy observation) and command spec (controller topic, message type, "
-                    "joint order, limits, rate limit) of TASK. Edit the file for your robot and "
-                    "give it to the controller's spec_file parameter: "
-                    "learned-control export-spec Hopper-v5 > my_robot.yaml")
+        description=DESCRIPTION)
     parser.add_argument("task", help="registered task, e.g. Hopper-v5")
     parser.add_argument("--output", "-o", default=None,
                         help="write to this file instead of standard output")

@@ -8,21 +8,22 @@ from pathlib import Path
 
 from ..training.mbrl import IterationResult
 from ..utils import new_run_dir
-from .common import add_task_arg
+from .common import add_loop_args, add_task_arg
 
-__all__ = ["register", "run", "add_loop_args", "show_iteration", "show_loop"]
+__all__ = ["register", "run", "show_iteration", "show_loop"]
+
+
+DESCRIPTION = """Write at most --initial-random-steps random-policy transitions as a bag, train a
+dynamics ensemble on it with the learner node, then k times: run seeded lockstep episodes with the
+controller planning (CEM-MPC, settings from <task>.yaml) while the recorder writes a new bag,
+and have the learner refit on every bag so far while the controller hot-swaps the new checkpoint.
+Prints the return per iteration and saves returns.json and returns.png in the run directory."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "mbrl-loop", help="PETS-style loop through ROS: plan, record, refit, hot-swap, k times",
-        description="Write at most --initial-random-steps random-policy transitions as a bag, "
-                    "train a dynamics ensemble on it with the learner node, then k times: run "
-                    "seeded lockstep episodes with the controller planning (CEM-MPC, settings "
-                    "from <task>.yaml) while the recorder writes a new bag, and have the "
-                    "learner refit on every bag so far while the controller hot-swaps the new "
-                    "checkpoint. Prints the return per iteration and saves returns.json and "
-                    "returns.png in the run directory.")
+        description=DESCRIPTION)
     add_task_arg(parser)
     add_loop_args(parser, "planning iterations k", epochs=200, run_name="mbrl-loop")
     parser.add_argument("--initial-random-steps", type=int, default=2000,
@@ -32,32 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--members", type=int, default=5,
                         help="learner: ensemble size (default: %(default)s)")
     parser.set_defaults(func=run)
-
-
-def add_loop_args(parser: argparse.ArgumentParser, iterations: str, epochs: int,
-                  run_name: str) -> None:
-    """The flags every learning loop through ROS takes: ``--iterations`` (help ``iterations``),
-    ``--episodes``, ``--seed``, the learner's ``--epochs`` (default ``epochs``), ``--hid-size``,
-    ``--num-layers``, ``--torch-threads``, ``--timeout`` and ``--out`` (default a new
-    ``runs/<run_name>-<timestamp>``)."""
-    parser.add_argument("--iterations", type=int, default=3,
-                        help=f"{iterations} (default: %(default)s)")
-    parser.add_argument("--episodes", type=int, default=2,
-                        help="lockstep episodes per iteration (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=epochs,
-                        help="learner: (maximum) epochs per training job (default: %(default)s)")
-    parser.add_argument("--hid-size", type=int, default=64,
-                        help="learner: hidden width (default: %(default)s)")
-    parser.add_argument("--num-layers", type=int, default=2,
-                        help="learner: hidden layers (default: %(default)s)")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="torch threads of the controller and the learner (default: "
-                             "%(default)s)")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds allowed for each wait (default: %(default)s)")
-    parser.add_argument("--out", default=None,
-                        help=f"run directory (default: a new runs/{run_name}-<timestamp>)")
 
 
 def show_iteration(result: IterationResult, first: str = "random policy") -> None:

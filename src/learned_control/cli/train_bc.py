@@ -5,54 +5,34 @@ from __future__ import annotations
 import argparse
 
 from ..data.sources import load_transitions
-from ..models.mlp import ACTIVATIONS
 from ..models.policy_classes import POLICY_CLASSES
 from ..tasks import get_task
-from ..training.bc import BCConfig, policy_for, train_bc_run
+from ..training.bc import policy_for, train_bc_run
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
-from .common import add_runtime_args, add_task_arg
+from .common import (
+    add_bc_args,
+    add_runtime_args,
+    add_source_args,
+    add_task_arg,
+    bc_config_from_args,
+    source_from_args,
+)
 
-__all__ = ["register", "run", "add_bc_args", "bc_config_from_args"]
-
-
-def add_bc_args(parser: argparse.ArgumentParser) -> None:
-    """The BC hyperparameter flags (defaults from :class:`BCConfig` and the users' network)."""
-    defaults = BCConfig()
-    parser.add_argument("--epochs", type=int, default=defaults.epochs,
-                        help="passes over the training split (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help="samples per gradient step (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=defaults.lr,
-                        help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
-                        help="share of samples held out for validation (default: %(default)s)")
-    parser.add_argument("--hid-size", type=int, default=64,
-                        help="width of each hidden layer (default: %(default)s)")
-    parser.add_argument("--num-layers", type=int, default=2,
-                        help="number of hidden layers (default: %(default)s)")
-    parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="relu",
-                        help="hidden activation (default: %(default)s)")
+__all__ = ["register", "run"]
 
 
-def bc_config_from_args(args: argparse.Namespace) -> BCConfig:
-    return BCConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                    val_fraction=args.val_fraction, seed=args.seed)
+DESCRIPTION = """Behavior cloning: fit a policy of the class chosen by --policy (mse: an MLP trained
+by MSE; gaussian, mixture, cvae, discrete, diffusion: multimodal classes, optionally predicting
+action chunks) to a Minari dataset or a rosbag2 bag, by its own loss with Adam on normalized inputs
+and targets. Writes RUN_DIR/policy.pt, RUN_DIR/loss_curve.png and TensorBoard scalars in
+RUN_DIR/tensorboard."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train-bc", help="train a behavior-cloning policy (class chosen by --policy)",
-        description="Behavior cloning: fit a policy of the class chosen by --policy (mse: an "
-                    "MLP trained by MSE; gaussian, mixture, cvae, discrete, diffusion: "
-                    "multimodal classes, optionally predicting action chunks) to a Minari "
-                    "dataset or a rosbag2 bag, by its own loss with Adam on normalized inputs "
-                    "and targets. Writes RUN_DIR/policy.pt, RUN_DIR/loss_curve.png and "
-                    "TensorBoard scalars in RUN_DIR/tensorboard.")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", metavar="MINARI_ID", help="Minari dataset id")
-    source.add_argument("--bag", metavar="PATH", help="rosbag2 bag folder recorded by the recorder")
-    parser.add_argument("--download", action="store_true",
-                        help="fetch --dataset from the Minari server when it is not local")
+        description=DESCRIPTION)
+    add_source_args(parser)
     add_task_arg(parser)
     parser.add_argument("--policy", choices=sorted(POLICY_CLASSES), default="mse",
                         help="policy class: mse (deterministic MLP) or a multimodal class "
@@ -76,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)  # the initial weights
     policy = policy_for(task, args.policy, args.hid_size, args.num_layers, args.activation,
                         args.chunk_size, args.execute_steps, args.seed)
-    source, kind = (args.dataset, "minari") if args.dataset else (args.bag, "bag")
+    source, kind = source_from_args(args)
     transitions = load_transitions(source, task, kind, args.download)
     run_dir = new_run_dir(args.runs_dir, "train-bc")
     print(f"run directory: {run_dir}")

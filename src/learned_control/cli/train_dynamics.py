@@ -6,30 +6,36 @@ import argparse
 
 from ..data.sources import load_transitions
 from ..models.dynamics import EnsembleDynamics
-from ..models.mlp import ACTIVATIONS
 from ..tasks import get_task
 from ..training.dynamics import DynamicsTrainConfig, train_dynamics_run
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
-from .common import add_runtime_args, add_source_args, add_task_arg, source_from_args
+from .common import (
+    add_activation_arg,
+    add_network_args,
+    add_runtime_args,
+    add_source_args,
+    add_task_arg,
+    source_from_args,
+)
 
 __all__ = ["register", "run"]
 
 
+DESCRIPTION = """Fit an ensemble of MLP dynamics models s' = s + f(s, a) (deterministic: MSE,
+probabilistic: Gaussian NLL; bootstrap minibatches per member) to a Minari dataset or a rosbag2 bag.
+Writes RUN_DIR/dynamics.pt, RUN_DIR/curves.png, RUN_DIR/history.json and TensorBoard scalars in
+RUN_DIR/tensorboard."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = DynamicsTrainConfig()
-    parser = subparsers.add_parser(
-        "train-dynamics", help="train a dynamics ensemble (for CEM-MPC)",
-        description="Fit an ensemble of MLP dynamics models s' = s + f(s, a) (deterministic: MSE, "
-                    "probabilistic: Gaussian NLL; bootstrap minibatches per member) to a Minari "
-                    "dataset or a rosbag2 bag. Writes RUN_DIR/dynamics.pt, RUN_DIR/curves.png, "
-                    "RUN_DIR/history.json and TensorBoard scalars in RUN_DIR/tensorboard.")
+    parser = subparsers.add_parser("train-dynamics", help="train a dynamics ensemble (for CEM-MPC)",
+                                   description=DESCRIPTION)
     add_source_args(parser)
     add_task_arg(parser)
     parser.add_argument("--members", type=int, default=5, help="ensemble size (default: %(default)s)")
-    parser.add_argument("--hid-size", type=int, default=200, help="hidden width (default: %(default)s)")
-    parser.add_argument("--num-layers", type=int, default=3, help="hidden layers (default: %(default)s)")
-    parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default="silu",
-                        help="hidden activation (default: %(default)s)")
+    add_network_args(parser, hid_size=200, num_layers=3)
+    add_activation_arg(parser, "silu")
     parser.add_argument("--probabilistic", action="store_true",
                         help="predict mean and log-std of the delta (Gaussian NLL)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="(default: %(default)s)")

@@ -15,13 +15,16 @@ from .common import add_task_arg
 __all__ = ["register", "run", "graph_specs"]
 
 
+DESCRIPTION = """Start the nodes of launch/sim.launch.py as separate processes with the same
+parameter file (--ros-args --params-file <task>.yaml), stream their logs with node prefixes,
+and stop all of them on Ctrl-C (SIGINT, then SIGTERM, then SIGKILL) or as soon as one dies (exit
+code non-zero)."""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "up", help="run sim_bridge + controller (+ recorder) as supervised processes",
-        description="Start the nodes of launch/sim.launch.py as separate processes with the same "
-                    "parameter file (--ros-args --params-file <task>.yaml), stream their "
-                    "logs with node prefixes, and stop all of them on Ctrl-C (SIGINT, then "
-                    "SIGTERM, then SIGKILL) or as soon as one dies (exit code non-zero).")
+        description=DESCRIPTION)
     add_task_arg(parser)
     parser.add_argument("--checkpoint", required=True,
                         help="policy checkpoint (.pt), or a dynamics checkpoint with --actor cem")

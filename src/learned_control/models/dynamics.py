@@ -57,7 +57,7 @@ class EnsembleDynamics(SavableModel):
         hid_size: width of each hidden layer.
         num_layers: number of hidden layers.
         hidden_sizes: widths of the hidden layers in order, instead of ``hid_size x num_layers``
-            (the users' FetchReach world model: ``(32, 64)``).
+            (the small 32-64 MLP world model of FetchReach: ``(32, 64)``).
         activation: one of :data:`~learned_control.models.mlp.ACTIVATIONS`.
         probabilistic: predict mean and log-std of the delta (Gaussian NLL) instead of the
             delta alone (MSE).

@@ -65,7 +65,7 @@ class Normalizer(nn.Module):
 
     Args:
         dim: size of the last dimension.
-        eps: added to the standard deviation (1e-5, as the users' notebooks do).
+        eps: added to the standard deviation (default 1e-5).
     """
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:

@@ -111,12 +111,14 @@ class Policy(SavableModel):
 
 @register_model
 class MLPPolicy(Policy):
-    """Deterministic MLP policy trained by MSE (``--policy mse``); the users' BC network.
+    """Deterministic MLP policy trained by MSE (``--policy mse``); also the network of a
+    seed-format saved dict (:mod:`learned_control.checkpoint`).
 
     Args:
         hid_size: hidden width.
         num_layers: hidden layers.
-        activation: hidden activation (``relu`` as in REFERENCE §1, ``tanh`` as in §2).
+        activation: hidden activation, one of :data:`~learned_control.models.mlp.ACTIVATIONS`
+            (``relu`` in a seed-format file).
     """
 
     def __init__(

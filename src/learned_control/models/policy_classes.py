@@ -143,7 +143,7 @@ class GaussianPolicy(GenerativePolicy):
 
     Args:
         state_dependent_std: the network also outputs the std (default ``False``: one learned
-            log-std per action dimension, the users' ``GaussianPolicy``).
+            log-std per action dimension).
         min_std: floor on the std in normalized units (default 1e-3, > 0).
         deterministic: act with the mean (default ``True``) or a sample.
         **kwargs: :class:`GenerativePolicy` arguments.

@@ -25,7 +25,8 @@ Objective = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class CEMConfig:
-    """CEM settings (defaults: the users' REFERENCE §3 planner).
+    """CEM settings (defaults: H=10, N=1000, K=200, I=20, no smoothing, std 1.0 with a floor of
+    0.5, warm start; each task's own settings are in ``config/<task>.yaml``).
 
     Attributes:
         horizon: planned steps ``H`` (default 10).

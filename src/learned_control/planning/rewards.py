@@ -6,7 +6,7 @@ to a bool tensor ``(...)``. They reproduce gymnasium's v5 envs (all of which com
 after the simulation step, from the new state):
 
 - ``InvertedPendulum-v5``: +1 per step while alive; terminated when ``|angle| > 0.2`` rad.
-- ``InvertedPendulum-v5/shaped``: the users' ``-x^2/5 - theta^2 + 1``, minus 2 when
+- ``InvertedPendulum-v5/shaped``: ``-x^2/5 - theta^2 + 1``, minus 2 when
   ``|theta| > 0.2`` or ``|x| > 1``; never terminates (the penalty does the work).
 - ``InvertedPendulum-v5/centered``: ``1 - x^2 - theta^2`` while alive; terminated when
   ``|theta| > 0.2`` or ``|x| > 0.9`` (keeps the cart off the rail ends, which the env's own

@@ -254,8 +254,9 @@ def run_dagger(task: Task, expert: Actor, config: DAggerConfig | None = None,
 
 
 def dagger_table(result: DAggerResult, title: str = "DAgger"):
-    """A :class:`rich.table.Table` in the users' format (expert mean, mean, std, % of expert,
-    normalized score) plus the validation mean; the returned policy's row is marked."""
+    """A :class:`rich.table.Table`, one row per policy: expert samples, validation mean, mean,
+    std, % of expert and normalized score (expert mean in the title); the returned policy's row
+    is marked."""
     from rich.table import Table
 
     table = Table(title=f"{title} (expert mean {result.expert.mean:.1f})")
