@@ -38,9 +38,19 @@ from .planning.rewards import get_reward_fns
 from .tasks import Task
 from .utils import resolve_device
 
-__all__ = ["Actor", "ALGORITHMS", "algorithm_class", "detect_algorithm", "SB3Actor",
-           "NoisyActor", "RandomActor", "load_sb3_expert", "default_mpc_config",
-           "planner_for_task", "load_actor"]
+__all__ = [
+    "Actor",
+    "ALGORITHMS",
+    "algorithm_class",
+    "detect_algorithm",
+    "SB3Actor",
+    "NoisyActor",
+    "RandomActor",
+    "load_sb3_expert",
+    "default_mpc_config",
+    "planner_for_task",
+    "load_actor",
+]
 
 
 class Actor(Protocol):
@@ -58,8 +68,12 @@ ALGORITHMS: dict[str, tuple[str, str]] = {
 """Algorithm name -> (``module:class`` of the algorithm, ``module:class`` of its MLP policy)."""
 
 # data keys only one algorithm family writes, checked in this order
-_SIGNATURE_KEYS = (("top_quantiles_to_drop_per_net", "tqc"), ("policy_delay", "td3"),
-                   ("target_entropy", "sac"), ("n_epochs", "ppo"))
+_SIGNATURE_KEYS = (
+    ("top_quantiles_to_drop_per_net", "tqc"),
+    ("policy_delay", "td3"),
+    ("target_entropy", "sac"),
+    ("n_epochs", "ppo"),
+)
 
 
 def _import(target: str) -> Any:
@@ -70,8 +84,9 @@ def _import(target: str) -> Any:
 def _algo_name(algo: str) -> str:
     name = algo.lower()
     if name not in ALGORITHMS:
-        raise ConfigError(f"algorithm {algo!r} is not supported; expected one of "
-                          f"{sorted(ALGORITHMS)}")
+        raise ConfigError(
+            f"algorithm {algo!r} is not supported; expected one of {sorted(ALGORITHMS)}"
+        )
     return name
 
 
@@ -112,8 +127,9 @@ class NoisyActor:
         seed: seed of the noise generator.
     """
 
-    def __init__(self, actor: Actor, low: np.ndarray, high: np.ndarray, noise_std: float,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, actor: Actor, low: np.ndarray, high: np.ndarray, noise_std: float, seed: int = 0
+    ) -> None:
         if noise_std < 0:
             raise ConfigError(f"noise_std={noise_std!r}; expected >= 0")
         self.actor, self.low, self.high = actor, np.asarray(low), np.asarray(high)
@@ -155,8 +171,10 @@ def _read_data(path: Path) -> dict[str, Any]:
         with zipfile.ZipFile(path) as archive:
             return json.loads(archive.read("data"))
     except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"{str(path)!r} is not a stable-baselines3 zip (expected a zip with "
-                              f"a JSON 'data' member): {err}") from err
+        raise CheckpointError(
+            f"{str(path)!r} is not a stable-baselines3 zip (expected a zip with "
+            f"a JSON 'data' member): {err}"
+        ) from err
 
 
 def detect_algorithm(data: dict[str, Any]) -> str:
@@ -171,9 +189,11 @@ def detect_algorithm(data: dict[str, Any]) -> str:
     for key, name in _SIGNATURE_KEYS:
         if key in data:
             return name
-    raise CheckpointError(f"cannot tell which algorithm wrote this SB3 model (policy module "
-                          f"{module!r}, keys {sorted(data)[:12]}...); pass the algorithm "
-                          f"explicitly")
+    raise CheckpointError(
+        f"cannot tell which algorithm wrote this SB3 model (policy module "
+        f"{module!r}, keys {sorted(data)[:12]}...); pass the algorithm "
+        f"explicitly"
+    )
 
 
 def _saved_shape(entry: Any) -> tuple[int, ...] | None:
@@ -199,8 +219,9 @@ def _policy_kwargs(entry: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def _custom_objects(data: dict[str, Any], algo: str, observation_space: gym.spaces.Box,
-                    action_space: gym.spaces.Box) -> dict[str, Any]:
+def _custom_objects(
+    data: dict[str, Any], algo: str, observation_space: gym.spaces.Box, action_space: gym.spaces.Box
+) -> dict[str, Any]:
     """An override for every ``:serialized:`` entry of ``data``, so SB3 unpickles none."""
     from stable_baselines3.common.buffers import ReplayBuffer, RolloutBuffer
     from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
@@ -221,12 +242,16 @@ def _custom_objects(data: dict[str, Any], algo: str, observation_space: gym.spac
     }
     if isinstance(data.get("policy_kwargs"), dict) and ":serialized:" in data["policy_kwargs"]:
         known["policy_kwargs"] = _policy_kwargs(data["policy_kwargs"])
-    return {key: known.get(key) for key, value in data.items()
-            if isinstance(value, dict) and ":serialized:" in value}
+    return {
+        key: known.get(key)
+        for key, value in data.items()
+        if isinstance(value, dict) and ":serialized:" in value
+    }
 
 
-def load_sb3_expert(path: str | os.PathLike, task: Task, algo: str | None = None,
-                    device: str = "cpu") -> SB3Actor:
+def load_sb3_expert(
+    path: str | os.PathLike, task: Task, algo: str | None = None, device: str = "cpu"
+) -> SB3Actor:
     """Load an SB3 (or sb3-contrib TQC) zip for ``task`` without unpickling anything.
 
     Args:
@@ -249,15 +274,18 @@ def load_sb3_expert(path: str | os.PathLike, task: Task, algo: str | None = None
     for key, space in (("observation_space", observation_space), ("action_space", action_space)):
         saved = _saved_shape(data.get(key))
         if saved is not None and saved != space.shape:
-            raise CheckpointError(f"{str(path)!r}: the model's {key.replace('_', ' ')} has shape "
-                                  f"{saved}; task {task.name} has {space.shape}")
+            raise CheckpointError(
+                f"{str(path)!r}: the model's {key.replace('_', ' ')} has shape "
+                f"{saved}; task {task.name} has {space.shape}"
+            )
     cls = _import(ALGORITHMS[name][0])
     objects = _custom_objects(data, name, observation_space, action_space)
     try:
         model = cls.load(path, device=device, custom_objects=objects)
     except (RuntimeError, ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{str(path)!r} does not load as a {name.upper()} model for task "
-                              f"{task.name}: {err}") from err
+        raise CheckpointError(
+            f"{str(path)!r} does not load as a {name.upper()} model for task {task.name}: {err}"
+        ) from err
     return SB3Actor(model, name)
 
 
@@ -274,8 +302,13 @@ def default_mpc_config(task: str, **overrides: Any) -> MPCConfig:
     return mpc_config_from_parameters({**params, **overrides})
 
 
-def planner_for_task(model: EnsembleDynamics, task: Task, config: MPCConfig | None = None,
-                     device: str | torch.device = "cpu", seed: int = 0) -> MPCController:
+def planner_for_task(
+    model: EnsembleDynamics,
+    task: Task,
+    config: MPCConfig | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> MPCController:
     """The CEM-MPC planner for ``task`` through ``model``: the task's action bounds and torch
     reward/termination (or ``config.reward``'s).
 
@@ -291,17 +324,25 @@ def planner_for_task(model: EnsembleDynamics, task: Task, config: MPCConfig | No
             model cannot take (ts1/tsinf divisibility).
     """
     if model.obs_dim != task.obs_dim or model.act_dim != task.act_dim:
-        raise ConfigError(f"dynamics model sizes obs={model.obs_dim} act={model.act_dim} do "
-                          f"not fit task {task.name} (obs={task.obs_dim} act={task.act_dim})")
+        raise ConfigError(
+            f"dynamics model sizes obs={model.obs_dim} act={model.act_dim} do "
+            f"not fit task {task.name} (obs={task.obs_dim} act={task.act_dim})"
+        )
     config = config or default_mpc_config(task.name)
     reward_fn, done_fn = get_reward_fns(config.reward or task.name)
-    return MPCController(model, reward_fn, done_fn, task.action_low, task.action_high, config,
-                         device, seed)
+    return MPCController(
+        model, reward_fn, done_fn, task.action_low, task.action_high, config, device, seed
+    )
 
 
-def load_actor(spec: str | os.PathLike, task: Task, device: str = "cpu",
-               planner: MPCConfig | None = None, seed: int = 0,
-               algo: str | None = None) -> Actor:
+def load_actor(
+    spec: str | os.PathLike,
+    task: Task,
+    device: str = "cpu",
+    planner: MPCConfig | None = None,
+    seed: int = 0,
+    algo: str | None = None,
+) -> Actor:
     """The actor ``spec`` describes, checked against ``task``.
 
     Args:
@@ -325,16 +366,20 @@ def load_actor(spec: str | os.PathLike, task: Task, device: str = "cpu",
         model = load_dynamics(spec[4:], task.obs_dim, task.act_dim, task.name, map_location=dev)
         return planner_for_task(model, task, planner, dev, seed)
     if planner is not None:
-        raise ConfigError(f"planner settings given for {spec!r}; they apply to a "
-                          "cem:<dynamics checkpoint> spec")
+        raise ConfigError(
+            f"planner settings given for {spec!r}; they apply to a cem:<dynamics checkpoint> spec"
+        )
     if Path(spec).suffix == ".zip":
         return load_sb3_expert(spec, task, algo, str(dev))
-    ckpt = load_checkpoint(spec, map_location=str(dev), action_low=task.action_low,
-                           action_high=task.action_high)
+    ckpt = load_checkpoint(
+        spec, map_location=str(dev), action_low=task.action_low, action_high=task.action_high
+    )
     ckpt.check_fits(task.obs_dim, task.act_dim, task.name)
     if ckpt.model.kind != "policy":
-        raise CheckpointError(f"{spec!r} holds a {ckpt.model.kind} model, not a policy (a "
-                              "dynamics model plans: the controller's actor=cem, an expert "
-                              "cem:<path>)")
+        raise CheckpointError(
+            f"{spec!r} holds a {ckpt.model.kind} model, not a policy (a "
+            "dynamics model plans: the controller's actor=cem, an expert "
+            "cem:<path>)"
+        )
     ckpt.model.eval()
     return cast(Actor, ckpt.model)

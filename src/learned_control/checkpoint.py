@@ -36,17 +36,29 @@ from .models.base import MODEL_CLASSES, SavableModel
 from .models.dynamics import EnsembleDynamics
 from .models.policies import MLPPolicy
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "load_dynamics", "FORMAT",
-           "FORMAT_VERSION"]
+__all__ = [
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "load_dynamics",
+    "FORMAT",
+    "FORMAT_VERSION",
+]
 
 FORMAT = "learned_control"
 FORMAT_VERSION = 1
-SEED_FORMAT_KEYS = frozenset({"net", "hid_size", "num_layers", "X_mean", "X_std", "Y_mean",
-                              "Y_std"})
+SEED_FORMAT_KEYS = frozenset(
+    {"net", "hid_size", "num_layers", "X_mean", "X_std", "Y_mean", "Y_std"}
+)
 # numpy arrays are allowed inside checkpoints (seed-format statistics may be arrays), still
 # weights_only.
-_NUMPY_SAFE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype,
-                       type(np.dtype(np.float32)), type(np.dtype(np.float64))]
+_NUMPY_SAFE_GLOBALS = [
+    np._core.multiarray._reconstruct,
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.float32)),
+    type(np.dtype(np.float64)),
+]
 
 
 @dataclass
@@ -69,14 +81,19 @@ class Checkpoint:
         model_obs = getattr(self.model, "obs_dim", None)
         model_act = getattr(self.model, "act_dim", None)
         if model_obs is not None and model_obs != obs_dim:
-            raise CheckpointError(f"{self.path}: checkpoint expects observations of size "
-                                  f"{model_obs}, the task gives {obs_dim}")
+            raise CheckpointError(
+                f"{self.path}: checkpoint expects observations of size "
+                f"{model_obs}, the task gives {obs_dim}"
+            )
         if act_dim is not None and model_act is not None and model_act != act_dim:
-            raise CheckpointError(f"{self.path}: checkpoint outputs actions of size {model_act}, "
-                                  f"the task takes {act_dim}")
+            raise CheckpointError(
+                f"{self.path}: checkpoint outputs actions of size {model_act}, "
+                f"the task takes {act_dim}"
+            )
         if task is not None and self.task is not None and self.task != task:
-            raise CheckpointError(f"{self.path}: checkpoint was trained for task {self.task!r}, "
-                                  f"not {task!r}")
+            raise CheckpointError(
+                f"{self.path}: checkpoint was trained for task {self.task!r}, not {task!r}"
+            )
 
 
 def save_checkpoint(
@@ -95,8 +112,9 @@ def save_checkpoint(
     """
     name = type(model).__name__
     if MODEL_CLASSES.get(name) is not type(model):
-        raise CheckpointError(f"{name} is not a registered model class; decorate it with "
-                              "@register_model")
+        raise CheckpointError(
+            f"{name} is not a registered model class; decorate it with @register_model"
+        )
     config = model.get_config()
     payload = {
         "format": FORMAT,
@@ -152,8 +170,10 @@ def load_checkpoint(
         with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
             raw = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for truncated/corrupt/unsafe files
-        raise CheckpointError(f"{str(path)!r} is not a readable checkpoint (truncated, corrupt, "
-                              f"or holds objects that are unsafe to load): {err}") from err
+        raise CheckpointError(
+            f"{str(path)!r} is not a readable checkpoint (truncated, corrupt, "
+            f"or holds objects that are unsafe to load): {err}"
+        ) from err
     if not isinstance(raw, dict):
         raise CheckpointError(f"{str(path)!r} holds a {type(raw).__name__}, not a checkpoint dict")
     if raw.get("format") == FORMAT:
@@ -161,13 +181,20 @@ def load_checkpoint(
     if SEED_FORMAT_KEYS <= raw.keys():
         model = _from_seed_format(raw, path, action_low, action_high).to(map_location)
         return Checkpoint(model, path, None, {"source": "seed-format saved dict"})
-    raise CheckpointError(f"{str(path)!r} is not a learned_control checkpoint (keys: "
-                          f"{sorted(map(str, raw))[:8]}); expected 'format': {FORMAT!r} or the "
-                          f"seed-format keys {sorted(SEED_FORMAT_KEYS)}")
+    raise CheckpointError(
+        f"{str(path)!r} is not a learned_control checkpoint (keys: "
+        f"{sorted(map(str, raw))[:8]}); expected 'format': {FORMAT!r} or the "
+        f"seed-format keys {sorted(SEED_FORMAT_KEYS)}"
+    )
 
 
-def load_dynamics(path: str | os.PathLike, obs_dim: int, act_dim: int, task: str | None = None,
-                  map_location: str | torch.device = "cpu") -> EnsembleDynamics:
+def load_dynamics(
+    path: str | os.PathLike,
+    obs_dim: int,
+    act_dim: int,
+    task: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> EnsembleDynamics:
     """The dynamics model of the checkpoint at ``path``, checked to fit the sizes (and ``task``).
 
     Raises:
@@ -176,8 +203,10 @@ def load_dynamics(path: str | os.PathLike, obs_dim: int, act_dim: int, task: str
     """
     ckpt = load_checkpoint(path, map_location=map_location)
     if not isinstance(ckpt.model, EnsembleDynamics):
-        raise CheckpointError(f"{str(path)!r} holds a {type(ckpt.model).__name__}, not a "
-                              "dynamics model (EnsembleDynamics)")
+        raise CheckpointError(
+            f"{str(path)!r} holds a {type(ckpt.model).__name__}, not a "
+            "dynamics model (EnsembleDynamics)"
+        )
     ckpt.check_fits(obs_dim, act_dim, task)
     return ckpt.model
 
@@ -185,20 +214,26 @@ def load_dynamics(path: str | os.PathLike, obs_dim: int, act_dim: int, task: str
 def _from_ours(raw: dict, path: Path, map_location) -> Checkpoint:
     version = raw.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(f"{str(path)!r} has format version {version!r}; this package reads "
-                              f"up to {FORMAT_VERSION} (upgrade learned_control)")
+        raise CheckpointError(
+            f"{str(path)!r} has format version {version!r}; this package reads "
+            f"up to {FORMAT_VERSION} (upgrade learned_control)"
+        )
     cls = MODEL_CLASSES.get(raw.get("class", ""))
     if cls is None:
-        raise CheckpointError(f"{str(path)!r} holds a {raw.get('class')!r}, which this install does "
-                              f"not know (known: {sorted(MODEL_CLASSES)})")
+        raise CheckpointError(
+            f"{str(path)!r} holds a {raw.get('class')!r}, which this install does "
+            f"not know (known: {sorted(MODEL_CLASSES)})"
+        )
     try:
         model = cls.from_config(dict(raw["config"]))
         model.load_state_dict(raw["state_dict"])
     except (KeyError, TypeError, RuntimeError, ValueError) as err:
-        raise CheckpointError(f"{str(path)!r}: weights do not fit the saved {cls.__name__} "
-                              f"config: {err}") from err
-    return Checkpoint(model.to(map_location), path, raw.get("task"), dict(raw.get("metadata") or {}),
-                      version)
+        raise CheckpointError(
+            f"{str(path)!r}: weights do not fit the saved {cls.__name__} config: {err}"
+        ) from err
+    return Checkpoint(
+        model.to(map_location), path, raw.get("task"), dict(raw.get("metadata") or {}), version
+    )
 
 
 def _from_seed_format(raw: dict, path: Path, action_low: Any, action_high: Any) -> MLPPolicy:
@@ -214,14 +249,19 @@ def _from_seed_format(raw: dict, path: Path, action_low: Any, action_high: Any) 
     obs_dim, act_dim = len(stats["X_mean"]), len(stats["Y_mean"])
     tensors = [v for v in raw["net"].values() if isinstance(v, torch.Tensor)]
     pairs = [(w, b) for w, b in zip(tensors[0::2], tensors[1::2])]
-    expected = [(hid if i else obs_dim, hid) for i in range(layers)] + [(hid if layers else obs_dim,
-                                                                           act_dim)]
+    expected = [(hid if i else obs_dim, hid) for i in range(layers)] + [
+        (hid if layers else obs_dim, act_dim)
+    ]
     found = [(tuple(w.shape)[::-1], tuple(b.shape)) for w, b in pairs]
-    if len(tensors) % 2 or [(i, o) for (i, o), _ in found] != expected or any(
-            b != (o,) for (_, o), b in found):
+    if (
+        len(tensors) % 2
+        or [(i, o) for (i, o), _ in found] != expected
+        or any(b != (o,) for (_, o), b in found)
+    ):
         raise CheckpointError(
             f"{str(path)!r}: the Linear layers in 'net' do not form the chain {obs_dim} -> "
-            f"{hid} x {layers} -> {act_dim}; found (in, out) = {[s for s, _ in found]}")
+            f"{hid} x {layers} -> {act_dim}; found (in, out) = {[s for s, _ in found]}"
+        )
     policy = MLPPolicy(obs_dim, act_dim, hid, layers, "relu", action_low, action_high)
     with torch.no_grad():
         for layer, (w, b) in zip(policy.net.linear_layers(), pairs):

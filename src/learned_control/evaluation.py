@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
@@ -47,13 +48,21 @@ class EvalResult:
         return float(np.mean(known)) if known else None
 
     def summary(self) -> dict[str, float | None]:
-        return {"mean": self.mean, "std": self.std, "success": self.success_rate,
-                "episodes": len(self.returns), "mean_length": float(np.mean(self.lengths))}
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "success": self.success_rate,
+            "episodes": len(self.returns),
+            "mean_length": float(np.mean(self.lengths)),
+        }
 
 
-def run_episode(actor: Actor, env: gym.Env, seed: int,
-                on_step: Callable[[np.ndarray, np.ndarray, float], None] | None = None
-                ) -> tuple[float, int, bool | None]:
+def run_episode(
+    actor: Actor,
+    env: gym.Env,
+    seed: int,
+    on_step: Callable[[np.ndarray, np.ndarray, float], None] | None = None,
+) -> tuple[float, int, bool | None]:
     """One episode from ``env.reset(seed=seed)`` until terminated or truncated.
 
     Returns:
@@ -68,13 +77,19 @@ def run_episode(actor: Actor, env: gym.Env, seed: int,
         next_obs, reward, terminated, truncated, info = env.step(action)
         if on_step is not None:
             on_step(obs, action, float(reward))
-        obs, total, steps, done = next_obs, total + float(reward), steps + 1, terminated or truncated
+        obs, total, steps, done = (
+            next_obs,
+            total + float(reward),
+            steps + 1,
+            terminated or truncated,
+        )
     success = info.get("is_success")
     return total, steps, None if success is None else bool(success)
 
 
-def evaluate(actor: Actor, env: gym.Env, episodes: int = 10, seed: int = 0,
-             progress: bool = False) -> EvalResult:
+def evaluate(
+    actor: Actor, env: gym.Env, episodes: int = 10, seed: int = 0, progress: bool = False
+) -> EvalResult:
     """Run ``episodes`` episodes with reset seeds ``seed, seed+1, ...``.
 
     Args:

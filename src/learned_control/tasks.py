@@ -64,8 +64,9 @@ class Task:
 
     def __post_init__(self) -> None:
         if self.obs_labels and len(self.obs_labels) != self.obs_dim:
-            raise ConfigError(f"task {self.name}: {len(self.obs_labels)} obs_labels for obs_dim "
-                              f"{self.obs_dim}")
+            raise ConfigError(
+                f"task {self.name}: {len(self.obs_labels)} obs_labels for obs_dim {self.obs_dim}"
+            )
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -78,9 +79,11 @@ class Task:
         if facts is None:
             env = self.make_env()
             dt = getattr(env.unwrapped, "dt", None)
-            facts = _EnvFacts(cast(gym.spaces.Box, env.observation_space),
-                              cast(gym.spaces.Box, env.action_space),
-                              None if dt is None else float(dt))
+            facts = _EnvFacts(
+                cast(gym.spaces.Box, env.observation_space),
+                cast(gym.spaces.Box, env.action_space),
+                None if dt is None else float(dt),
+            )
             env.close()
             object.__setattr__(self, "_facts", facts)  # frozen: a cache, not a field
         return facts
@@ -122,15 +125,22 @@ class Task:
         env = gym.make(self.env_id, **{**self.env_kwargs, **overrides})
         if self.dict_obs_keys is not None:
             env = gym.wrappers.FlattenObservation(
-                gym.wrappers.FilterObservation(env, list(self.dict_obs_keys)))
-        if env.observation_space.shape != (self.obs_dim,) or env.action_space.shape != (self.act_dim,):
-            raise ConfigError(f"task {self.name}: env {self.env_id} gives observation "
-                              f"{env.observation_space.shape} and action {env.action_space.shape}, "
-                              f"the registry says ({self.obs_dim},) and ({self.act_dim},)")
+                gym.wrappers.FilterObservation(env, list(self.dict_obs_keys))
+            )
+        if env.observation_space.shape != (self.obs_dim,) or env.action_space.shape != (
+            self.act_dim,
+        ):
+            raise ConfigError(
+                f"task {self.name}: env {self.env_id} gives observation "
+                f"{env.observation_space.shape} and action {env.action_space.shape}, "
+                f"the registry says ({self.obs_dim},) and ({self.act_dim},)"
+            )
         return env
 
 
-def _joint_labels(root: list[str], joints: list[str], with_root_x_vel: bool = True) -> tuple[str, ...]:
+def _joint_labels(
+    root: list[str], joints: list[str], with_root_x_vel: bool = True
+) -> tuple[str, ...]:
     """Labels of the MuJoCo locomotion layout: qpos (minus root x) then qvel."""
     pos = [f"{n}_pos" for n in root + joints]
     vel = [f"{n}_vel" for n in (["rootx"] if with_root_x_vel else []) + root + joints]
@@ -148,27 +158,86 @@ def register_task(task: Task) -> Task:
 
 
 for _task in (
-    Task("InvertedPendulum-v5", "InvertedPendulum-v5", 4, 1,
-         obs_labels=("cart_x", "pole_angle", "cart_vel", "pole_angvel"),
-         expert_algo="ppo", expert_steps=30_000),
+    Task(
+        "InvertedPendulum-v5",
+        "InvertedPendulum-v5",
+        4,
+        1,
+        obs_labels=("cart_x", "pole_angle", "cart_vel", "pole_angvel"),
+        expert_algo="ppo",
+        expert_steps=30_000,
+    ),
     Task("Pusher-v5", "Pusher-v5", 23, 7, expert_steps=300_000),
-    Task("Reacher-v5", "Reacher-v5", 10, 2,
-         obs_labels=("cos_joint0", "cos_joint1", "sin_joint0", "sin_joint1", "target_x",
-                     "target_y", "joint0_vel", "joint1_vel", "fingertip_to_target_x",
-                     "fingertip_to_target_y"), expert_steps=200_000),
-    Task("HalfCheetah-v5", "HalfCheetah-v5", 17, 6,
-         obs_labels=_joint_labels(["rootz", "rooty"], [f"{s}{j}" for s in "bf" for j in
-                                                          ("thigh", "shin", "foot")])),
-    Task("Hopper-v5", "Hopper-v5", 11, 3,
-         obs_labels=_joint_labels(["rootz", "rooty"], ["thigh", "leg", "foot"])),
-    Task("Walker2d-v5", "Walker2d-v5", 17, 6,
-         obs_labels=_joint_labels(["rootz", "rooty"], _LEGS + [f"{j}_left" for j in _LEGS])),
+    Task(
+        "Reacher-v5",
+        "Reacher-v5",
+        10,
+        2,
+        obs_labels=(
+            "cos_joint0",
+            "cos_joint1",
+            "sin_joint0",
+            "sin_joint1",
+            "target_x",
+            "target_y",
+            "joint0_vel",
+            "joint1_vel",
+            "fingertip_to_target_x",
+            "fingertip_to_target_y",
+        ),
+        expert_steps=200_000,
+    ),
+    Task(
+        "HalfCheetah-v5",
+        "HalfCheetah-v5",
+        17,
+        6,
+        obs_labels=_joint_labels(
+            ["rootz", "rooty"], [f"{s}{j}" for s in "bf" for j in ("thigh", "shin", "foot")]
+        ),
+    ),
+    Task(
+        "Hopper-v5",
+        "Hopper-v5",
+        11,
+        3,
+        obs_labels=_joint_labels(["rootz", "rooty"], ["thigh", "leg", "foot"]),
+    ),
+    Task(
+        "Walker2d-v5",
+        "Walker2d-v5",
+        17,
+        6,
+        obs_labels=_joint_labels(["rootz", "rooty"], _LEGS + [f"{j}_left" for j in _LEGS]),
+    ),
     Task("Ant-v5", "Ant-v5", 105, 8),
     # Goal-conditioned reach: observation = desired_goal (3) + robot observation (10).
-    Task("FetchReach-v4", "FetchReach-v4", 13, 4, dict_obs_keys=("desired_goal", "observation"),
-         obs_labels=("goal_x", "goal_y", "goal_z", "grip_x", "grip_y", "grip_z", "finger_r",
-                     "finger_l", "grip_vx", "grip_vy", "grip_vz", "finger_vr", "finger_vl"),
-         has_success=True, goal_dim=3, expert_algo="ppo", expert_steps=40_960),
+    Task(
+        "FetchReach-v4",
+        "FetchReach-v4",
+        13,
+        4,
+        dict_obs_keys=("desired_goal", "observation"),
+        obs_labels=(
+            "goal_x",
+            "goal_y",
+            "goal_z",
+            "grip_x",
+            "grip_y",
+            "grip_z",
+            "finger_r",
+            "finger_l",
+            "grip_vx",
+            "grip_vy",
+            "grip_vz",
+            "finger_vr",
+            "finger_vl",
+        ),
+        has_success=True,
+        goal_dim=3,
+        expert_algo="ppo",
+        expert_steps=40_960,
+    ),
 ):
     register_task(_task)
 
@@ -184,4 +253,3 @@ def get_task(name: str) -> Task:
 def make_env(task: str | Task, **overrides: Any) -> gym.Env:
     """Shortcut for ``get_task(task).make_env(**overrides)``."""
     return (get_task(task) if isinstance(task, str) else task).make_env(**overrides)
-

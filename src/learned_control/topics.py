@@ -15,22 +15,38 @@ Pairing rule for training data (recorder -> ``bag2minari``):
 """
 
 __all__ = [
-    "OBSERVATION", "COMMAND", "APPLIED_COMMAND", "EXPERT_COMMAND", "REWARD", "EPISODE",
-    "JOINT_STATES", "CLOCK", "DIAGNOSTICS", "MODEL_UPDATED", "GOAL", "EPISODE_FIELDS", "RESET", "PAUSE",
-    "RESUME", "RELOAD", "TRAIN", "CANCEL", "RECORDED_TOPICS",
+    "OBSERVATION",
+    "COMMAND",
+    "APPLIED_COMMAND",
+    "EXPERT_COMMAND",
+    "REWARD",
+    "EPISODE",
+    "JOINT_STATES",
+    "CLOCK",
+    "DIAGNOSTICS",
+    "MODEL_UPDATED",
+    "GOAL",
+    "EPISODE_FIELDS",
+    "RESET",
+    "PAUSE",
+    "RESUME",
+    "RELOAD",
+    "TRAIN",
+    "CANCEL",
+    "RECORDED_TOPICS",
 ]
 
-OBSERVATION = "observation"          # std_msgs/Float64MultiArray, dim[0].label = comma-joined labels
-COMMAND = "command"                  # std_msgs/Float64MultiArray, one action
+OBSERVATION = "observation"  # std_msgs/Float64MultiArray, dim[0].label = comma-joined labels
+COMMAND = "command"  # std_msgs/Float64MultiArray, one action
 APPLIED_COMMAND = "applied_command"  # std_msgs/Float64MultiArray, the action the bridge applied
-EXPERT_COMMAND = "expert_command"    # std_msgs/Float64MultiArray, expert relabel of an observation
-REWARD = "reward"                    # std_msgs/Float64
-EPISODE = "episode"                  # std_msgs/Float64MultiArray, EPISODE_FIELDS
-JOINT_STATES = "/joint_states"       # sensor_msgs/JointState, sim-time stamps
-CLOCK = "/clock"                     # rosgraph_msgs/Clock
-DIAGNOSTICS = "/diagnostics"         # diagnostic_msgs/DiagnosticArray
-MODEL_UPDATED = "model_updated"      # std_msgs/String, checkpoint path (latched)
-GOAL = "goal"                        # geometry_msgs/PointStamped, goal of a goal-conditioned task
+EXPERT_COMMAND = "expert_command"  # std_msgs/Float64MultiArray, expert relabel of an observation
+REWARD = "reward"  # std_msgs/Float64
+EPISODE = "episode"  # std_msgs/Float64MultiArray, EPISODE_FIELDS
+JOINT_STATES = "/joint_states"  # sensor_msgs/JointState, sim-time stamps
+CLOCK = "/clock"  # rosgraph_msgs/Clock
+DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
+MODEL_UPDATED = "model_updated"  # std_msgs/String, checkpoint path (latched)
+GOAL = "goal"  # geometry_msgs/PointStamped, goal of a goal-conditioned task
 
 EPISODE_FIELDS = ("episode_index", "return", "length", "success", "seed")
 """Layout of the ``episode`` summary: these five values (success is 1/0, NaN when the env reports

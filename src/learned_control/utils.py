@@ -27,8 +27,10 @@ def resolve_device(device: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} but torch sees no CUDA device on this machine; "
-                          "use device='cpu' or 'auto'")
+        raise ConfigError(
+            f"device={device!r} but torch sees no CUDA device on this machine; "
+            "use device='cpu' or 'auto'"
+        )
     return dev
 
 

@@ -18,8 +18,19 @@ from ..errors import LearnedControlError
 __all__ = ["main", "build_parser"]
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "expert", "collect", "train_bc", "evaluate", "demo", "export_spec", "bag2minari", "up",
-    "train_dynamics", "dagger", "world_model", "mbrl_loop", "dagger_loop",
+    "expert",
+    "collect",
+    "train_bc",
+    "evaluate",
+    "demo",
+    "export_spec",
+    "bag2minari",
+    "up",
+    "train_dynamics",
+    "dagger",
+    "world_model",
+    "mbrl_loop",
+    "dagger_loop",
 )
 
 

@@ -20,13 +20,19 @@ episode cut before its summary is dropped."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "bag2minari", help="convert a recorded rosbag2 bag into a local Minari dataset",
-        description=DESCRIPTION)
+        "bag2minari",
+        help="convert a recorded rosbag2 bag into a local Minari dataset",
+        description=DESCRIPTION,
+    )
     parser.add_argument("bag", help="bag folder")
     parser.add_argument("dataset_id", help="id of the new dataset, '[namespace/]name-v<N>'")
     add_task_arg(parser)
-    parser.add_argument("--max-episode-steps", type=int, default=None,
-                        help="time limit that marks truncation (default: the task's)")
+    parser.add_argument(
+        "--max-episode-steps",
+        type=int,
+        default=None,
+        help="time limit that marks truncation (default: the task's)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -34,8 +40,15 @@ def run(args: argparse.Namespace) -> int:
     check_new_dataset_id(args.dataset_id)
     task = get_task(args.task)
     episodes = bag_to_episodes(args.bag, task, args.max_episode_steps)
-    save_episodes(args.dataset_id, episodes, task.make_env(), algorithm_name=f"bag {args.bag}",
-                  description=f"Recorded through the ROS 2 node graph into the bag {args.bag}.")
-    print(f"dataset: {args.dataset_id} ({len(episodes)} episodes, "
-          f"{sum(len(ep) for ep in episodes)} steps) from {args.bag}")
+    save_episodes(
+        args.dataset_id,
+        episodes,
+        task.make_env(),
+        algorithm_name=f"bag {args.bag}",
+        description=f"Recorded through the ROS 2 node graph into the bag {args.bag}.",
+    )
+    print(
+        f"dataset: {args.dataset_id} ({len(episodes)} episodes, "
+        f"{sum(len(ep) for ep in episodes)} steps) from {args.bag}"
+    )
     return 0

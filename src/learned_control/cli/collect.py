@@ -22,18 +22,28 @@ $MINARI_DATASETS_PATH (default ~/.minari/datasets)."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "collect", help="roll out an expert into a new local Minari dataset",
-        description=DESCRIPTION)
+        "collect",
+        help="roll out an expert into a new local Minari dataset",
+        description=DESCRIPTION,
+    )
     parser.add_argument("--expert", required=True, help="expert file: SB3 .zip or policy .pt")
-    parser.add_argument("--dataset-id", required=True,
-                        help="id of the new dataset, '[namespace/]name-v<N>', e.g. "
-                             "learned_control/pendulum-expert-v0")
+    parser.add_argument(
+        "--dataset-id",
+        required=True,
+        help="id of the new dataset, '[namespace/]name-v<N>', e.g. "
+        "learned_control/pendulum-expert-v0",
+    )
     add_task_arg(parser)
-    parser.add_argument("--episodes", type=int, default=20,
-                        help="episodes to record (default: %(default)s)")
-    parser.add_argument("--noise-std", type=float, default=0.0,
-                        help="Gaussian action noise, as a fraction of the action half-range; the "
-                             "noisy action is applied and recorded (default: %(default)s)")
+    parser.add_argument(
+        "--episodes", type=int, default=20, help="episodes to record (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--noise-std",
+        type=float,
+        default=0.0,
+        help="Gaussian action noise, as a fraction of the action half-range; the "
+        "noisy action is applied and recorded (default: %(default)s)",
+    )
     add_runtime_args(parser)
     parser.set_defaults(func=run)
 
@@ -42,10 +52,19 @@ def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
     task = get_task(args.task)
     actor = load_actor(args.expert, task, str(resolve_device(args.device)))
-    episodes = collect_dataset(actor, task, args.dataset_id, args.episodes, args.seed,
-                               args.noise_std, algorithm_name=str(args.expert))
+    episodes = collect_dataset(
+        actor,
+        task,
+        args.dataset_id,
+        args.episodes,
+        args.seed,
+        args.noise_std,
+        algorithm_name=str(args.expert),
+    )
     returns = [ep.episode_return for ep in episodes]
-    print(f"dataset: {args.dataset_id} ({len(episodes)} episodes, "
-          f"{sum(len(ep) for ep in episodes)} steps)")
+    print(
+        f"dataset: {args.dataset_id} ({len(episodes)} episodes, "
+        f"{sum(len(ep) for ep in episodes)} steps)"
+    )
     print(f"collected return: {np.mean(returns):.2f} +- {np.std(returns):.2f}")
     return 0

@@ -10,17 +10,34 @@ from ..tasks import TASKS
 from ..training.bc import BCConfig
 from ..training.experts import ALGORITHMS
 
-__all__ = ["add_task_arg", "add_seed_arg", "add_runtime_args", "add_source_args",
-           "source_from_args", "add_expert_args", "add_activation_arg", "add_network_args",
-           "add_eval_episodes_arg", "add_bc_args", "bc_config_from_args", "add_loop_args"]
+__all__ = [
+    "add_task_arg",
+    "add_seed_arg",
+    "add_runtime_args",
+    "add_source_args",
+    "source_from_args",
+    "add_expert_args",
+    "add_activation_arg",
+    "add_network_args",
+    "add_eval_episodes_arg",
+    "add_bc_args",
+    "bc_config_from_args",
+    "add_loop_args",
+]
 
 
-def add_task_arg(parser: argparse.ArgumentParser,
-                 default: str | None = "InvertedPendulum-v5") -> None:
+def add_task_arg(
+    parser: argparse.ArgumentParser, default: str | None = "InvertedPendulum-v5"
+) -> None:
     """``--task``, one of :data:`~learned_control.tasks.TASKS`; required when ``default`` is
     None."""
-    parser.add_argument("--task", default=default, choices=sorted(TASKS), required=default is None,
-                        help="registered task (default: %(default)s)")
+    parser.add_argument(
+        "--task",
+        default=default,
+        choices=sorted(TASKS),
+        required=default is None,
+        help="registered task (default: %(default)s)",
+    )
 
 
 def add_seed_arg(parser: argparse.ArgumentParser) -> None:
@@ -31,13 +48,20 @@ def add_seed_arg(parser: argparse.ArgumentParser) -> None:
 def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     """``--seed``, ``--device``, ``--torch-threads``, ``--runs-dir``."""
     add_seed_arg(parser)
-    parser.add_argument("--device", default="auto",
-                        help="torch device: auto, cpu, cuda (default: %(default)s)")
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--runs-dir", default="runs",
-                        help="folder under which each run gets its own directory "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--device", default="auto", help="torch device: auto, cpu, cuda (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice)",
+    )
+    parser.add_argument(
+        "--runs-dir",
+        default="runs",
+        help="folder under which each run gets its own directory (default: %(default)s)",
+    )
 
 
 def add_source_args(parser: argparse.ArgumentParser) -> None:
@@ -45,8 +69,11 @@ def add_source_args(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", metavar="MINARI_ID", help="Minari dataset id")
     source.add_argument("--bag", metavar="PATH", help="rosbag2 bag folder recorded by the recorder")
-    parser.add_argument("--download", action="store_true",
-                        help="fetch --dataset from the Minari server when it is not local")
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch --dataset from the Minari server when it is not local",
+    )
 
 
 def source_from_args(args: argparse.Namespace) -> tuple[str, Literal["minari", "bag"]]:
@@ -54,82 +81,149 @@ def source_from_args(args: argparse.Namespace) -> tuple[str, Literal["minari", "
     return (args.dataset, "minari") if args.dataset else (args.bag, "bag")
 
 
-def add_expert_args(parser: argparse.ArgumentParser, steps_flag: str, what: str = "",
-                    example: bool = False) -> None:
+def add_expert_args(
+    parser: argparse.ArgumentParser, steps_flag: str, what: str = "", example: bool = False
+) -> None:
     """``--algo`` and ``steps_flag`` (env steps): a stable-baselines3 expert's algorithm and
     training budget, both the task's by default. ``what`` starts each help; ``example`` adds
     InvertedPendulum-v5's values."""
-    algo_eg, steps_eg = ((", e.g. ppo for InvertedPendulum-v5", ", e.g. 30000 for "
-                          "InvertedPendulum-v5") if example else ("", ""))
-    parser.add_argument("--algo", choices=sorted(ALGORITHMS), default=None,
-                        help=f"{what}algorithm (default: the task's{algo_eg})")
-    parser.add_argument(steps_flag, type=int, default=None,
-                        help=f"{what}training budget in env steps (default: the task's{steps_eg})")
+    algo_eg, steps_eg = (
+        (", e.g. ppo for InvertedPendulum-v5", ", e.g. 30000 for InvertedPendulum-v5")
+        if example
+        else ("", "")
+    )
+    parser.add_argument(
+        "--algo",
+        choices=sorted(ALGORITHMS),
+        default=None,
+        help=f"{what}algorithm (default: the task's{algo_eg})",
+    )
+    parser.add_argument(
+        steps_flag,
+        type=int,
+        default=None,
+        help=f"{what}training budget in env steps (default: the task's{steps_eg})",
+    )
 
 
 def add_activation_arg(parser: argparse.ArgumentParser, default: str) -> None:
     """``--activation``, one of :data:`~learned_control.models.mlp.ACTIVATIONS`."""
-    parser.add_argument("--activation", choices=sorted(ACTIVATIONS), default=default,
-                        help="hidden activation (default: %(default)s)")
+    parser.add_argument(
+        "--activation",
+        choices=sorted(ACTIVATIONS),
+        default=default,
+        help="hidden activation (default: %(default)s)",
+    )
 
 
-def add_network_args(parser: argparse.ArgumentParser, hid_size: int, num_layers: int,
-                     prefix: str = "") -> None:
+def add_network_args(
+    parser: argparse.ArgumentParser, hid_size: int, num_layers: int, prefix: str = ""
+) -> None:
     """``--hid-size`` and ``--num-layers`` with these defaults; ``prefix`` starts each help."""
-    parser.add_argument("--hid-size", type=int, default=hid_size,
-                        help=f"{prefix}hidden width (default: %(default)s)")
-    parser.add_argument("--num-layers", type=int, default=num_layers,
-                        help=f"{prefix}hidden layers (default: %(default)s)")
+    parser.add_argument(
+        "--hid-size",
+        type=int,
+        default=hid_size,
+        help=f"{prefix}hidden width (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--num-layers",
+        type=int,
+        default=num_layers,
+        help=f"{prefix}hidden layers (default: %(default)s)",
+    )
 
 
 def add_eval_episodes_arg(parser: argparse.ArgumentParser, default: int) -> None:
     """``--eval-episodes``: seeded evaluation episodes per policy."""
-    parser.add_argument("--eval-episodes", type=int, default=default,
-                        help="seeded evaluation episodes per policy (default: %(default)s)")
+    parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=default,
+        help="seeded evaluation episodes per policy (default: %(default)s)",
+    )
 
 
 def add_bc_args(parser: argparse.ArgumentParser) -> None:
     """The BC hyperparameter flags: :class:`BCConfig`'s defaults and an MLP of 64 x 2, ReLU."""
     defaults = BCConfig()
-    parser.add_argument("--epochs", type=int, default=defaults.epochs,
-                        help="passes over the training split (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help="samples per gradient step (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=defaults.lr,
-                        help="Adam learning rate (default: %(default)s)")
-    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
-                        help="share of samples held out for validation (default: %(default)s)")
-    parser.add_argument("--hid-size", type=int, default=64,
-                        help="width of each hidden layer (default: %(default)s)")
-    parser.add_argument("--num-layers", type=int, default=2,
-                        help="number of hidden layers (default: %(default)s)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=defaults.epochs,
+        help="passes over the training split (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="samples per gradient step (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lr", type=float, default=defaults.lr, help="Adam learning rate (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=defaults.val_fraction,
+        help="share of samples held out for validation (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--hid-size", type=int, default=64, help="width of each hidden layer (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--num-layers", type=int, default=2, help="number of hidden layers (default: %(default)s)"
+    )
     add_activation_arg(parser, "relu")
 
 
 def bc_config_from_args(args: argparse.Namespace) -> BCConfig:
     """The :class:`BCConfig` of the :func:`add_bc_args` flags and ``--seed``."""
-    return BCConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                    val_fraction=args.val_fraction, seed=args.seed)
+    return BCConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+    )
 
 
-def add_loop_args(parser: argparse.ArgumentParser, iterations: str, epochs: int,
-                  run_name: str) -> None:
+def add_loop_args(
+    parser: argparse.ArgumentParser, iterations: str, epochs: int, run_name: str
+) -> None:
     """The flags every learning loop through ROS takes: ``--iterations`` (help ``iterations``),
     ``--episodes``, ``--seed``, the learner's ``--epochs`` (default ``epochs``), ``--hid-size``,
     ``--num-layers``, ``--torch-threads``, ``--timeout`` and ``--out`` (default a new
     ``runs/<run_name>-<timestamp>``)."""
-    parser.add_argument("--iterations", type=int, default=3,
-                        help=f"{iterations} (default: %(default)s)")
-    parser.add_argument("--episodes", type=int, default=2,
-                        help="lockstep episodes per iteration (default: %(default)s)")
+    parser.add_argument(
+        "--iterations", type=int, default=3, help=f"{iterations} (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--episodes",
+        type=int,
+        default=2,
+        help="lockstep episodes per iteration (default: %(default)s)",
+    )
     add_seed_arg(parser)
-    parser.add_argument("--epochs", type=int, default=epochs,
-                        help="learner: (maximum) epochs per training job (default: %(default)s)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=epochs,
+        help="learner: (maximum) epochs per training job (default: %(default)s)",
+    )
     add_network_args(parser, hid_size=64, num_layers=2, prefix="learner: ")
-    parser.add_argument("--torch-threads", type=int, default=1,
-                        help="torch threads of the controller and the learner (default: "
-                             "%(default)s)")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="seconds allowed for each wait (default: %(default)s)")
-    parser.add_argument("--out", default=None,
-                        help=f"run directory (default: a new runs/{run_name}-<timestamp>)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=1,
+        help="torch threads of the controller and the learner (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds allowed for each wait (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out", default=None, help=f"run directory (default: a new runs/{run_name}-<timestamp>)"
+    )

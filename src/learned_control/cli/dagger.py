@@ -31,26 +31,55 @@ expert samples. Writes RUN_DIR/policy.pt, RUN_DIR/dagger.png and RUN_DIR/dagger.
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "dagger", help="DAgger: BC on expert demos, then relabel the learner's states",
-        description=DESCRIPTION)
-    parser.add_argument("--expert", required=True,
-                        help="expert: SB3 .zip, policy checkpoint, or cem:<dynamics checkpoint>")
+        "dagger",
+        help="DAgger: BC on expert demos, then relabel the learner's states",
+        description=DESCRIPTION,
+    )
+    parser.add_argument(
+        "--expert",
+        required=True,
+        help="expert: SB3 .zip, policy checkpoint, or cem:<dynamics checkpoint>",
+    )
     add_task_arg(parser)
     defaults = DAggerConfig()
-    parser.add_argument("--iterations", type=int, default=defaults.iterations,
-                        help="DAgger iterations after the initial BC (default: %(default)s)")
-    parser.add_argument("--demo-episodes", type=int, default=defaults.demo_episodes,
-                        help="expert episodes for the initial BC (default: %(default)s)")
-    parser.add_argument("--rollout-episodes", type=int, default=defaults.rollout_episodes,
-                        help="learner episodes relabelled per iteration (default: %(default)s)")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=defaults.iterations,
+        help="DAgger iterations after the initial BC (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--demo-episodes",
+        type=int,
+        default=defaults.demo_episodes,
+        help="expert episodes for the initial BC (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rollout-episodes",
+        type=int,
+        default=defaults.rollout_episodes,
+        help="learner episodes relabelled per iteration (default: %(default)s)",
+    )
     add_eval_episodes_arg(parser, defaults.eval_episodes)
-    parser.add_argument("--validation-episodes", type=int, default=defaults.validation_episodes,
-                        help="learner-only episodes per policy that pick the returned one; 0: "
-                             "the last iterate (default: %(default)s)")
-    parser.add_argument("--beta", type=float, default=defaults.beta,
-                        help="probability of the expert's action at iteration 1 (default: %(default)s)")
-    parser.add_argument("--beta-decay", type=float, default=defaults.beta_decay,
-                        help="factor on beta per further iteration (default: %(default)s)")
+    parser.add_argument(
+        "--validation-episodes",
+        type=int,
+        default=defaults.validation_episodes,
+        help="learner-only episodes per policy that pick the returned one; 0: "
+        "the last iterate (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--beta",
+        type=float,
+        default=defaults.beta,
+        help="probability of the expert's action at iteration 1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--beta-decay",
+        type=float,
+        default=defaults.beta_decay,
+        help="factor on beta per further iteration (default: %(default)s)",
+    )
     add_bc_args(parser)
     add_runtime_args(parser)
     parser.set_defaults(func=run)
@@ -58,22 +87,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
-    config = DAggerConfig(iterations=args.iterations, demo_episodes=args.demo_episodes,
-                          rollout_episodes=args.rollout_episodes,
-                          validation_episodes=args.validation_episodes,
-                          eval_episodes=args.eval_episodes, beta=args.beta,
-                          beta_decay=args.beta_decay, hid_size=args.hid_size,
-                          num_layers=args.num_layers, activation=args.activation,
-                          bc=bc_config_from_args(args),
-                          seed=args.seed)
+    config = DAggerConfig(
+        iterations=args.iterations,
+        demo_episodes=args.demo_episodes,
+        rollout_episodes=args.rollout_episodes,
+        validation_episodes=args.validation_episodes,
+        eval_episodes=args.eval_episodes,
+        beta=args.beta,
+        beta_decay=args.beta_decay,
+        hid_size=args.hid_size,
+        num_layers=args.num_layers,
+        activation=args.activation,
+        bc=bc_config_from_args(args),
+        seed=args.seed,
+    )
     seed_everything(args.seed)
     task = get_task(args.task)
     device = str(resolve_device(args.device))
     expert = load_actor(args.expert, task, device)
     run_dir = new_run_dir(args.runs_dir, f"dagger-{task.name}")
     result = run_dagger(task, expert, config, device)
-    save_checkpoint(run_dir / "policy.pt", result.policy, task.name,
-                    {"trainer": "dagger", "expert": args.expert, **result.summary()})
+    save_checkpoint(
+        run_dir / "policy.pt",
+        result.policy,
+        task.name,
+        {"trainer": "dagger", "expert": args.expert, **result.summary()},
+    )
     plot_dagger(result, run_dir / "dagger.png", title=f"DAgger on {task.name}")
     (run_dir / "dagger.json").write_text(json.dumps(result.summary(), indent=2))
     Console().print(dagger_table(result, f"DAgger on {task.name}"))

@@ -26,14 +26,20 @@ directory."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "dagger-loop", help="DAgger through ROS: the policy drives, the expert labels, the "
-                            "learner retrains and hot-swaps, k times",
-        description=DESCRIPTION)
+        "dagger-loop",
+        help="DAgger through ROS: the policy drives, the expert labels, the "
+        "learner retrains and hot-swaps, k times",
+        description=DESCRIPTION,
+    )
     add_task_arg(parser)
-    parser.add_argument("--expert", required=True,
-                        help="expert: policy checkpoint, SB3 .zip, or cem:<dynamics checkpoint>")
-    add_loop_args(parser, "DAgger iterations k after the expert's episodes", epochs=50,
-                  run_name="dagger-loop")
+    parser.add_argument(
+        "--expert",
+        required=True,
+        help="expert: policy checkpoint, SB3 .zip, or cem:<dynamics checkpoint>",
+    )
+    add_loop_args(
+        parser, "DAgger iterations k after the expert's episodes", epochs=50, run_name="dagger-loop"
+    )
     parser.set_defaults(func=run)
 
 
@@ -42,8 +48,17 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else new_run_dir("runs", "dagger-loop")
     learner = {"epochs": args.epochs, "hid_size": args.hid_size, "num_layers": args.num_layers}
-    results = run_dagger_loop(args.task, args.expert, args.iterations, args.episodes, args.seed,
-                              out, learner, args.torch_threads, args.timeout,
-                              on_iteration=partial(show_iteration, first=FIRST))
+    results = run_dagger_loop(
+        args.task,
+        args.expert,
+        args.iterations,
+        args.episodes,
+        args.seed,
+        out,
+        learner,
+        args.torch_threads,
+        args.timeout,
+        on_iteration=partial(show_iteration, first=FIRST),
+    )
     show_loop(results, f"{args.task}: DAgger through ROS", out, FIRST)
     return 0

@@ -12,7 +12,7 @@ import argparse
 import importlib.util
 import time
 
-from ..actors import ALGORITHMS, RandomActor, load_sb3_expert
+from ..actors import RandomActor, load_sb3_expert
 from ..data.bags import bag_to_episodes
 from ..data.minari_io import load_transitions
 from ..evaluation import EvalResult, evaluate
@@ -40,18 +40,30 @@ table. Outputs go in a run directory."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "demo", help="expert -> Minari dataset -> BC -> evaluation table (the README's main job)",
-        description=DESCRIPTION)
+        "demo",
+        help="expert -> Minari dataset -> BC -> evaluation table (the README's main job)",
+        description=DESCRIPTION,
+    )
     add_task_arg(parser)
     add_expert_args(parser, "--expert-steps", what="expert ")
-    parser.add_argument("--collect-episodes", type=int, default=20,
-                        help="expert episodes recorded into the dataset (default: %(default)s)")
-    parser.add_argument("--noise-std", type=float, default=0.0,
-                        help="action noise during collection, fraction of the half-range "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--collect-episodes",
+        type=int,
+        default=20,
+        help="expert episodes recorded into the dataset (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--noise-std",
+        type=float,
+        default=0.0,
+        help="action noise during collection, fraction of the half-range (default: %(default)s)",
+    )
     add_eval_episodes_arg(parser, 10)
-    parser.add_argument("--no-ros", action="store_true",
-                        help="skip running the BC policy through the ROS node graph")
+    parser.add_argument(
+        "--no-ros",
+        action="store_true",
+        help="skip running the BC policy through the ROS node graph",
+    )
     add_bc_args(parser)
     parser.set_defaults(epochs=30)
     add_runtime_args(parser)
@@ -87,16 +99,29 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"[bold]{name}[/bold] done in {stages[name]:.1f} s")
 
     t0 = time.perf_counter()
-    model = train_expert(task, args.algo, args.expert_steps, args.seed, str(device),
-                         tensorboard_log=run_dir / "expert_tensorboard")
+    model = train_expert(
+        task,
+        args.algo,
+        args.expert_steps,
+        args.seed,
+        str(device),
+        tensorboard_log=run_dir / "expert_tensorboard",
+    )
     model.save(run_dir / "expert.zip")
     expert = load_sb3_expert(run_dir / "expert.zip", task, device=str(device))  # the safe path
     stage("expert", t0)
 
     t0 = time.perf_counter()
     dataset_id = f"learned_control/{run_dir.name}-v0"
-    collect_dataset(expert, task, dataset_id, args.collect_episodes, seed=10_000 + args.seed,
-                    noise_std=args.noise_std, algorithm_name=f"{expert.algo} expert")
+    collect_dataset(
+        expert,
+        task,
+        dataset_id,
+        args.collect_episodes,
+        seed=10_000 + args.seed,
+        noise_std=args.noise_std,
+        algorithm_name=f"{expert.algo} expert",
+    )
     console.print(f"dataset: {dataset_id}")
     stage("collect", t0)
 
@@ -104,8 +129,15 @@ def run(args: argparse.Namespace) -> int:
     transitions, env = load_transitions(dataset_id, task)
     seed_everything(args.seed)
     policy = mlp_policy_for(task, args.hid_size, args.num_layers, args.activation)
-    _, ckpt = train_bc_run(policy, transitions, task, config, run_dir, device,
-                           metadata={"source": dataset_id, "source_kind": "minari"})
+    _, ckpt = train_bc_run(
+        policy,
+        transitions,
+        task,
+        config,
+        run_dir,
+        device,
+        metadata={"source": dataset_id, "source_kind": "minari"},
+    )
     console.print(f"policy: {ckpt}")
     stage("train-bc", t0)
 
@@ -120,30 +152,47 @@ def run(args: argparse.Namespace) -> int:
     if args.no_ros:
         pass
     elif importlib.util.find_spec("rclpy") is None:
-        console.print("ROS 2 (rclpy) is not installed: skipping the node graph "
-                      "(pip install -e '.[ros]' adds it)")
+        console.print(
+            "ROS 2 (rclpy) is not installed: skipping the node graph "
+            "(pip install -e '.[ros]' adds it)"
+        )
     else:
         from ..ros.graph_run import run_lockstep_graph
 
         t0 = time.perf_counter()
-        console.print("running BC through the node graph (sim_bridge + controller + recorder, "
-                      f"lockstep); node logs in {run_dir / 'logs'}")
-        graph = run_lockstep_graph(task.name, ckpt, args.eval_episodes, args.seed,
-                                   run_dir / "logs", bag=run_dir / "bag",
-                                   torch_threads=args.torch_threads or 1)
+        console.print(
+            "running BC through the node graph (sim_bridge + controller + recorder, "
+            f"lockstep); node logs in {run_dir / 'logs'}"
+        )
+        graph = run_lockstep_graph(
+            task.name,
+            ckpt,
+            args.eval_episodes,
+            args.seed,
+            run_dir / "logs",
+            bag=run_dir / "bag",
+            torch_threads=args.torch_threads or 1,
+        )
         results["BC via ROS"] = graph.result
         stage("ros-graph", t0)
 
     exp, rnd = results["expert"].mean, results["random"].mean
-    table = Table(title=f"{task.name}: behavior cloning vs its expert "
-                        f"({args.eval_episodes} seeded episodes each)")
+    table = Table(
+        title=f"{task.name}: behavior cloning vs its expert "
+        f"({args.eval_episodes} seeded episodes each)"
+    )
     for col in ("policy", "mean return", "std", "% of expert", "normalized score", "success"):
         table.add_column(col, justify="left" if col == "policy" else "right")
     order = ("expert", "BC", "BC via ROS", "random")
     for name, res in sorted(results.items(), key=lambda item: order.index(item[0])):
-        table.add_row(name, f"{res.mean:.1f}", f"{res.std:.1f}", f"{percent(res.mean, exp):.1f}",
-                      f"{normalized_score(res.mean, exp, rnd):.1f}",
-                      format_success(res.success_rate))
+        table.add_row(
+            name,
+            f"{res.mean:.1f}",
+            f"{res.std:.1f}",
+            f"{percent(res.mean, exp):.1f}",
+            f"{normalized_score(res.mean, exp, rnd):.1f}",
+            format_success(res.success_rate),
+        )
     console.print(table)
     if graph is not None:
         offline, ros = results["BC"], graph.result
@@ -155,9 +204,12 @@ def run(args: argparse.Namespace) -> int:
             f"{float(graph.control['p99_ms']):.3f} ms; returns equal offline BC: "
             f"{'yes' if gap <= 1e-6 and ros.lengths == offline.lengths else 'NO'} "
             f"(max |difference| {gap:.2g}); bag {graph.bag}: {len(recorded)} episodes, "
-            f"{sum(len(ep) for ep in recorded)} steps")
+            f"{sum(len(ep) for ep in recorded)} steps"
+        )
     console.print("stage times: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()))
     console.print(f"wall time: {time.perf_counter() - start:.1f} s")
-    console.print("normalized score = 100 x (policy - random) / (expert - random), random "
-                  "measured in this run")
+    console.print(
+        "normalized score = 100 x (policy - random) / (expert - random), random "
+        "measured in this run"
+    )
     return 0

@@ -20,14 +20,18 @@ print the mean and std of the return and the success rate (n/a when the env repo
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "evaluate", help="evaluate a policy checkpoint or an SB3 zip on seeded episodes",
-        description=DESCRIPTION)
+        "evaluate",
+        help="evaluate a policy checkpoint or an SB3 zip on seeded episodes",
+        description=DESCRIPTION,
+    )
     parser.add_argument("policy", help="learned_control checkpoint (.pt) or SB3 model (.zip)")
     add_task_arg(parser)
-    parser.add_argument("--episodes", type=int, default=10,
-                        help="number of episodes (default: %(default)s)")
-    parser.add_argument("--plot", action="store_true",
-                        help="save RUN_DIR/returns.png and RUN_DIR/returns.json")
+    parser.add_argument(
+        "--episodes", type=int, default=10, help="number of episodes (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--plot", action="store_true", help="save RUN_DIR/returns.png and RUN_DIR/returns.json"
+    )
     add_runtime_args(parser)
     parser.set_defaults(func=run)
 
@@ -65,8 +69,17 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         run_dir = new_run_dir(args.runs_dir, "evaluate")
         plot_returns(result, run_dir / "returns.png", f"{args.policy} on {task.name}")
-        (run_dir / "returns.json").write_text(json.dumps(
-            {"policy": str(args.policy), "task": task.name, **result.summary(),
-             "returns": result.returns, "seeds": result.seeds}, indent=2))
+        (run_dir / "returns.json").write_text(
+            json.dumps(
+                {
+                    "policy": str(args.policy),
+                    "task": task.name,
+                    **result.summary(),
+                    "returns": result.returns,
+                    "seeds": result.seeds,
+                },
+                indent=2,
+            )
+        )
         print(f"run directory: {run_dir}")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..actors import ALGORITHMS, SB3Actor
+from ..actors import SB3Actor
 from ..evaluation import evaluate
 from ..tasks import get_task
 from ..training.experts import train_expert
@@ -20,13 +20,18 @@ save it as RUN_DIR/expert.zip (TensorBoard curves in RUN_DIR/tensorboard)."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "expert", help="train a stable-baselines3 expert (PPO/SAC/TD3/TQC) for a task",
-        description=DESCRIPTION)
+        "expert",
+        help="train a stable-baselines3 expert (PPO/SAC/TD3/TQC) for a task",
+        description=DESCRIPTION,
+    )
     add_task_arg(parser)
     add_expert_args(parser, "--steps", example=True)
-    parser.add_argument("--eval-episodes", type=int, default=5,
-                        help="seeded episodes to evaluate the trained expert (0: skip; "
-                             "default: %(default)s)")
+    parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=5,
+        help="seeded episodes to evaluate the trained expert (0: skip; default: %(default)s)",
+    )
     add_runtime_args(parser)
     parser.set_defaults(func=run)
 
@@ -36,14 +41,28 @@ def run(args: argparse.Namespace) -> int:
     task = get_task(args.task)
     run_dir = new_run_dir(args.runs_dir, "expert")
     print(f"run directory: {run_dir}")
-    model = train_expert(task, args.algo, args.steps, args.seed, str(resolve_device(args.device)),
-                         progress=True, tensorboard_log=run_dir / "tensorboard")
+    model = train_expert(
+        task,
+        args.algo,
+        args.steps,
+        args.seed,
+        str(resolve_device(args.device)),
+        progress=True,
+        tensorboard_log=run_dir / "tensorboard",
+    )
     path = run_dir / "expert.zip"
     model.save(path)
     print(f"expert: {path}")
     if args.eval_episodes > 0:
-        result = evaluate(SB3Actor(model, args.algo or task.expert_algo), task.make_env(),
-                          args.eval_episodes, args.seed, progress=True)
-        print(f"expert return: {result.mean:.2f} +- {result.std:.2f} over "
-              f"{args.eval_episodes} episodes")
+        result = evaluate(
+            SB3Actor(model, args.algo or task.expert_algo),
+            task.make_env(),
+            args.eval_episodes,
+            args.seed,
+            progress=True,
+        )
+        print(
+            f"expert return: {result.mean:.2f} +- {result.std:.2f} over "
+            f"{args.eval_episodes} episodes"
+        )
     return 0

@@ -18,11 +18,14 @@ learned-control export-spec Hopper-v5 > my_robot.yaml"""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "export-spec", help="write a task's robot observation/command specs as editable YAML",
-        description=DESCRIPTION)
+        "export-spec",
+        help="write a task's robot observation/command specs as editable YAML",
+        description=DESCRIPTION,
+    )
     parser.add_argument("task", help="registered task, e.g. Hopper-v5")
-    parser.add_argument("--output", "-o", default=None,
-                        help="write to this file instead of standard output")
+    parser.add_argument(
+        "--output", "-o", default=None, help="write to this file instead of standard output"
+    )
     parser.set_defaults(func=run)
 
 

@@ -22,16 +22,27 @@ Prints the return per iteration and saves returns.json and returns.png in the ru
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "mbrl-loop", help="PETS-style loop through ROS: plan, record, refit, hot-swap, k times",
-        description=DESCRIPTION)
+        "mbrl-loop",
+        help="PETS-style loop through ROS: plan, record, refit, hot-swap, k times",
+        description=DESCRIPTION,
+    )
     add_task_arg(parser)
     add_loop_args(parser, "planning iterations k", epochs=200, run_name="mbrl-loop")
-    parser.add_argument("--initial-random-steps", type=int, default=2000,
-                        help="at most this many random-policy transitions (default: %(default)s)")
-    parser.add_argument("--patience", type=int, default=0,
-                        help="learner: early-stopping patience, 0 = off (default: %(default)s)")
-    parser.add_argument("--members", type=int, default=5,
-                        help="learner: ensemble size (default: %(default)s)")
+    parser.add_argument(
+        "--initial-random-steps",
+        type=int,
+        default=2000,
+        help="at most this many random-policy transitions (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        help="learner: early-stopping patience, 0 = off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--members", type=int, default=5, help="learner: ensemble size (default: %(default)s)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -41,40 +52,72 @@ def show_iteration(result: IterationResult, first: str = "random policy") -> Non
 
     what = first if result.iteration == 0 else result.model
     episodes = result.episodes
-    Console().print(f"iteration {result.iteration} ({what}): {len(episodes.returns)} episodes, "
-                    f"return {episodes.mean:.1f} +- {episodes.std:.1f}")
+    Console().print(
+        f"iteration {result.iteration} ({what}): {len(episodes.returns)} episodes, "
+        f"return {episodes.mean:.1f} +- {episodes.std:.1f}"
+    )
 
 
-def show_loop(results: list[IterationResult], title: str, out: Path,
-              first: str = "random policy") -> None:
+def show_loop(
+    results: list[IterationResult], title: str, out: Path, first: str = "random policy"
+) -> None:
     """The table of a finished loop through ROS and where its curve, returns and bags are."""
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title)
-    for column in ("iteration", "model", "trained on", "episodes", "return mean", "return std",
-                   "lengths", "wall s"):
+    for column in (
+        "iteration",
+        "model",
+        "trained on",
+        "episodes",
+        "return mean",
+        "return std",
+        "lengths",
+        "wall s",
+    ):
         table.add_column(column, justify="left" if column == "model" else "right")
     for r in results:
         lengths = r.episodes.lengths
-        table.add_row(str(r.iteration), r.model or first, str(r.trained_on),
-                      str(len(lengths)), f"{r.episodes.mean:.1f}", f"{r.episodes.std:.1f}",
-                      " ".join(map(str, lengths)) if len(lengths) <= 5
-                      else f"{min(lengths)}..{max(lengths)}", f"{r.wall_s:.0f}")
+        table.add_row(
+            str(r.iteration),
+            r.model or first,
+            str(r.trained_on),
+            str(len(lengths)),
+            f"{r.episodes.mean:.1f}",
+            f"{r.episodes.std:.1f}",
+            " ".join(map(str, lengths)) if len(lengths) <= 5 else f"{min(lengths)}..{max(lengths)}",
+            f"{r.wall_s:.0f}",
+        )
     console = Console()
     console.print(table)
-    console.print(f"curve: {out / 'returns.png'}\nreturns: {out / 'returns.json'}\n"
-                  f"bags: {out / 'bags'}")
+    console.print(
+        f"curve: {out / 'returns.png'}\nreturns: {out / 'returns.json'}\nbags: {out / 'bags'}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from ..ros.mbrl_loop import run_mbrl_loop
 
     out = Path(args.out) if args.out else new_run_dir("runs", "mbrl-loop")
-    learner = {"epochs": args.epochs, "patience": args.patience, "hid_size": args.hid_size,
-               "num_layers": args.num_layers, "members": args.members}
-    results = run_mbrl_loop(args.task, args.iterations, args.episodes, args.seed, out,
-                            args.initial_random_steps, learner, args.torch_threads,
-                            args.timeout, on_iteration=show_iteration)
+    learner = {
+        "epochs": args.epochs,
+        "patience": args.patience,
+        "hid_size": args.hid_size,
+        "num_layers": args.num_layers,
+        "members": args.members,
+    }
+    results = run_mbrl_loop(
+        args.task,
+        args.iterations,
+        args.episodes,
+        args.seed,
+        out,
+        args.initial_random_steps,
+        learner,
+        args.torch_threads,
+        args.timeout,
+        on_iteration=show_iteration,
+    )
     show_loop(results, f"{args.task}: model-based loop through ROS", out)
     return 0

@@ -30,20 +30,33 @@ RUN_DIR/tensorboard."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "train-bc", help="train a behavior-cloning policy (class chosen by --policy)",
-        description=DESCRIPTION)
+        "train-bc",
+        help="train a behavior-cloning policy (class chosen by --policy)",
+        description=DESCRIPTION,
+    )
     add_source_args(parser)
     add_task_arg(parser)
-    parser.add_argument("--policy", choices=sorted(POLICY_CLASSES), default="mse",
-                        help="policy class: mse (deterministic MLP) or a multimodal class "
-                             "(default: %(default)s)")
-    parser.add_argument("--chunk-size", type=int, default=1,
-                        help="actions predicted per call H, trained on the next H actions of "
-                             "each episode; H > 1 needs a class other than mse "
-                             "(default: %(default)s)")
-    parser.add_argument("--execute-steps", type=int, default=1,
-                        help="actions of each chunk executed before predicting again, in "
-                             "[1, --chunk-size] (default: %(default)s)")
+    parser.add_argument(
+        "--policy",
+        choices=sorted(POLICY_CLASSES),
+        default="mse",
+        help="policy class: mse (deterministic MLP) or a multimodal class (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=1,
+        help="actions predicted per call H, trained on the next H actions of "
+        "each episode; H > 1 needs a class other than mse "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--execute-steps",
+        type=int,
+        default=1,
+        help="actions of each chunk executed before predicting again, in "
+        "[1, --chunk-size] (default: %(default)s)",
+    )
     add_bc_args(parser)
     add_runtime_args(parser)
     parser.set_defaults(func=run)
@@ -54,17 +67,33 @@ def run(args: argparse.Namespace) -> int:
     config = bc_config_from_args(args)  # validate flags before loading data
     task = get_task(args.task)
     seed_everything(args.seed)  # the initial weights
-    policy = policy_for(task, args.policy, args.hid_size, args.num_layers, args.activation,
-                        args.chunk_size, args.execute_steps, args.seed)
+    policy = policy_for(
+        task,
+        args.policy,
+        args.hid_size,
+        args.num_layers,
+        args.activation,
+        args.chunk_size,
+        args.execute_steps,
+        args.seed,
+    )
     source, kind = source_from_args(args)
     transitions = load_transitions(source, task, kind, args.download)
     run_dir = new_run_dir(args.runs_dir, "train-bc")
     print(f"run directory: {run_dir}")
-    result, path = train_bc_run(policy, transitions, task, config, run_dir,
-                                resolve_device(args.device),
-                                metadata={"source": source, "source_kind": kind})
+    result, path = train_bc_run(
+        policy,
+        transitions,
+        task,
+        config,
+        run_dir,
+        resolve_device(args.device),
+        metadata={"source": source, "source_kind": kind},
+    )
     val = "n/a" if not result.val_losses else f"{result.val_losses[-1]:.4g}"
-    print(f"final loss: train {result.train_losses[-1]:.4g}, validation {val} "
-          f"({result.train_size} training samples, {result.samples_per_second:.0f} samples/s)")
+    print(
+        f"final loss: train {result.train_losses[-1]:.4g}, validation {val} "
+        f"({result.train_size} training samples, {result.samples_per_second:.0f} samples/s)"
+    )
     print(f"policy: {path}")
     return 0

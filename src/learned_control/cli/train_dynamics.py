@@ -29,53 +29,106 @@ RUN_DIR/tensorboard."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     defaults = DynamicsTrainConfig()
-    parser = subparsers.add_parser("train-dynamics", help="train a dynamics ensemble (for CEM-MPC)",
-                                   description=DESCRIPTION)
+    parser = subparsers.add_parser(
+        "train-dynamics", help="train a dynamics ensemble (for CEM-MPC)", description=DESCRIPTION
+    )
     add_source_args(parser)
     add_task_arg(parser)
-    parser.add_argument("--members", type=int, default=5, help="ensemble size (default: %(default)s)")
+    parser.add_argument(
+        "--members", type=int, default=5, help="ensemble size (default: %(default)s)"
+    )
     add_network_args(parser, hid_size=200, num_layers=3)
     add_activation_arg(parser, "silu")
-    parser.add_argument("--probabilistic", action="store_true",
-                        help="predict mean and log-std of the delta (Gaussian NLL)")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="(default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                        help="minibatch per member (default: %(default)s)")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="Adam lr (default: %(default)s)")
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay,
-                        help="Adam weight decay (default: %(default)s)")
-    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
-                        help="share held out for validation (default: %(default)s)")
-    parser.add_argument("--patience", type=int, default=defaults.patience,
-                        help="early-stopping patience in epochs, 0 = off (default: %(default)s)")
-    parser.add_argument("--rollout-steps", type=int, default=defaults.rollout_steps,
-                        help="k of the k-step open-loop validation error (default: %(default)s)")
-    parser.add_argument("--no-bootstrap", action="store_true",
-                        help="train every member on the whole training split")
+    parser.add_argument(
+        "--probabilistic",
+        action="store_true",
+        help="predict mean and log-std of the delta (Gaussian NLL)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=defaults.epochs, help="(default: %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="minibatch per member (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--lr", type=float, default=defaults.lr, help="Adam lr (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=defaults.weight_decay,
+        help="Adam weight decay (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--val-fraction",
+        type=float,
+        default=defaults.val_fraction,
+        help="share held out for validation (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=defaults.patience,
+        help="early-stopping patience in epochs, 0 = off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rollout-steps",
+        type=int,
+        default=defaults.rollout_steps,
+        help="k of the k-step open-loop validation error (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-bootstrap", action="store_true", help="train every member on the whole training split"
+    )
     add_runtime_args(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
-    config = DynamicsTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                 weight_decay=args.weight_decay, val_fraction=args.val_fraction,
-                                 patience=args.patience, rollout_steps=args.rollout_steps,
-                                 bootstrap=not args.no_bootstrap)
+    config = DynamicsTrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        val_fraction=args.val_fraction,
+        patience=args.patience,
+        rollout_steps=args.rollout_steps,
+        bootstrap=not args.no_bootstrap,
+    )
     task = get_task(args.task)
     source, kind = source_from_args(args)
     transitions = load_transitions(source, task, kind, args.download)
     seed_everything(args.seed)
-    model = EnsembleDynamics(task.obs_dim, task.act_dim, args.members, args.hid_size,
-                             args.num_layers, args.activation, args.probabilistic)
+    model = EnsembleDynamics(
+        task.obs_dim,
+        task.act_dim,
+        args.members,
+        args.hid_size,
+        args.num_layers,
+        args.activation,
+        args.probabilistic,
+    )
     model.to(resolve_device(args.device))
     run_dir = new_run_dir(args.runs_dir, "train-dynamics")
     print(f"run directory: {run_dir}")
-    history, path = train_dynamics_run(model, transitions, task, config, run_dir, args.seed,
-                                       progress=True,
-                                       metadata={"source": source, "source_kind": kind})
-    print(f"best epoch {history.best_epoch}: validation one-step MSE "
-          f"{history.val_one_step_mse[history.best_epoch]:.4g}, {config.rollout_steps}-step "
-          f"MSE {history.val_rollout_mse[history.best_epoch]:.4g}")
+    history, path = train_dynamics_run(
+        model,
+        transitions,
+        task,
+        config,
+        run_dir,
+        args.seed,
+        progress=True,
+        metadata={"source": source, "source_kind": kind},
+    )
+    print(
+        f"best epoch {history.best_epoch}: validation one-step MSE "
+        f"{history.val_one_step_mse[history.best_epoch]:.4g}, {config.rollout_steps}-step "
+        f"MSE {history.val_rollout_mse[history.best_epoch]:.4g}"
+    )
     print(f"dynamics: {path}")
     return 0

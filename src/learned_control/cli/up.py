@@ -23,36 +23,72 @@ code non-zero)."""
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "up", help="run sim_bridge + controller (+ recorder) as supervised processes",
-        description=DESCRIPTION)
+        "up",
+        help="run sim_bridge + controller (+ recorder) as supervised processes",
+        description=DESCRIPTION,
+    )
     add_task_arg(parser)
-    parser.add_argument("--checkpoint", required=True,
-                        help="policy checkpoint (.pt), or a dynamics checkpoint with --actor cem")
-    parser.add_argument("--actor", choices=("policy", "cem"), default="policy",
-                        help="what computes the action: the policy, or the CEM-MPC planner over "
-                             "the dynamics checkpoint with the task's planner settings from the "
-                             "parameter file (default: %(default)s)")
-    parser.add_argument("--expert", default="",
-                        help="DAgger labeller: an expert (policy .pt, SB3 .zip or cem:<dynamics "
-                             ".pt>) acting on every observation beside the actor; its action "
-                             "goes to expert_command, recorded with --record")
-    parser.add_argument("--mode", choices=("lockstep", "realtime"), default="lockstep",
-                        help="bridge/controller mode (default: %(default)s)")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="policy checkpoint (.pt), or a dynamics checkpoint with --actor cem",
+    )
+    parser.add_argument(
+        "--actor",
+        choices=("policy", "cem"),
+        default="policy",
+        help="what computes the action: the policy, or the CEM-MPC planner over "
+        "the dynamics checkpoint with the task's planner settings from the "
+        "parameter file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--expert",
+        default="",
+        help="DAgger labeller: an expert (policy .pt, SB3 .zip or cem:<dynamics "
+        ".pt>) acting on every observation beside the actor; its action "
+        "goes to expert_command, recorded with --record",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("lockstep", "realtime"),
+        default="lockstep",
+        help="bridge/controller mode (default: %(default)s)",
+    )
     parser.add_argument("--record", default="", help="path of a new bag to record into")
-    parser.add_argument("--params-file", default=None,
-                        help="parameter file (default: the package's config/<task>.yaml)")
-    parser.add_argument("--grace", type=float, default=10.0,
-                        help="seconds each stop signal is given before escalating "
-                             "(default: %(default)s)")
+    parser.add_argument(
+        "--params-file",
+        default=None,
+        help="parameter file (default: the package's config/<task>.yaml)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="seconds each stop signal is given before escalating (default: %(default)s)",
+    )
     parser.set_defaults(func=run)
 
 
-def graph_specs(task: str, checkpoint: str, mode: str, record: str, params_file: Path,
-                actor: str = "policy", expert: str = "") -> list[ProcessSpec]:
+def graph_specs(
+    task: str,
+    checkpoint: str,
+    mode: str,
+    record: str,
+    params_file: Path,
+    actor: str = "policy",
+    expert: str = "",
+) -> list[ProcessSpec]:
     """The recorder (when ``record``), the controller and the bridge, in start order."""
+
     def node(name: str, **params: str) -> ProcessSpec:
-        argv = [sys.executable, "-m", f"learned_control.ros.{name}", "--ros-args",
-                "--params-file", str(params_file)]
+        argv = [
+            sys.executable,
+            "-m",
+            f"learned_control.ros.{name}",
+            "--ros-args",
+            "--params-file",
+            str(params_file),
+        ]
         for key, value in params.items():
             argv += ["-p", f"{key}:={value}"]
         return ProcessSpec(name, argv, {"PYTHONUNBUFFERED": "1"})
@@ -60,8 +96,10 @@ def graph_specs(task: str, checkpoint: str, mode: str, record: str, params_file:
     specs = [node("recorder", bag=record, mode=mode)] if record else []
     bridge = {"wait_for_recorder": "true"} if record else {}  # the bag starts at step 0
     labeller = {"expert": expert} if expert else {}
-    return specs + [node("controller", checkpoint=checkpoint, mode=mode, actor=actor, **labeller),
-                    node("sim_bridge", mode=mode, **bridge)]
+    return specs + [
+        node("controller", checkpoint=checkpoint, mode=mode, actor=actor, **labeller),
+        node("sim_bridge", mode=mode, **bridge),
+    ]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,8 +111,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"no checkpoint file {args.checkpoint}")
     if args.record and Path(args.record).exists():
         raise ConfigError(f"bag path {args.record} already exists; give a new path")
-    print(f"up: {task.name} ({args.mode}, actor {args.actor}) with {params}" +
-          (f", recording into {args.record}" if args.record else ""), flush=True)
-    return supervise(graph_specs(task.name, args.checkpoint, args.mode, args.record, params,
-                                 args.actor, args.expert),
-                     grace_s=args.grace)
+    print(
+        f"up: {task.name} ({args.mode}, actor {args.actor}) with {params}"
+        + (f", recording into {args.record}" if args.record else ""),
+        flush=True,
+    )
+    return supervise(
+        graph_specs(
+            task.name, args.checkpoint, args.mode, args.record, params, args.actor, args.expert
+        ),
+        grace_s=args.grace,
+    )

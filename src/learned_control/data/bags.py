@@ -51,8 +51,12 @@ class BagWriter:
         DatasetError: the path exists or the storage is unknown.
     """
 
-    def __init__(self, path: str | os.PathLike, storage: str = "sqlite3",
-                 topic_types: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        storage: str = "sqlite3",
+        topic_types: dict[str, str] | None = None,
+    ) -> None:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
         self.path = Path(path)
@@ -68,12 +72,18 @@ class BagWriter:
     def __enter__(self) -> BagWriter:
         self._writer.open()
         store = typestore()
-        self._connections = {topic: self._writer.add_connection(topic, msgtype, typestore=store)
-                             for topic, msgtype in self.topic_types.items()}
+        self._connections = {
+            topic: self._writer.add_connection(topic, msgtype, typestore=store)
+            for topic, msgtype in self.topic_types.items()
+        }
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -87,8 +97,10 @@ class BagWriter:
         try:
             connection = self._connections[topic]
         except KeyError:
-            raise DatasetError(f"topic {topic!r} is not recorded in {self.path} (recorded: "
-                               f"{sorted(self._connections)})") from None
+            raise DatasetError(
+                f"topic {topic!r} is not recorded in {self.path} (recorded: "
+                f"{sorted(self._connections)})"
+            ) from None
         self._writer.write(connection, int(stamp_ns), cdr)
 
     def write(self, topic: str, stamp_ns: int, msg: Any) -> None:
@@ -99,15 +111,22 @@ class BagWriter:
 def _array(values: Sequence[float], label: str) -> Any:
     """A rosbags ``std_msgs/Float64MultiArray`` with one labelled dimension."""
     store = typestore()
-    dim = store.types["std_msgs/msg/MultiArrayDimension"](label=label, size=len(values),
-                                                          stride=len(values))
+    dim = store.types["std_msgs/msg/MultiArrayDimension"](
+        label=label, size=len(values), stride=len(values)
+    )
     layout = store.types["std_msgs/msg/MultiArrayLayout"](dim=[dim], data_offset=0)
     return store.types["std_msgs/msg/Float64MultiArray"](
-        layout=layout, data=np.asarray(values, dtype=np.float64))
+        layout=layout, data=np.asarray(values, dtype=np.float64)
+    )
 
 
-def write_bag(path: str | os.PathLike, episodes: Sequence[Episode], storage: str = "sqlite3",
-              labels: Sequence[str] = (), dt_ns: int = 1_000_000) -> Path:
+def write_bag(
+    path: str | os.PathLike,
+    episodes: Sequence[Episode],
+    storage: str = "sqlite3",
+    labels: Sequence[str] = (),
+    dt_ns: int = 1_000_000,
+) -> Path:
     """Write episodes as the bridge publishes them (observation, applied_command, reward, episode).
 
     Args:
@@ -132,13 +151,21 @@ def write_bag(path: str | os.PathLike, episodes: Sequence[Episode], storage: str
                 if ep.expert_actions is not None:
                     bag.write(topics.EXPERT_COMMAND, stamp, _array(ep.expert_actions[t], ""))
                 bag.write(topics.APPLIED_COMMAND, stamp, _array(ep.actions[t], "applied_command"))
-                bag.write(topics.REWARD, stamp,
-                          store.types["std_msgs/msg/Float64"](data=float(ep.rewards[t])))
+                bag.write(
+                    topics.REWARD,
+                    stamp,
+                    store.types["std_msgs/msg/Float64"](data=float(ep.rewards[t])),
+                )
             seed = float("nan") if ep.seed is None else float(ep.seed)
             summary = [float(index), ep.episode_return, float(len(ep)), float("nan"), seed]
-            bag.write(topics.EPISODE, stamp, _array(
-                summary + ep.observations[-1].tolist(),
-                ",".join(topics.EPISODE_FIELDS) + ",terminal_observation"))
+            bag.write(
+                topics.EPISODE,
+                stamp,
+                _array(
+                    summary + ep.observations[-1].tolist(),
+                    ",".join(topics.EPISODE_FIELDS) + ",terminal_observation",
+                ),
+            )
     return Path(path)
 
 
@@ -151,8 +178,9 @@ def _max_steps(task: Task | None) -> int | None:
         return None
 
 
-def bag_to_episodes(path: str | os.PathLike, task: Task | None = None,
-                    max_episode_steps: int | None = None) -> list[Episode]:
+def bag_to_episodes(
+    path: str | os.PathLike, task: Task | None = None, max_episode_steps: int | None = None
+) -> list[Episode]:
     """Episodes from a bag recorded off the bridge, paired per :mod:`topics`' rule.
 
     Per topic the messages are taken in log order; episode ``k`` (the ``k``-th ``episode``
@@ -178,8 +206,13 @@ def bag_to_episodes(path: str | os.PathLike, task: Task | None = None,
     if not path.exists():
         raise DatasetError(f"no bag at {path}")
     store = typestore()
-    wanted = {topics.OBSERVATION, topics.APPLIED_COMMAND, topics.EXPERT_COMMAND, topics.REWARD,
-              topics.EPISODE}
+    wanted = {
+        topics.OBSERVATION,
+        topics.APPLIED_COMMAND,
+        topics.EXPERT_COMMAND,
+        topics.REWARD,
+        topics.EPISODE,
+    }
     streams: dict[str, list[np.ndarray | float]] = defaultdict(list)
     try:
         with Reader(path) as reader:
@@ -187,8 +220,11 @@ def bag_to_episodes(path: str | os.PathLike, task: Task | None = None,
             for conn, _, raw in reader.messages(connections=conns):
                 msg = store.deserialize_cdr(raw, conn.msgtype)
                 name = conn.topic.lstrip("/").split("/")[-1]
-                streams[name].append(float(msg.data) if name == topics.REWARD
-                                     else np.asarray(msg.data, dtype=np.float64))
+                streams[name].append(
+                    float(msg.data)
+                    if name == topics.REWARD
+                    else np.asarray(msg.data, dtype=np.float64)
+                )
     except Exception as err:  # rosbags raises ReaderError and storage errors of several kinds
         raise DatasetError(f"cannot read bag {path}: {err}") from err
     limit = max_episode_steps if max_episode_steps is not None else _max_steps(task)
@@ -200,8 +236,10 @@ def bag_to_episodes(path: str | os.PathLike, task: Task | None = None,
     total = sum(lengths)
     for name in (topics.OBSERVATION, topics.APPLIED_COMMAND, topics.REWARD):
         if len(streams[name]) < total:
-            raise DatasetError(f"bag {path}: {len(streams[name])} {name!r} messages for "
-                               f"{total} steps in {len(summaries)} episodes; cannot pair")
+            raise DatasetError(
+                f"bag {path}: {len(streams[name])} {name!r} messages for "
+                f"{total} steps in {len(summaries)} episodes; cannot pair"
+            )
     experts = streams.get(topics.EXPERT_COMMAND, [])
     use_expert = len(experts) >= total
     episodes, start = [], 0
@@ -210,16 +248,24 @@ def bag_to_episodes(path: str | os.PathLike, task: Task | None = None,
         terminal = summary[n_fields:]
         obs = np.stack(list(streams[topics.OBSERVATION][start:stop]) + [terminal])
         if task is not None and obs.shape[1] != task.obs_dim:
-            raise DatasetError(f"bag {path} has observations of size {obs.shape[1]}; task "
-                               f"{task.name} needs {task.obs_dim}")
+            raise DatasetError(
+                f"bag {path} has observations of size {obs.shape[1]}; task "
+                f"{task.name} needs {task.obs_dim}"
+            )
         truncated = limit is None or steps >= limit
         done = np.zeros(steps, dtype=bool)
         done[-1] = True
         seed = None if np.isnan(summary[4]) else int(summary[4])
-        episodes.append(Episode(
-            observations=obs, actions=np.stack(streams[topics.APPLIED_COMMAND][start:stop]),
-            rewards=np.asarray(streams[topics.REWARD][start:stop]),
-            terminations=done & (not truncated), truncations=done & truncated, seed=seed,
-            expert_actions=np.stack(experts[start:stop]) if use_expert else None))
+        episodes.append(
+            Episode(
+                observations=obs,
+                actions=np.stack(streams[topics.APPLIED_COMMAND][start:stop]),
+                rewards=np.asarray(streams[topics.REWARD][start:stop]),
+                terminations=done & (not truncated),
+                truncations=done & truncated,
+                seed=seed,
+                expert_actions=np.stack(experts[start:stop]) if use_expert else None,
+            )
+        )
         start = stop
     return episodes

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -43,19 +43,24 @@ class Episode:
         self.truncations = np.asarray(self.truncations, dtype=bool).reshape(-1)
         steps = len(self.actions)
         if self.observations.ndim != 2 or self.actions.ndim != 2:
-            raise DatasetError(f"episode arrays must be 2-D, got observations "
-                               f"{self.observations.shape} and actions {self.actions.shape}")
+            raise DatasetError(
+                f"episode arrays must be 2-D, got observations "
+                f"{self.observations.shape} and actions {self.actions.shape}"
+            )
         if len(self.observations) != steps + 1 or not (
-                len(self.rewards) == len(self.terminations) == len(self.truncations) == steps):
+            len(self.rewards) == len(self.terminations) == len(self.truncations) == steps
+        ):
             raise DatasetError(
                 f"episode sizes disagree: {len(self.observations)} observations (need T+1), "
                 f"{steps} actions, {len(self.rewards)} rewards, {len(self.terminations)} "
-                f"terminations, {len(self.truncations)} truncations")
+                f"terminations, {len(self.truncations)} truncations"
+            )
         if self.expert_actions is not None:
             self.expert_actions = np.asarray(self.expert_actions, dtype=np.float64)
             if self.expert_actions.shape != self.actions.shape:
-                raise DatasetError(f"expert_actions {self.expert_actions.shape} != actions "
-                                   f"{self.actions.shape}")
+                raise DatasetError(
+                    f"expert_actions {self.expert_actions.shape} != actions {self.actions.shape}"
+                )
 
     def __len__(self) -> int:
         return len(self.actions)
@@ -98,8 +103,9 @@ class Transitions:
         return self.actions.shape[1]
 
     @classmethod
-    def from_episodes(cls, episodes: Sequence[Episode], use_expert_actions: bool = False
-                      ) -> Transitions:
+    def from_episodes(
+        cls, episodes: Sequence[Episode], use_expert_actions: bool = False
+    ) -> Transitions:
         """Flatten episodes; with ``use_expert_actions`` the labels are the expert relabels."""
         if not episodes:
             raise DatasetError("no episodes to flatten")
@@ -107,8 +113,9 @@ class Transitions:
             raise DatasetError("use_expert_actions=True but some episodes carry no expert actions")
         return cls(
             observations=np.concatenate([ep.observations[:-1] for ep in episodes]),
-            actions=np.concatenate([ep.expert_actions if use_expert_actions else ep.actions
-                                    for ep in episodes]),
+            actions=np.concatenate(
+                [ep.expert_actions if use_expert_actions else ep.actions for ep in episodes]
+            ),
             rewards=np.concatenate([ep.rewards for ep in episodes]),
             next_observations=np.concatenate([ep.observations[1:] for ep in episodes]),
             terminations=np.concatenate([ep.terminations for ep in episodes]),
@@ -118,8 +125,10 @@ class Transitions:
     @classmethod
     def concatenate(cls, parts: Sequence[Transitions]) -> Transitions:
         """One set holding all of ``parts`` in order."""
-        fields = [np.concatenate([getattr(p, f) for p in parts]) for f in
-                  ("observations", "actions", "rewards", "next_observations", "terminations")]
+        fields = [
+            np.concatenate([getattr(p, f) for p in parts])
+            for f in ("observations", "actions", "rewards", "next_observations", "terminations")
+        ]
         known = all(p.last_steps is not None for p in parts)
         return cls(*fields, np.concatenate([p.last_steps for p in parts]) if known else None)
 
@@ -131,8 +140,10 @@ class Transitions:
             DatasetError: if the episode boundaries are unknown (``last_steps`` is ``None``).
         """
         if self.last_steps is None:
-            raise DatasetError("action chunks need the episode boundaries of the data, which "
-                               "these transitions do not carry")
+            raise DatasetError(
+                "action chunks need the episode boundaries of the data, which "
+                "these transitions do not carry"
+            )
         ends = np.flatnonzero(self.last_steps)
         if len(ends) == 0 or ends[-1] != len(self) - 1:
             ends = np.append(ends, len(self) - 1)  # an unfinished last episode ends with the data
@@ -143,5 +154,7 @@ class Transitions:
     def check_fits(self, obs_dim: int, act_dim: int, source: str = "data") -> None:
         """Raise :class:`DatasetError` naming both shapes if the sizes are not the task's."""
         if self.obs_dim != obs_dim or self.act_dim != act_dim:
-            raise DatasetError(f"{source} has observations of size {self.obs_dim} and actions of "
-                               f"size {self.act_dim}; the task needs {obs_dim} and {act_dim}")
+            raise DatasetError(
+                f"{source} has observations of size {self.obs_dim} and actions of "
+                f"size {self.act_dim}; the task needs {obs_dim} and {act_dim}"
+            )

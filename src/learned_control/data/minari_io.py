@@ -19,8 +19,13 @@ from ..errors import DatasetError
 from ..tasks import Task
 from .episodes import Episode, Transitions
 
-__all__ = ["load_episodes", "load_transitions", "save_episodes", "rollout_episodes",
-           "check_new_dataset_id"]
+__all__ = [
+    "load_episodes",
+    "load_transitions",
+    "save_episodes",
+    "rollout_episodes",
+    "check_new_dataset_id",
+]
 
 
 def _open(dataset_id: str, download: bool):
@@ -32,7 +37,8 @@ def _open(dataset_id: str, download: bool):
         raise DatasetError(
             f"no local Minari dataset {dataset_id!r} (looked in {_datasets_root()}); list the "
             f"local ones with `minari list local` (or minari.list_local_datasets()), or pass "
-            f"download=True (--download) to fetch it from the Minari server") from err
+            f"download=True (--download) to fetch it from the Minari server"
+        ) from err
     except Exception as err:  # minari raises ValueError/KeyError/OSError for bad ids and files
         raise DatasetError(f"cannot open Minari dataset {dataset_id!r}: {err}") from err
 
@@ -47,20 +53,29 @@ def _flat(obs: Any, task: Task | None, dataset_id: str) -> np.ndarray:
     """``(T+1, obs_dim)`` from a Box observation array or a dict one (task's key order)."""
     if isinstance(obs, dict):
         if task is None or task.dict_obs_keys is None:
-            raise DatasetError(f"{dataset_id!r} has dict observations {sorted(obs)}; give the task "
-                               f"whose dict_obs_keys say how to flatten them")
+            raise DatasetError(
+                f"{dataset_id!r} has dict observations {sorted(obs)}; give the task "
+                f"whose dict_obs_keys say how to flatten them"
+            )
         missing = [k for k in task.dict_obs_keys if k not in obs]
         if missing:
-            raise DatasetError(f"{dataset_id!r} observations lack the keys {missing} that task "
-                               f"{task.name} flattens")
-        return np.concatenate([np.asarray(obs[k], np.float64).reshape(len(obs[k]), -1)
-                               for k in task.dict_obs_keys], axis=1)
+            raise DatasetError(
+                f"{dataset_id!r} observations lack the keys {missing} that task "
+                f"{task.name} flattens"
+            )
+        return np.concatenate(
+            [np.asarray(obs[k], np.float64).reshape(len(obs[k]), -1) for k in task.dict_obs_keys],
+            axis=1,
+        )
     obs = np.asarray(obs, dtype=np.float64)
     return obs.reshape(len(obs), -1)
 
 
-def load_episodes(dataset_id: str, task: Task | None = None, download: bool = False,
-                  ) -> tuple[list[Episode], gym.Env]:
+def load_episodes(
+    dataset_id: str,
+    task: Task | None = None,
+    download: bool = False,
+) -> tuple[list[Episode], gym.Env]:
     """Episodes of a Minari dataset and the env it was recorded in.
 
     Args:
@@ -79,22 +94,28 @@ def load_episodes(dataset_id: str, task: Task | None = None, download: bool = Fa
     """
     dataset = _open(dataset_id, download)
     episodes = [
-        Episode(_flat(ep.observations, task, dataset_id),
-                np.asarray(ep.actions, np.float64).reshape(len(ep.actions), -1),
-                ep.rewards, ep.terminations, ep.truncations)
+        Episode(
+            _flat(ep.observations, task, dataset_id),
+            np.asarray(ep.actions, np.float64).reshape(len(ep.actions), -1),
+            ep.rewards,
+            ep.terminations,
+            ep.truncations,
+        )
         for ep in dataset.iterate_episodes()
     ]
     if not episodes:
         raise DatasetError(f"Minari dataset {dataset_id!r} holds no episodes")
     if task is not None:
         Transitions.from_episodes(episodes[:1]).check_fits(
-            task.obs_dim, task.act_dim, f"Minari dataset {dataset_id!r}")
+            task.obs_dim, task.act_dim, f"Minari dataset {dataset_id!r}"
+        )
         return episodes, task.make_env()
     return episodes, dataset.recover_environment()
 
 
-def load_transitions(dataset_id: str, task: Task | None = None, download: bool = False
-                     ) -> tuple[Transitions, gym.Env]:
+def load_transitions(
+    dataset_id: str, task: Task | None = None, download: bool = False
+) -> tuple[Transitions, gym.Env]:
     """Flat ``(N, obs_dim)`` observations, ``(N, act_dim)`` actions... and the env.
 
     Same arguments and errors as :func:`load_episodes`.
@@ -103,8 +124,9 @@ def load_transitions(dataset_id: str, task: Task | None = None, download: bool =
     return Transitions.from_episodes(episodes), env
 
 
-def rollout_episodes(actor: Actor, env: gym.Env, episodes: int, seed: int = 0,
-                     progress: bool = True) -> list[Episode]:
+def rollout_episodes(
+    actor: Actor, env: gym.Env, episodes: int, seed: int = 0, progress: bool = True
+) -> list[Episode]:
     """Run ``actor`` for ``episodes`` episodes with reset seeds ``seed, seed+1, ...``.
 
     Returns:
@@ -127,8 +149,11 @@ def rollout_episodes(actor: Actor, env: gym.Env, episodes: int, seed: int = 0,
             terms.append(terminated)
             truncs.append(truncated)
             done = terminated or truncated
-        out.append(Episode(np.stack(observations), np.stack(actions), rewards, terms, truncs,
-                           seed=seed + i))
+        out.append(
+            Episode(
+                np.stack(observations), np.stack(actions), rewards, terms, truncs, seed=seed + i
+            )
+        )
         bar.set_postfix(ret=f"{out[-1].episode_return:.4g}")
     return out
 
@@ -141,18 +166,26 @@ def check_new_dataset_id(dataset_id: str) -> None:
     try:
         parse_dataset_id(dataset_id)
     except (ValueError, TypeError) as err:  # TypeError: no version
-        raise DatasetError(f"dataset id {dataset_id!r} is malformed; expected "
-                           f"'[namespace/]name-v<version>', e.g. "
-                           f"'learned_control/pendulum-expert-v0'"
-                           ) from err
+        raise DatasetError(
+            f"dataset id {dataset_id!r} is malformed; expected "
+            f"'[namespace/]name-v<version>', e.g. "
+            f"'learned_control/pendulum-expert-v0'"
+        ) from err
     if dataset_id in minari.list_local_datasets():
-        raise DatasetError(f"Minari dataset {dataset_id!r} already exists in {_datasets_root()}; "
-                           f"pick a new id or delete it (`minari delete {dataset_id}`)")
+        raise DatasetError(
+            f"Minari dataset {dataset_id!r} already exists in {_datasets_root()}; "
+            f"pick a new id or delete it (`minari delete {dataset_id}`)"
+        )
 
 
-def save_episodes(dataset_id: str, episodes: Sequence[Episode], env: gym.Env,
-                  algorithm_name: str = "learned_control", author: str = "learned_control",
-                  description: str = "Rollouts recorded by learned_control.") -> str:
+def save_episodes(
+    dataset_id: str,
+    episodes: Sequence[Episode],
+    env: gym.Env,
+    algorithm_name: str = "learned_control",
+    author: str = "learned_control",
+    description: str = "Rollouts recorded by learned_control.",
+) -> str:
     """Write ``episodes`` as a new local Minari dataset; returns its id.
 
     Args:
@@ -178,19 +211,36 @@ def save_episodes(dataset_id: str, episodes: Sequence[Episode], env: gym.Env,
     for i, ep in enumerate(episodes):
         if ep.observations.shape[1:] != obs_shape or ep.actions.shape[1:] != act_shape:
             name = env.spec.id if env.spec else env
-            raise DatasetError(f"episode {i} has observations {ep.observations.shape[1:]} and "
-                               f"actions {ep.actions.shape[1:]}; env {name} takes {obs_shape} "
-                               f"and {act_shape}")
+            raise DatasetError(
+                f"episode {i} has observations {ep.observations.shape[1:]} and "
+                f"actions {ep.actions.shape[1:]}; env {name} takes {obs_shape} "
+                f"and {act_shape}"
+            )
     obs_dtype, act_dtype = env.observation_space.dtype, env.action_space.dtype
-    buffers = [EpisodeBuffer(id=i, seed=ep.seed, observations=ep.observations.astype(obs_dtype),
-                             actions=ep.actions.astype(act_dtype), rewards=list(ep.rewards),
-                             terminations=list(ep.terminations), truncations=list(ep.truncations))
-               for i, ep in enumerate(episodes)]
+    buffers = [
+        EpisodeBuffer(
+            id=i,
+            seed=ep.seed,
+            observations=ep.observations.astype(obs_dtype),
+            actions=ep.actions.astype(act_dtype),
+            rewards=list(ep.rewards),
+            terminations=list(ep.terminations),
+            truncations=list(ep.truncations),
+        )
+        for i, ep in enumerate(episodes)
+    ]
     try:
         minari.create_dataset_from_buffers(
-            dataset_id, buffers, env=env, eval_env=env, algorithm_name=algorithm_name,
-            author=author, author_email="n/a", code_permalink="https://github.com/learned-control/learned_control",
-            description=description)
+            dataset_id,
+            buffers,
+            env=env,
+            eval_env=env,
+            algorithm_name=algorithm_name,
+            author=author,
+            author_email="n/a",
+            code_permalink="https://github.com/learned-control/learned_control",
+            description=description,
+        )
     except Exception as err:  # minari raises ValueError/AssertionError on bad buffers
         if dataset_id in minari.list_local_datasets():
             minari.delete_dataset(dataset_id)  # leave no half-written dataset behind

@@ -14,8 +14,13 @@ SOURCE_KINDS = ("minari", "bag")
 """What ``source`` names: a Minari dataset id, or the folder of a rosbag2 bag."""
 
 
-def load_transitions(source: str, task: Task, kind: Literal["minari", "bag"] = "minari",
-                     download: bool = False, expert_labels: bool = False) -> Transitions:
+def load_transitions(
+    source: str,
+    task: Task,
+    kind: Literal["minari", "bag"] = "minari",
+    download: bool = False,
+    expert_labels: bool = False,
+) -> Transitions:
     """Flat transitions of ``source``, checked against ``task``'s observation and action sizes.
 
     Args:
@@ -32,8 +37,10 @@ def load_transitions(source: str, task: Task, kind: Literal["minari", "bag"] = "
     """
     if kind == "minari":
         if expert_labels:
-            raise DatasetError(f"Minari dataset {source!r} carries no expert relabels; "
-                               "expert labels come from bags recorded with an expert labelling")
+            raise DatasetError(
+                f"Minari dataset {source!r} carries no expert relabels; "
+                "expert labels come from bags recorded with an expert labelling"
+            )
         from .minari_io import load_transitions as load_minari
 
         transitions, env = load_minari(source, task, download)
@@ -44,8 +51,10 @@ def load_transitions(source: str, task: Task, kind: Literal["minari", "bag"] = "
 
         episodes = bag_to_episodes(source)
         if expert_labels and any(ep.expert_actions is None for ep in episodes):
-            raise DatasetError(f"bag {source!r} has no expert_command for every observation; "
-                               "record it while the controller's expert labels")
+            raise DatasetError(
+                f"bag {source!r} has no expert_command for every observation; "
+                "record it while the controller's expert labels"
+            )
         transitions = Transitions.from_episodes(episodes, use_expert_actions=expert_labels)
         transitions.check_fits(task.obs_dim, task.act_dim, f"bag {source!r}")
         return transitions

@@ -28,21 +28,37 @@ import numpy as np
 
 from ..data.episodes import Episode
 
-__all__ = ["FORK_MAP", "GOAL_CELL", "TIE_CELL", "FREE_CELLS", "make_fork_env", "reset_fork",
-           "ForkExpert", "WallContacts", "route_of", "run_episode", "expert_demos"]
+__all__ = [
+    "FORK_MAP",
+    "GOAL_CELL",
+    "TIE_CELL",
+    "FREE_CELLS",
+    "make_fork_env",
+    "reset_fork",
+    "ForkExpert",
+    "WallContacts",
+    "route_of",
+    "run_episode",
+    "expert_demos",
+]
 
-FORK_MAP: list[list[int]] = [[1, 1, 1, 1, 1],
-                             [1, 0, 0, 0, 1],
-                             [1, 0, 0, 0, 1],
-                             [1, 0, 1, 0, 1],
-                             [1, 0, 0, 0, 1],
-                             [1, 0, 0, 0, 1],
-                             [1, 1, 1, 1, 1]]
+FORK_MAP: list[list[int]] = [
+    [1, 1, 1, 1, 1],
+    [1, 0, 0, 0, 1],
+    [1, 0, 0, 0, 1],
+    [1, 0, 1, 0, 1],
+    [1, 0, 0, 0, 1],
+    [1, 0, 0, 0, 1],
+    [1, 1, 1, 1, 1],
+]
 GOAL_CELL = (1, 2)
 TIE_CELL = (5, 2)
 FREE_CELLS: tuple[tuple[int, int], ...] = tuple(
-    (r, c) for r, row in enumerate(FORK_MAP) for c, v in enumerate(row)
-    if v == 0 and (r, c) != GOAL_CELL)
+    (r, c)
+    for r, row in enumerate(FORK_MAP)
+    for c, v in enumerate(row)
+    if v == 0 and (r, c) != GOAL_CELL
+)
 """Start cells: every free cell except the goal."""
 
 
@@ -56,16 +72,21 @@ def make_fork_env(max_episode_steps: int = 300) -> gym.Env:
     import gymnasium_robotics
 
     gym.register_envs(gymnasium_robotics)
-    env = gym.make("PointMaze_UMaze-v3", maze_map=FORK_MAP, continuing_task=False,
-                   max_episode_steps=max_episode_steps)
+    env = gym.make(
+        "PointMaze_UMaze-v3",
+        maze_map=FORK_MAP,
+        continuing_task=False,
+        max_episode_steps=max_episode_steps,
+    )
     env.unwrapped.position_noise_range = 0  # exact cell-centre starts (not a v3 constructor arg)
     return gym.wrappers.FlattenObservation(env)
 
 
 def reset_fork(env: gym.Env, cell: tuple[int, int], seed: int | None = None) -> np.ndarray:
     """Reset at the centre of ``cell``, goal at :data:`GOAL_CELL`; the observation ``(8,)``."""
-    obs, _ = env.reset(seed=seed, options={"reset_cell": np.array(cell),
-                                            "goal_cell": np.array(GOAL_CELL)})
+    obs, _ = env.reset(
+        seed=seed, options={"reset_cell": np.array(cell), "goal_cell": np.array(GOAL_CELL)}
+    )
     return obs
 
 
@@ -80,8 +101,9 @@ class WallContacts:
     def __init__(self, env: gym.Env) -> None:
         model = env.unwrapped.model
         self.data = env.unwrapped.data
-        names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, i) or ""
-                 for i in range(model.ngeom)]
+        names = [
+            mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, i) or "" for i in range(model.ngeom)
+        ]
         self.walls = np.array([n.startswith("block") for n in names])
 
     def count(self) -> int:
@@ -125,28 +147,49 @@ class ForkExpert:
         seed: seed of the route choice.
     """
 
-    def __init__(self, env: gym.Env, kp: float = 10.0, kd: float = 2.0, switch_radius: float = 0.2,
-                 clearance: float = 0.4, seed: int = 0) -> None:
+    def __init__(
+        self,
+        env: gym.Env,
+        kp: float = 10.0,
+        kd: float = 2.0,
+        switch_radius: float = 0.2,
+        clearance: float = 0.4,
+        seed: int = 0,
+    ) -> None:
         self.maze = env.unwrapped.maze
         self.kp, self.kd, self.switch_radius = kp, kd, switch_radius
         self.rng = np.random.default_rng(seed)
         half = 0.5 * self.maze.maze_size_scaling + clearance
-        centres = [self.maze.cell_rowcol_to_xy(np.array(cell)) for cell in itertools.product(
-            range(len(FORK_MAP)), range(len(FORK_MAP[0]))) if FORK_MAP[cell[0]][cell[1]] == 1]
+        centres = [
+            self.maze.cell_rowcol_to_xy(np.array(cell))
+            for cell in itertools.product(range(len(FORK_MAP)), range(len(FORK_MAP[0])))
+            if FORK_MAP[cell[0]][cell[1]] == 1
+        ]
         self.boxes = [(c - half, c + half) for c in centres]
-        corners = {tuple(np.round(c + half * np.array(s), 9)) for c in centres
-                   for s in itertools.product((-1, 1), repeat=2)}
+        corners = {
+            tuple(np.round(c + half * np.array(s), 9))
+            for c in centres
+            for s in itertools.product((-1, 1), repeat=2)
+        }
         extent = 0.5 * self.maze.maze_size_scaling * np.array([len(FORK_MAP[0]), len(FORK_MAP)])
-        self.corners = [np.array(c) for c in sorted(corners)  # inside the maze, on no other wall
-                        if np.all(np.abs(c) < extent) and self._free(np.array(c))]
+        self.corners = [
+            np.array(c)
+            for c in sorted(corners)  # inside the maze, on no other wall
+            if np.all(np.abs(c) < extent) and self._free(np.array(c))
+        ]
         self.goal = self.maze.cell_rowcol_to_xy(np.array(GOAL_CELL))
         self.to_goal = self._distances_to_goal()
         self.waypoints: list[np.ndarray] = []
 
     def _free(self, corner: np.ndarray) -> bool:
         """On no grown wall but its own (one on another wall's face or corner counts as inside)."""
-        return sum(bool(np.all(lo - 1e-9 <= corner) and np.all(corner <= hi + 1e-9))
-                   for lo, hi in self.boxes) == 1
+        return (
+            sum(
+                bool(np.all(lo - 1e-9 <= corner) and np.all(corner <= hi + 1e-9))
+                for lo, hi in self.boxes
+            )
+            == 1
+        )
 
     def _visible(self, p: np.ndarray, q: np.ndarray) -> bool:
         return not any(_crosses(p, q, lo, hi) for lo, hi in self.boxes)
@@ -173,9 +216,12 @@ class ForkExpert:
             if self._visible(position, self.goal):
                 self.waypoints.append(self.goal)
                 return self.waypoints
-            lengths = [float(np.linalg.norm(c - position)) + d
-                       if d < np.inf and np.any(c != position) and self._visible(position, c)
-                       else np.inf for c, d in zip(self.corners, self.to_goal)]
+            lengths = [
+                float(np.linalg.norm(c - position)) + d
+                if d < np.inf and np.any(c != position) and self._visible(position, c)
+                else np.inf
+                for c, d in zip(self.corners, self.to_goal)
+            ]
             best = min(lengths)
             ties = [i for i, length in enumerate(lengths) if length < best + 1e-6]
             position = self.corners[ties[int(self.rng.integers(len(ties)))]]
@@ -184,16 +230,18 @@ class ForkExpert:
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         """Action ``(2,)`` (force, in [-1, 1]) for an observation ``(8,)``."""
         pos, vel = obs[4:6], obs[6:8]
-        while (len(self.waypoints) > 1
-               and np.linalg.norm(self.waypoints[0] - pos) < self.switch_radius):
+        while (
+            len(self.waypoints) > 1 and np.linalg.norm(self.waypoints[0] - pos) < self.switch_radius
+        ):
             self.waypoints.pop(0)
         target = self.waypoints[0] if self.waypoints else obs[2:4]
         force = self.kp * (target - pos) - self.kd * vel
         return force / max(1.0, float(np.abs(force).max()))  # saturate keeping the direction
 
 
-def run_episode(env: gym.Env, act: Any, cell: tuple[int, int], seed: int,
-                contacts: WallContacts) -> dict[str, Any]:
+def run_episode(
+    env: gym.Env, act: Any, cell: tuple[int, int], seed: int, contacts: WallContacts
+) -> dict[str, Any]:
     """Roll ``act(obs) -> action`` from ``cell``; success, wall contacts, the xy path ``(T+1, 2)``
     and the episode's observations ``(T+1, 8)``, actions ``(T, 2)`` and rewards ``(T,)``."""
     obs = reset_fork(env, cell, seed)
@@ -209,10 +257,15 @@ def run_episode(env: gym.Env, act: Any, cell: tuple[int, int], seed: int,
         if terminated or truncated:
             break
     observations_arr = np.array(observations)
-    return {"success": success, "contacts": hits, "xy": observations_arr[:, 4:6],
-            "observations": observations_arr, "actions": np.array(actions),
-            "rewards": np.array(rewards, dtype=np.float64),
-            "terminated": bool(terminated)}
+    return {
+        "success": success,
+        "contacts": hits,
+        "xy": observations_arr[:, 4:6],
+        "observations": observations_arr,
+        "actions": np.array(actions),
+        "rewards": np.array(rewards, dtype=np.float64),
+        "terminated": bool(terminated),
+    }
 
 
 def expert_demos(env: gym.Env, count: int, seed: int) -> list[Episode]:
@@ -228,6 +281,9 @@ def expert_demos(env: gym.Env, count: int, seed: int) -> list[Episode]:
         terminated = np.zeros(steps, bool)
         terminated[-1] = ep["terminated"]
         truncated = ~terminated & (np.arange(steps) == steps - 1)
-        episodes.append(Episode(ep["observations"], ep["actions"], ep["rewards"], terminated,
-                                truncated, seed + i))
+        episodes.append(
+            Episode(
+                ep["observations"], ep["actions"], ep["rewards"], terminated, truncated, seed + i
+            )
+        )
     return episodes

@@ -67,13 +67,26 @@ class EnsembleDynamics(SavableModel):
 
     kind = "dynamics"
 
-    def __init__(self, obs_dim: int, act_dim: int, members: int = 5, hid_size: int = 200,
-                 num_layers: int = 3, activation: str = "silu", probabilistic: bool = False,
-                 init_max_logstd: float = 0.5, init_min_logstd: float = -10.0,
-                 hidden_sizes: Sequence[int] | None = None) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        members: int = 5,
+        hid_size: int = 200,
+        num_layers: int = 3,
+        activation: str = "silu",
+        probabilistic: bool = False,
+        init_max_logstd: float = 0.5,
+        init_min_logstd: float = -10.0,
+        hidden_sizes: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
-        for name, value in (("obs_dim", obs_dim), ("act_dim", act_dim), ("members", members),
-                            ("hid_size", hid_size)):
+        for name, value in (
+            ("obs_dim", obs_dim),
+            ("act_dim", act_dim),
+            ("members", members),
+            ("hid_size", hid_size),
+        ):
             if value < 1:
                 raise ConfigError(f"EnsembleDynamics {name}={value}; expected >= 1")
         if num_layers < 0:
@@ -81,23 +94,37 @@ class EnsembleDynamics(SavableModel):
         if hidden_sizes is not None:
             hidden_sizes = [int(w) for w in hidden_sizes]
             if not all(w >= 1 for w in hidden_sizes):
-                raise ConfigError(f"EnsembleDynamics hidden_sizes={hidden_sizes}; expected widths "
-                                  ">= 1")
+                raise ConfigError(
+                    f"EnsembleDynamics hidden_sizes={hidden_sizes}; expected widths >= 1"
+                )
         if activation not in ACTIVATIONS:
-            raise ConfigError(f"EnsembleDynamics activation={activation!r}; expected one of "
-                              f"{sorted(ACTIVATIONS)}")
+            raise ConfigError(
+                f"EnsembleDynamics activation={activation!r}; expected one of {sorted(ACTIVATIONS)}"
+            )
         if not init_min_logstd < init_max_logstd:
-            raise ConfigError(f"EnsembleDynamics init_min_logstd={init_min_logstd} must be < "
-                              f"init_max_logstd={init_max_logstd}")
-        self._config = dict(obs_dim=obs_dim, act_dim=act_dim, members=members, hid_size=hid_size,
-                            num_layers=num_layers, activation=activation,
-                            probabilistic=probabilistic, init_max_logstd=init_max_logstd,
-                            init_min_logstd=init_min_logstd, hidden_sizes=hidden_sizes)
+            raise ConfigError(
+                f"EnsembleDynamics init_min_logstd={init_min_logstd} must be < "
+                f"init_max_logstd={init_max_logstd}"
+            )
+        self._config = dict(
+            obs_dim=obs_dim,
+            act_dim=act_dim,
+            members=members,
+            hid_size=hid_size,
+            num_layers=num_layers,
+            activation=activation,
+            probabilistic=probabilistic,
+            init_max_logstd=init_max_logstd,
+            init_min_logstd=init_min_logstd,
+            hidden_sizes=hidden_sizes,
+        )
         self.obs_dim, self.act_dim, self.members = obs_dim, act_dim, members
         self.probabilistic = probabilistic
         widths = [hid_size] * num_layers if hidden_sizes is None else hidden_sizes
         sizes = [obs_dim + act_dim, *widths]
-        self.layers = nn.ModuleList(EnsembleLinear(members, i, o) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.layers = nn.ModuleList(
+            EnsembleLinear(members, i, o) for i, o in zip(sizes[:-1], sizes[1:])
+        )
         self.head = EnsembleLinear(members, sizes[-1], obs_dim * (2 if probabilistic else 1))
         self.act_fn = ACTIVATIONS[activation]()
         self.input_normalizer = Normalizer(obs_dim + act_dim)
@@ -111,12 +138,16 @@ class EnsembleDynamics(SavableModel):
 
     def set_stats(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> None:
         """Fit both normalizers to training data ``(N, obs_dim)``, ``(N, act_dim)``, ``(N, obs_dim)``."""
-        for norm, data in ((self.input_normalizer, torch.cat([obs, act], -1)),
-                           (self.delta_normalizer, next_obs - obs)):
+        for norm, data in (
+            (self.input_normalizer, torch.cat([obs, act], -1)),
+            (self.delta_normalizer, next_obs - obs),
+        ):
             fitted = Normalizer.fit(data.detach().cpu(), norm.eps)
             norm.set_stats(fitted.mean, fitted.std)
 
-    def forward(self, obs: torch.Tensor, act: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, obs: torch.Tensor, act: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Normalized delta prediction of every member.
 
         Args:
@@ -143,12 +174,19 @@ class EnsembleDynamics(SavableModel):
         if x.ndim == 2:
             return x.unsqueeze(0).expand(self.members, -1, -1)
         if x.ndim != 3 or x.shape[0] != self.members:
-            raise ConfigError(f"EnsembleDynamics expects (B, d) or ({self.members}, B, d) inputs, "
-                              f"got {tuple(x.shape)}")
+            raise ConfigError(
+                f"EnsembleDynamics expects (B, d) or ({self.members}, B, d) inputs, "
+                f"got {tuple(x.shape)}"
+            )
         return x
 
-    def predict(self, obs: torch.Tensor, act: torch.Tensor, sample: bool = False,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def predict(
+        self,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        sample: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Next observation of every member, ``(E, B, obs_dim)``.
 
         Args:
@@ -161,7 +199,9 @@ class EnsembleDynamics(SavableModel):
         obs, act = self._expand(obs), self._expand(act)
         mean, logstd = self(obs, act)
         if sample and logstd is not None:
-            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            noise = torch.randn(
+                mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
+            )
             mean = mean + noise * logstd.exp()
         return obs + self.delta_normalizer.denormalize(mean)
 
@@ -185,8 +225,12 @@ class EnsembleDynamics(SavableModel):
         return nll + 0.01 * (self.max_logstd.sum() - self.min_logstd.sum())
 
 
-_IN_PLACE = {"relu": torch.relu_, "tanh": torch.tanh_, "elu": F.elu_,
-             "silu": partial(F.silu, inplace=True)}
+_IN_PLACE = {
+    "relu": torch.relu_,
+    "tanh": torch.tanh_,
+    "elu": F.elu_,
+    "silu": partial(F.silu, inplace=True),
+}
 """In-place versions of the activations that have one (the others allocate, as in training)."""
 
 
@@ -202,12 +246,16 @@ class FoldedEnsemble:
 
     def __init__(self, model: EnsembleDynamics) -> None:
         obs_dim = model.obs_dim
-        layers = [(layer.weight.detach().clone(), layer.bias.detach().clone())
-                  for layer in (*model.layers, model.head)]
+        layers = [
+            (layer.weight.detach().clone(), layer.bias.detach().clone())
+            for layer in (*model.layers, model.head)
+        ]
         norm_in, norm_delta = model.input_normalizer, model.delta_normalizer
         weight, bias = layers[0]
-        layers[0] = (weight / norm_in.std[:, None],
-                     bias - ((norm_in.mean / norm_in.std) @ weight).unsqueeze(1))
+        layers[0] = (
+            weight / norm_in.std[:, None],
+            bias - ((norm_in.mean / norm_in.std) @ weight).unsqueeze(1),
+        )
         *hidden, (weight, bias) = layers  # head: (E, hid, obs [+ obs logstd]), (E, 1, ...)
         self.w_mean = weight[..., :obs_dim] * norm_delta.std
         self.b_mean = bias[..., :obs_dim] * norm_delta.std + norm_delta.mean
@@ -223,8 +271,13 @@ class FoldedEnsemble:
             self.max_logstd = model.max_logstd.detach().clone()
             self.min_logstd = model.min_logstd.detach().clone()
 
-    def predict(self, obs: torch.Tensor, act: torch.Tensor, sample: bool = False,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+    def predict(
+        self,
+        obs: torch.Tensor,
+        act: torch.Tensor,
+        sample: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Next observation of every member ``(E, B, obs_dim)`` from ``(E, B, obs_dim)``
         observations and ``(E, B, act_dim)`` actions (see :meth:`EnsembleDynamics.predict`)."""
         if self.first is None:
@@ -239,7 +292,8 @@ class FoldedEnsemble:
             logstd = torch.baddbmm(self.b_logstd, h, self.w_logstd)
             logstd = self.max_logstd - F.softplus(self.max_logstd - logstd)
             logstd = self.min_logstd + F.softplus(logstd - self.min_logstd)
-            noise = torch.randn(next_obs.shape, generator=generator, device=next_obs.device,
-                                dtype=next_obs.dtype)
+            noise = torch.randn(
+                next_obs.shape, generator=generator, device=next_obs.device, dtype=next_obs.dtype
+            )
             next_obs = next_obs + noise * logstd.exp() * self.delta_std
         return next_obs

@@ -79,7 +79,9 @@ class Normalizer(nn.Module):
         """A normalizer with the mean and std (+ eps) of ``data`` of shape ``(N, dim)``."""
         x = torch.as_tensor(data, dtype=torch.float32)
         if x.ndim != 2 or len(x) == 0:
-            raise ValueError(f"Normalizer.fit needs a non-empty (N, dim) array, got {tuple(x.shape)}")
+            raise ValueError(
+                f"Normalizer.fit needs a non-empty (N, dim) array, got {tuple(x.shape)}"
+            )
         norm = cls(x.shape[1], eps)
         norm.set_stats(x.mean(0), x.std(0, unbiased=False) + eps)
         return norm

@@ -7,7 +7,8 @@ eval mode, no grad, clipped to the action bounds), ``reset()`` at episode start,
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,18 +42,28 @@ class Policy(SavableModel):
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
         self.obs_normalizer = Normalizer(self.obs_dim)
         self.act_normalizer = Normalizer(self.act_dim)
-        low = torch.full((act_dim,), -torch.inf) if action_low is None else torch.as_tensor(
-            action_low, dtype=torch.float32)
-        high = torch.full((act_dim,), torch.inf) if action_high is None else torch.as_tensor(
-            action_high, dtype=torch.float32)
+        low = (
+            torch.full((act_dim,), -torch.inf)
+            if action_low is None
+            else torch.as_tensor(action_low, dtype=torch.float32)
+        )
+        high = (
+            torch.full((act_dim,), torch.inf)
+            if action_high is None
+            else torch.as_tensor(action_high, dtype=torch.float32)
+        )
         if low.shape != (act_dim,) or high.shape != (act_dim,):
-            raise ValueError(f"action bounds must have shape ({act_dim},), got "
-                             f"{tuple(low.shape)} and {tuple(high.shape)}")
+            raise ValueError(
+                f"action bounds must have shape ({act_dim},), got "
+                f"{tuple(low.shape)} and {tuple(high.shape)}"
+            )
         self.register_buffer("action_low", low, persistent=False)
         self.register_buffer("action_high", high, persistent=False)
 
     def get_config(self) -> dict[str, Any]:
-        bounded = bool(torch.isfinite(self.action_low).all() and torch.isfinite(self.action_high).all())
+        bounded = bool(
+            torch.isfinite(self.action_low).all() and torch.isfinite(self.action_high).all()
+        )
         return {
             "obs_dim": self.obs_dim,
             "act_dim": self.act_dim,
@@ -60,13 +71,17 @@ class Policy(SavableModel):
             "action_high": self.action_high.tolist() if bounded else None,
         }
 
-    def fit_normalizers(self, obs: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor) -> None:
+    def fit_normalizers(
+        self, obs: np.ndarray | torch.Tensor, actions: np.ndarray | torch.Tensor
+    ) -> None:
         """Set both normalizers from training data ``(N, obs_dim)`` and ``(N, act_dim)``."""
         for norm, data in ((self.obs_normalizer, obs), (self.act_normalizer, actions)):
             fitted = Normalizer.fit(data, norm.eps)
             norm.set_stats(fitted.mean, fitted.std)
 
-    def loss(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, obs_n: torch.Tensor, act_n: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training loss on normalized ``(B, obs_dim)`` observations and ``(B, act_dim)`` actions.
 
         Returns the scalar loss and detached scalar tensors to log (no host sync here).
@@ -90,7 +105,9 @@ class Policy(SavableModel):
             finally:
                 self.train()
         act_n = self.sample_normalized(self.obs_normalizer.normalize(obs))
-        return torch.clamp(self.act_normalizer.denormalize(act_n), self.action_low, self.action_high)
+        return torch.clamp(
+            self.act_normalizer.denormalize(act_n), self.action_low, self.action_high
+        )
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Action(s) for ``obs`` of shape ``(obs_dim,)`` or ``(B, obs_dim)``; same leading shape out.
@@ -100,8 +117,10 @@ class Policy(SavableModel):
         """
         obs = np.asarray(obs, dtype=np.float32)
         if obs.shape[-1:] != (self.obs_dim,) or obs.ndim not in (1, 2):
-            raise ValueError(f"observation shape {obs.shape} does not fit this policy: expected "
-                             f"({self.obs_dim},) or (batch, {self.obs_dim})")
+            raise ValueError(
+                f"observation shape {obs.shape} does not fit this policy: expected "
+                f"({self.obs_dim},) or (batch, {self.obs_dim})"
+            )
         if not np.isfinite(obs).all():
             raise ValueError("observation contains NaN or inf")
         batch = torch.as_tensor(obs.reshape(-1, self.obs_dim), device=self.action_low.device)
@@ -136,12 +155,18 @@ class MLPPolicy(Policy):
         self.net = MLP(obs_dim, act_dim, hid_size, num_layers, activation)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "hid_size": self.hid_size,
-                "num_layers": self.num_layers, "activation": self.activation}
+        return {
+            **super().get_config(),
+            "hid_size": self.hid_size,
+            "num_layers": self.num_layers,
+            "activation": self.activation,
+        }
 
     def sample_normalized(self, obs_n: torch.Tensor) -> torch.Tensor:
         return self.net(obs_n)
 
-    def loss(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, obs_n: torch.Tensor, act_n: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         loss = torch.nn.functional.mse_loss(self.net(obs_n), act_n)
         return loss, {"mse": loss.detach()}

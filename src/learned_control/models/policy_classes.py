@@ -21,7 +21,8 @@ Shared options (:class:`GenerativePolicy`):
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import distributions as D
@@ -32,8 +33,16 @@ from .base import register_model
 from .mlp import MLP
 from .policies import MLPPolicy, Policy
 
-__all__ = ["GenerativePolicy", "GaussianPolicy", "MixturePolicy", "CVAEPolicy", "DiscretePolicy",
-           "DiffusionPolicy", "POLICY_CLASSES", "make_policy"]
+__all__ = [
+    "GenerativePolicy",
+    "GaussianPolicy",
+    "MixturePolicy",
+    "CVAEPolicy",
+    "DiscretePolicy",
+    "DiffusionPolicy",
+    "POLICY_CLASSES",
+    "make_policy",
+]
 
 
 def _check(cls_name: str, name: str, value: Any, ok: bool, expected: str) -> None:
@@ -62,19 +71,39 @@ class GenerativePolicy(Policy):
         action_low, action_high: action bounds ``(act_dim,)`` or ``None``.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, hid_size: int = 256, num_layers: int = 3,
-                 activation: str = "relu", chunk_size: int = 1, execute_steps: int = 1,
-                 goal_dim: int = 0, seed: int = 0, action_low: Sequence[float] | None = None,
-                 action_high: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hid_size: int = 256,
+        num_layers: int = 3,
+        activation: str = "relu",
+        chunk_size: int = 1,
+        execute_steps: int = 1,
+        goal_dim: int = 0,
+        seed: int = 0,
+        action_low: Sequence[float] | None = None,
+        action_high: Sequence[float] | None = None,
+    ) -> None:
         super().__init__(obs_dim, act_dim, action_low, action_high)
         name = type(self).__name__
         _check(name, "hid_size", hid_size, hid_size >= 1, "an integer >= 1")
         _check(name, "num_layers", num_layers, num_layers >= 0, "an integer >= 0")
         _check(name, "chunk_size", chunk_size, chunk_size >= 1, "an integer >= 1")
-        _check(name, "execute_steps", execute_steps, 1 <= execute_steps <= chunk_size,
-               f"an integer in [1, chunk_size={chunk_size}]")
-        _check(name, "goal_dim", goal_dim, 0 <= goal_dim < obs_dim,
-               f"an integer in [0, obs_dim={obs_dim})")
+        _check(
+            name,
+            "execute_steps",
+            execute_steps,
+            1 <= execute_steps <= chunk_size,
+            f"an integer in [1, chunk_size={chunk_size}]",
+        )
+        _check(
+            name,
+            "goal_dim",
+            goal_dim,
+            0 <= goal_dim < obs_dim,
+            f"an integer in [0, obs_dim={obs_dim})",
+        )
         self.hid_size, self.num_layers, self.activation = hid_size, num_layers, activation
         self.chunk_size, self.execute_steps, self.goal_dim = chunk_size, execute_steps, goal_dim
         self.seed = int(seed)
@@ -83,9 +112,16 @@ class GenerativePolicy(Policy):
         self._queue: torch.Tensor | None = None  # (B, k - 1, act_dim) actions left to execute
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "hid_size": self.hid_size, "num_layers": self.num_layers,
-                "activation": self.activation, "chunk_size": self.chunk_size,
-                "execute_steps": self.execute_steps, "goal_dim": self.goal_dim, "seed": self.seed}
+        return {
+            **super().get_config(),
+            "hid_size": self.hid_size,
+            "num_layers": self.num_layers,
+            "activation": self.activation,
+            "chunk_size": self.chunk_size,
+            "execute_steps": self.execute_steps,
+            "goal_dim": self.goal_dim,
+            "seed": self.seed,
+        }
 
     def mlp(self, input_dim: int, output_dim: int) -> MLP:
         """An :class:`MLP` with this policy's hidden sizes."""
@@ -108,15 +144,19 @@ class GenerativePolicy(Policy):
             self.seed = int(seed)
             self._generator = None
 
-    def loss(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, obs_n: torch.Tensor, act_n: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss on normalized ``(B, obs_dim)`` inputs and ``(B, act_dim)`` or ``(B, H, act_dim)`` targets."""
         if act_n.ndim == 2 and self.chunk_size == 1:
             flat = act_n
         elif act_n.shape[1:] == (self.chunk_size, self.act_dim):
             flat = act_n.reshape(len(act_n), self.out_dim)
         else:
-            raise ValueError(f"targets of shape {tuple(act_n.shape)} do not fit chunks of "
-                             f"({self.chunk_size}, {self.act_dim})")
+            raise ValueError(
+                f"targets of shape {tuple(act_n.shape)} do not fit chunks of "
+                f"({self.chunk_size}, {self.act_dim})"
+            )
         return self.chunk_loss(obs_n, flat)
 
     def sample_normalized(self, obs_n: torch.Tensor) -> torch.Tensor:
@@ -125,10 +165,12 @@ class GenerativePolicy(Policy):
             act, self._queue = self._queue[:, 0], self._queue[:, 1:]
             return act
         chunk = self.sample_chunk(obs_n).reshape(len(obs_n), self.chunk_size, self.act_dim)
-        self._queue = chunk[:, 1:self.execute_steps] if self.execute_steps > 1 else None
+        self._queue = chunk[:, 1 : self.execute_steps] if self.execute_steps > 1 else None
         return chunk[:, 0]
 
-    def chunk_loss(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def chunk_loss(
+        self, obs_n: torch.Tensor, act_n: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Loss for normalized inputs ``(B, obs_dim)`` and flattened chunks ``(B, H * act_dim)``."""
         raise NotImplementedError
 
@@ -149,8 +191,15 @@ class GaussianPolicy(GenerativePolicy):
         **kwargs: :class:`GenerativePolicy` arguments.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, state_dependent_std: bool = False,
-                 min_std: float = 1e-3, deterministic: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        state_dependent_std: bool = False,
+        min_std: float = 1e-3,
+        deterministic: bool = True,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(obs_dim, act_dim, **kwargs)
         _check("GaussianPolicy", "min_std", min_std, min_std > 0, "a std floor > 0")
         self.state_dependent_std, self.min_std = state_dependent_std, min_std
@@ -159,8 +208,12 @@ class GaussianPolicy(GenerativePolicy):
         self.log_std = nn.Parameter(torch.zeros(self.out_dim)) if not state_dependent_std else None
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "state_dependent_std": self.state_dependent_std,
-                "min_std": self.min_std, "deterministic": self.deterministic}
+        return {
+            **super().get_config(),
+            "state_dependent_std": self.state_dependent_std,
+            "min_std": self.min_std,
+            "deterministic": self.deterministic,
+        }
 
     def distribution(self, obs_n: torch.Tensor) -> D.Independent:
         """Distribution over flattened normalized chunks: batch ``(B,)``, event ``(H * act_dim,)``."""
@@ -169,10 +222,14 @@ class GaussianPolicy(GenerativePolicy):
             mean, raw = out.chunk(2, dim=-1)
         else:
             mean, raw = out, self.log_std.expand_as(out)
-        std = self.min_std + nn.functional.softplus(raw + math.log(math.e - 1))  # softplus(x+c)=1 at x=0
+        std = self.min_std + nn.functional.softplus(
+            raw + math.log(math.e - 1)
+        )  # softplus(x+c)=1 at x=0
         return D.Independent(D.Normal(mean, std), 1)
 
-    def chunk_loss(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def chunk_loss(
+        self, obs_n: torch.Tensor, act_n: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         dist = self.distribution(obs_n)
         nll = -dist.log_prob(act_n).mean()
         return nll, {"nll": nll.detach(), "std": dist.base_dist.stddev.mean().detach()}
@@ -198,19 +255,35 @@ class MixturePolicy(GenerativePolicy):
 
     MODES = ("sample", "mode")
 
-    def __init__(self, obs_dim: int, act_dim: int, num_components: int = 5, min_std: float = 1e-3,
-                 mode: str = "sample", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        num_components: int = 5,
+        min_std: float = 1e-3,
+        mode: str = "sample",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(obs_dim, act_dim, **kwargs)
-        _check("MixturePolicy", "num_components", num_components, num_components >= 1,
-               "an integer >= 1")
+        _check(
+            "MixturePolicy",
+            "num_components",
+            num_components,
+            num_components >= 1,
+            "an integer >= 1",
+        )
         _check("MixturePolicy", "min_std", min_std, min_std > 0, "a std floor > 0")
         _check("MixturePolicy", "mode", mode, mode in self.MODES, f"one of {self.MODES}")
         self.num_components, self.min_std, self.mode = num_components, min_std, mode
         self.net = self.mlp(obs_dim, num_components * (1 + 2 * self.out_dim))
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "num_components": self.num_components,
-                "min_std": self.min_std, "mode": self.mode}
+        return {
+            **super().get_config(),
+            "num_components": self.num_components,
+            "min_std": self.min_std,
+            "mode": self.mode,
+        }
 
     def distribution(self, obs_n: torch.Tensor) -> D.MixtureSameFamily:
         """Mixture over flattened normalized chunks: batch ``(B,)``, event ``(H * act_dim,)``."""
@@ -219,10 +292,13 @@ class MixturePolicy(GenerativePolicy):
         logits = out[..., :k]
         mean, raw = out[..., k:].reshape(*out.shape[:-1], k, 2 * n).chunk(2, dim=-1)
         std = self.min_std + nn.functional.softplus(raw)
-        return D.MixtureSameFamily(D.Categorical(logits=logits),
-                                   D.Independent(D.Normal(mean, std), 1))
+        return D.MixtureSameFamily(
+            D.Categorical(logits=logits), D.Independent(D.Normal(mean, std), 1)
+        )
 
-    def chunk_loss(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def chunk_loss(
+        self, obs_n: torch.Tensor, act_n: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         nll = -self.distribution(obs_n).log_prob(act_n).mean()
         return nll, {"nll": nll.detach()}
 
@@ -254,8 +330,14 @@ class CVAEPolicy(GenerativePolicy):
         **kwargs: :class:`GenerativePolicy` arguments.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, latent_dim: int = 4, kl_weight: float = 0.05,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        latent_dim: int = 4,
+        kl_weight: float = 0.05,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(obs_dim, act_dim, **kwargs)
         _check("CVAEPolicy", "latent_dim", latent_dim, latent_dim >= 1, "an integer >= 1")
         _check("CVAEPolicy", "kl_weight", kl_weight, kl_weight >= 0, "a weight >= 0")
@@ -276,7 +358,9 @@ class CVAEPolicy(GenerativePolicy):
         zeros = obs_n.new_zeros(len(obs_n), self.latent_dim)
         return D.Independent(D.Normal(zeros, torch.ones_like(zeros)), 1)
 
-    def chunk_loss(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def chunk_loss(
+        self, obs_n: torch.Tensor, act_n: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         q = self.posterior(obs_n, act_n)
         recon = (self.decoder(torch.cat([obs_n, q.rsample()], -1)) - act_n).pow(2).sum(-1).mean()
         kl = D.kl_divergence(q, self.prior(obs_n)).mean()
@@ -303,8 +387,9 @@ class DiscretePolicy(GenerativePolicy):
         **kwargs: :class:`GenerativePolicy` arguments.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, num_bins: int = 64, bin_range: float = 3.0,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, obs_dim: int, act_dim: int, num_bins: int = 64, bin_range: float = 3.0, **kwargs: Any
+    ) -> None:
         super().__init__(obs_dim, act_dim, **kwargs)
         _check("DiscretePolicy", "num_bins", num_bins, num_bins >= 51, "an integer >= 51")
         _check("DiscretePolicy", "bin_range", bin_range, bin_range > 0, "a range > 0")
@@ -330,7 +415,9 @@ class DiscretePolicy(GenerativePolicy):
         onehot = nn.functional.one_hot(dim, self.out_dim).to(obs_n.dtype)
         return self.net(torch.cat([obs_n, prev, onehot], -1))
 
-    def chunk_loss(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def chunk_loss(
+        self, obs_n: torch.Tensor, act_n: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         n, b = self.out_dim, len(obs_n)
         low, high = self.bin_edges()
         target = ((act_n - low) / (high - low) * self.num_bins).long().clamp(0, self.num_bins - 1)
@@ -373,54 +460,96 @@ class DiffusionPolicy(GenerativePolicy):
         **kwargs: :class:`GenerativePolicy` arguments.
     """
 
-    def __init__(self, obs_dim: int, act_dim: int, train_timesteps: int = 100,
-                 inference_steps: int = 10, beta_schedule: str = "squaredcos_cap_v2",
-                 time_features: int = 32, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        train_timesteps: int = 100,
+        inference_steps: int = 10,
+        beta_schedule: str = "squaredcos_cap_v2",
+        time_features: int = 32,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(obs_dim, act_dim, **kwargs)
         from diffusers import DDIMScheduler, DDPMScheduler  # slow import: only when used
 
-        _check("DiffusionPolicy", "train_timesteps", train_timesteps, train_timesteps >= 2,
-               "an integer >= 2")
-        _check("DiffusionPolicy", "inference_steps", inference_steps,
-               1 <= inference_steps <= train_timesteps,
-               f"an integer in [1, train_timesteps={train_timesteps}]")
-        _check("DiffusionPolicy", "time_features", time_features,
-               time_features >= 2 and time_features % 2 == 0, "an even integer >= 2")
+        _check(
+            "DiffusionPolicy",
+            "train_timesteps",
+            train_timesteps,
+            train_timesteps >= 2,
+            "an integer >= 2",
+        )
+        _check(
+            "DiffusionPolicy",
+            "inference_steps",
+            inference_steps,
+            1 <= inference_steps <= train_timesteps,
+            f"an integer in [1, train_timesteps={train_timesteps}]",
+        )
+        _check(
+            "DiffusionPolicy",
+            "time_features",
+            time_features,
+            time_features >= 2 and time_features % 2 == 0,
+            "an even integer >= 2",
+        )
         self.train_timesteps, self.inference_steps = train_timesteps, inference_steps
         self.beta_schedule, self.time_features = beta_schedule, time_features
-        common = {"num_train_timesteps": train_timesteps, "beta_schedule": beta_schedule,
-                  "clip_sample": False, "prediction_type": "epsilon"}
+        common = {
+            "num_train_timesteps": train_timesteps,
+            "beta_schedule": beta_schedule,
+            "clip_sample": False,
+            "prediction_type": "epsilon",
+        }
         self.sampler = DDIMScheduler(**common)
         self.sampler.set_timesteps(inference_steps)
-        self.register_buffer("alphas_cumprod", DDPMScheduler(**common).alphas_cumprod.float(),
-                             persistent=False)
-        self.register_buffer("frequencies", torch.exp(
-            -math.log(1000.0) * torch.arange(time_features // 2) / (time_features // 2)),
-            persistent=False)
+        self.register_buffer(
+            "alphas_cumprod", DDPMScheduler(**common).alphas_cumprod.float(), persistent=False
+        )
+        self.register_buffer(
+            "frequencies",
+            torch.exp(-math.log(1000.0) * torch.arange(time_features // 2) / (time_features // 2)),
+            persistent=False,
+        )
         # DDIM (eta = 0) per inference step i: x_prev = c_x[i] * x + c_eps[i] * eps
         steps = self.sampler.timesteps.long()
         abar = self.sampler.alphas_cumprod.double()
         prev = steps - train_timesteps // inference_steps
         abar_t = abar[steps]
-        abar_prev = torch.where(prev >= 0, abar[prev.clamp(min=0)],
-                                torch.as_tensor(self.sampler.final_alpha_cumprod).double())
+        abar_prev = torch.where(
+            prev >= 0,
+            abar[prev.clamp(min=0)],
+            torch.as_tensor(self.sampler.final_alpha_cumprod).double(),
+        )
         self.register_buffer("ddim_timesteps", steps, persistent=False)
         self.register_buffer("ddim_cx", (abar_prev / abar_t).sqrt().float(), persistent=False)
-        self.register_buffer("ddim_ceps", ((1 - abar_prev).sqrt() - (abar_prev * (1 - abar_t) / abar_t)
-                                           .sqrt()).float(), persistent=False)
+        self.register_buffer(
+            "ddim_ceps",
+            ((1 - abar_prev).sqrt() - (abar_prev * (1 - abar_t) / abar_t).sqrt()).float(),
+            persistent=False,
+        )
         self.net = self.mlp(obs_dim + self.out_dim + time_features, self.out_dim)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "train_timesteps": self.train_timesteps,
-                "inference_steps": self.inference_steps, "beta_schedule": self.beta_schedule,
-                "time_features": self.time_features}
+        return {
+            **super().get_config(),
+            "train_timesteps": self.train_timesteps,
+            "inference_steps": self.inference_steps,
+            "beta_schedule": self.beta_schedule,
+            "time_features": self.time_features,
+        }
 
-    def predict_noise(self, obs_n: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def predict_noise(
+        self, obs_n: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor
+    ) -> torch.Tensor:
         """Predicted noise ``(B, H * act_dim)`` for noisy chunks at integer timesteps ``t`` ``(B,)``."""
         angles = t.to(obs_n.dtype)[:, None] * self.frequencies
         return self.net(torch.cat([obs_n, noisy, angles.sin(), angles.cos()], -1))
 
-    def chunk_loss(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def chunk_loss(
+        self, obs_n: torch.Tensor, act_n: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         t = torch.randint(0, self.train_timesteps, (len(act_n),), device=act_n.device)
         noise = torch.randn_like(act_n)
         abar = self.alphas_cumprod[t][:, None]
@@ -451,8 +580,14 @@ POLICY_CLASSES: dict[str, type[Policy]] = {
 """``--policy`` name -> class."""
 
 
-def make_policy(name: str, obs_dim: int, act_dim: int, action_low: Sequence[float] | None = None,
-                action_high: Sequence[float] | None = None, **kwargs: Any) -> Policy:
+def make_policy(
+    name: str,
+    obs_dim: int,
+    act_dim: int,
+    action_low: Sequence[float] | None = None,
+    action_high: Sequence[float] | None = None,
+    **kwargs: Any,
+) -> Policy:
     """Build the policy class ``name`` (a key of :data:`POLICY_CLASSES`) with ``kwargs``.
 
     Raises:
@@ -461,8 +596,10 @@ def make_policy(name: str, obs_dim: int, act_dim: int, action_low: Sequence[floa
     if name not in POLICY_CLASSES:
         raise ConfigError(f"policy={name!r}; expected one of {sorted(POLICY_CLASSES)}")
     try:
-        return POLICY_CLASSES[name](obs_dim, act_dim, action_low=action_low,
-                                    action_high=action_high, **kwargs)
+        return POLICY_CLASSES[name](
+            obs_dim, act_dim, action_low=action_low, action_high=action_high, **kwargs
+        )
     except TypeError as err:
-        raise ConfigError(f"policy {name!r} does not take these arguments "
-                          f"{sorted(kwargs)}: {err}") from err
+        raise ConfigError(
+            f"policy {name!r} does not take these arguments {sorted(kwargs)}: {err}"
+        ) from err

@@ -9,8 +9,8 @@ an anytime optimizer: it stops refitting when the next iteration would end past 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -59,8 +59,9 @@ class CEMConfig:
         if not 0.0 <= self.alpha < 1.0:
             raise ConfigError(f"alpha={self.alpha}; expected in [0, 1)")
         if self.init_std <= 0 or self.std_floor < 0:
-            raise ConfigError(f"init_std={self.init_std} (> 0) and std_floor="
-                              f"{self.std_floor} (>= 0)")
+            raise ConfigError(
+                f"init_std={self.init_std} (> 0) and std_floor={self.std_floor} (>= 0)"
+            )
 
 
 class CEMOptimizer:
@@ -73,15 +74,29 @@ class CEMOptimizer:
         seed: seed of the sampling generator (``reset()`` does not reseed).
     """
 
-    def __init__(self, config: CEMConfig, action_low: np.ndarray, action_high: np.ndarray,
-                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: CEMConfig,
+        action_low: np.ndarray,
+        action_high: np.ndarray,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
         self.config = config
         self.device = torch.device(device)
         self.low = torch.as_tensor(np.asarray(action_low), dtype=torch.float32, device=self.device)
-        self.high = torch.as_tensor(np.asarray(action_high), dtype=torch.float32, device=self.device)
-        if self.low.ndim != 1 or self.low.shape != self.high.shape or bool((self.low > self.high).any()):
-            raise ConfigError(f"action bounds low={action_low!r} high={action_high!r}: expected two "
-                              "(act_dim,) vectors with low <= high")
+        self.high = torch.as_tensor(
+            np.asarray(action_high), dtype=torch.float32, device=self.device
+        )
+        if (
+            self.low.ndim != 1
+            or self.low.shape != self.high.shape
+            or bool((self.low > self.high).any())
+        ):
+            raise ConfigError(
+                f"action bounds low={action_low!r} high={action_high!r}: expected two "
+                "(act_dim,) vectors with low <= high"
+            )
         self.act_dim = self.low.shape[0]
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.best_score = float("-inf")
@@ -124,8 +139,9 @@ class CEMOptimizer:
                 if now + (now - started) > deadline:
                     break
             started = time.perf_counter()
-            noise = torch.randn((cfg.samples, *mean.shape), generator=self.generator,
-                                device=self.device)
+            noise = torch.randn(
+                (cfg.samples, *mean.shape), generator=self.generator, device=self.device
+            )
             population = torch.maximum(torch.minimum(mean + std * noise, self.high), self.low)
             scores = objective(population)
             top, idx = torch.topk(scores, cfg.elites, sorted=True)

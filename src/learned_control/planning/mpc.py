@@ -33,13 +33,23 @@ from ..models.dynamics import EnsembleDynamics, FoldedEnsemble
 from .cem import CEMConfig, CEMOptimizer
 from .rewards import RewardFn, TerminationFn, never
 
-__all__ = ["MPCConfig", "MPCController", "PROPAGATIONS", "PLANNER_PARAMETERS",
-           "mpc_config_from_parameters"]
+__all__ = [
+    "MPCConfig",
+    "MPCController",
+    "PROPAGATIONS",
+    "PLANNER_PARAMETERS",
+    "mpc_config_from_parameters",
+]
 
 PROPAGATIONS = ("expectation", "ts1", "tsinf")
 
-PLANNER_PARAMETERS = (*(f.name for f in fields(CEMConfig)), "particles", "propagation", "sample",
-                      "reward")
+PLANNER_PARAMETERS = (
+    *(f.name for f in fields(CEMConfig)),
+    "particles",
+    "propagation",
+    "sample",
+    "reward",
+)
 """The planner's settings as flat names: the controller node's parameters and the keys under
 ``controller: ros__parameters:`` in a task's parameter file."""
 
@@ -69,8 +79,7 @@ class MPCConfig:
         if self.particles < 1:
             raise ConfigError(f"particles={self.particles}; expected >= 1")
         if self.propagation not in PROPAGATIONS:
-            raise ConfigError(f"propagation={self.propagation!r}; expected one of "
-                              f"{PROPAGATIONS}")
+            raise ConfigError(f"propagation={self.propagation!r}; expected one of {PROPAGATIONS}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,7 +90,9 @@ def mpc_config_from_parameters(params: dict[str, Any]) -> MPCConfig:
     ``reward`` ``""`` means the task's own)."""
     unknown = set(params) - set(PLANNER_PARAMETERS)
     if unknown:
-        raise ConfigError(f"unknown planner settings {sorted(unknown)}; known: {PLANNER_PARAMETERS}")
+        raise ConfigError(
+            f"unknown planner settings {sorted(unknown)}; known: {PLANNER_PARAMETERS}"
+        )
     cem = {k: v for k, v in params.items() if k in CEMConfig.__dataclass_fields__}
     top = {k: v for k, v in params.items() if k not in cem}
     if "reward" in top:
@@ -102,9 +113,17 @@ class MPCController:
         seed: seed of the CEM and particle generators.
     """
 
-    def __init__(self, model: EnsembleDynamics, reward_fn: RewardFn, done_fn: TerminationFn,
-                 low: np.ndarray, high: np.ndarray, config: MPCConfig | None = None,
-                 device: str | torch.device = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: EnsembleDynamics,
+        reward_fn: RewardFn,
+        done_fn: TerminationFn,
+        low: np.ndarray,
+        high: np.ndarray,
+        config: MPCConfig | None = None,
+        device: str | torch.device = "cpu",
+        seed: int = 0,
+    ) -> None:
         self.config = config or MPCConfig()
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -112,8 +131,10 @@ class MPCController:
         self.optimizer = CEMOptimizer(self.config.cem, low, high, self.device, seed)
         n_particles = self.config.cem.samples * self.config.particles
         if self.config.propagation != "expectation" and n_particles % model.members:
-            raise ConfigError(f"propagation={self.config.propagation!r} needs samples x particles "
-                              f"({n_particles}) divisible by the ensemble size {model.members}")
+            raise ConfigError(
+                f"propagation={self.config.propagation!r} needs samples x particles "
+                f"({n_particles}) divisible by the ensemble size {model.members}"
+            )
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
 
     def reset(self) -> None:
@@ -121,8 +142,9 @@ class MPCController:
         self.optimizer.reset()
 
     @torch.no_grad()
-    def evaluate_sequences(self, obs: torch.Tensor, actions: torch.Tensor,
-                           net: FoldedEnsemble | None = None) -> torch.Tensor:
+    def evaluate_sequences(
+        self, obs: torch.Tensor, actions: torch.Tensor, net: FoldedEnsemble | None = None
+    ) -> torch.Tensor:
         """Predicted return of each action sequence from ``obs``.
 
         Args:
@@ -136,7 +158,11 @@ class MPCController:
         """
         net = net or self.model.folded()
         n = actions.shape[0]
-        members, particles, mode = self.model.members, self.config.particles, self.config.propagation
+        members, particles, mode = (
+            self.model.members,
+            self.config.particles,
+            self.config.propagation,
+        )
         acts = actions if particles == 1 else actions.repeat_interleave(particles, dim=0)
         acts = acts.transpose(0, 1).contiguous()  # (H, N*P, A): each step's actions contiguous
         total = n * particles
@@ -148,15 +174,22 @@ class MPCController:
         alive = None if self.done_fn is never else torch.ones_like(returns, dtype=torch.bool)
         for act in acts:
             if mode == "expectation":
-                nxt = net.predict(state, act.expand(members, -1, -1), self.config.sample,
-                                  self.generator)
+                nxt = net.predict(
+                    state, act.expand(members, -1, -1), self.config.sample, self.generator
+                )
             else:
-                perm = (torch.randperm(total, generator=self.generator, device=self.device)
-                        if mode == "ts1" else None)
+                perm = (
+                    torch.randperm(total, generator=self.generator, device=self.device)
+                    if mode == "ts1"
+                    else None
+                )
                 s_in, a_in = (state, act) if perm is None else (state[perm], act[perm])
-                grouped = net.predict(s_in.view(-1, members, s_in.shape[-1]).transpose(0, 1),
-                                      a_in.view(-1, members, a_in.shape[-1]).transpose(0, 1),
-                                      self.config.sample, self.generator)
+                grouped = net.predict(
+                    s_in.view(-1, members, s_in.shape[-1]).transpose(0, 1),
+                    a_in.view(-1, members, a_in.shape[-1]).transpose(0, 1),
+                    self.config.sample,
+                    self.generator,
+                )
                 out = grouped.transpose(0, 1).reshape(total, -1)
                 nxt = out if perm is None else torch.empty_like(out).index_copy_(0, perm, out)
             reward = self.reward_fn(state, act, nxt)
@@ -166,8 +199,11 @@ class MPCController:
                 returns += reward.where(alive, 0.0)
                 alive &= ~self.done_fn(nxt)
             state = nxt
-        return returns.reshape(-1, n, particles).mean((0, 2)) if mode == "expectation" else \
-            returns.reshape(n, particles).mean(1)
+        return (
+            returns.reshape(-1, n, particles).mean((0, 2))
+            if mode == "expectation"
+            else returns.reshape(n, particles).mean(1)
+        )
 
     @property
     def iterations_done(self) -> int:
@@ -180,11 +216,18 @@ class MPCController:
         ``deadline``: see :meth:`CEMOptimizer.optimize`."""
         state = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
         if state.shape != (self.model.obs_dim,):
-            raise ConfigError(f"observation of shape {tuple(state.shape)}; the model expects "
-                              f"({self.model.obs_dim},)")
+            raise ConfigError(
+                f"observation of shape {tuple(state.shape)}; the model expects "
+                f"({self.model.obs_dim},)"
+            )
         net = self.model.folded()
-        return self.optimizer.optimize(lambda seqs: self.evaluate_sequences(state, seqs, net),
-                                       deadline).cpu().numpy()
+        return (
+            self.optimizer.optimize(
+                lambda seqs: self.evaluate_sequences(state, seqs, net), deadline
+            )
+            .cpu()
+            .numpy()
+        )
 
     def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
         """First action ``(act_dim,)`` of the plan from ``obs`` (``deadline``: see :meth:`plan`)."""

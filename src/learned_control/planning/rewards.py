@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -36,15 +36,17 @@ RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 TerminationFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-@functools.lru_cache(maxsize=None)
-def _strict_bounds(limits: tuple[float, ...], obs_dim: int, dtype: torch.dtype,
-                   device: torch.device) -> torch.Tensor:
+@functools.cache
+def _strict_bounds(
+    limits: tuple[float, ...], obs_dim: int, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
     """``(obs_dim,)`` bounds with ``|v| < bound`` exactly when ``|v| <= limit`` (the limit in
     ``dtype``) for the first ``len(limits)`` components and ``v`` is finite: the next value above
     each limit, then +inf. NaN compares False."""
     bounds = torch.full((obs_dim,), math.inf, dtype=dtype)
-    bounds[:len(limits)] = torch.nextafter(torch.tensor(limits, dtype=dtype),
-                                           bounds[:len(limits)])
+    bounds[: len(limits)] = torch.nextafter(
+        torch.tensor(limits, dtype=dtype), bounds[: len(limits)]
+    )
     return bounds.to(device)
 
 
@@ -66,10 +68,12 @@ def _pendulum_done(next_obs: torch.Tensor) -> torch.Tensor:
 def _pendulum_shaped(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
     x, theta = next_obs[..., 0], next_obs[..., 1]
     fallen = (theta.abs() > 0.2) | (x.abs() > 1.0)
-    return -x**2 / 5 - theta**2 + 1 - 2.0 * fallen.to(next_obs.dtype)
+    return -(x**2) / 5 - theta**2 + 1 - 2.0 * fallen.to(next_obs.dtype)
 
 
-def _pendulum_centered(obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+def _pendulum_centered(
+    obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor
+) -> torch.Tensor:
     x, theta = next_obs[..., 0], next_obs[..., 1]
     return 1.0 - x * x - theta * theta  # x * x: the same value as x ** 2, one cheaper operation
 

@@ -40,11 +40,11 @@ import time
 from typing import Any
 
 import numpy as np
-from rclpy.wait_for_message import wait_for_message
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.wait_for_message import wait_for_message
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -60,8 +60,14 @@ from ..specs import CommandShaper, ObservationAssembler, RobotSpecs, specs_for
 from ..tasks import get_task
 from ..utils import configure_torch
 from . import qos
-from .node_utils import (ManagedNode, array_msg, declare_config, publish_diagnostics,
-                         read_config, run_node)
+from .node_utils import (
+    ManagedNode,
+    array_msg,
+    declare_config,
+    publish_diagnostics,
+    read_config,
+    run_node,
+)
 from .robot_msgs import MSG_TYPES, command_msg, sample_from_msg, stamp_seconds
 
 ASSEMBLED_OBSERVATION = "assembled_observation"
@@ -150,23 +156,33 @@ class Controller(ManagedNode):
         self.plan_stats = LatencyStats(deadline=1.0 / self.rate_hz)
         lockstep = self.config.mode == "lockstep"
         period_ms = 1e3 / self.rate_hz
-        self.planner_checks = [
-            LatencyCheck(self.plan_stats, warn_p99_ms=0.5 * period_ms, error_p99_ms=period_ms),
-            CounterCheck(lambda: {"truncated_plans": self.truncated_plans}),
-        ] if self.slot.planner is not None else []
+        self.planner_checks = (
+            [
+                LatencyCheck(self.plan_stats, warn_p99_ms=0.5 * period_ms, error_p99_ms=period_ms),
+                CounterCheck(lambda: {"truncated_plans": self.truncated_plans}),
+            ]
+            if self.slot.planner is not None
+            else []
+        )
         self.checks = [
             RateCheck(self.stats, 0.0 if lockstep else self.rate_hz),
             LatencyCheck(self.stats, warn_p99_ms=0.5 * period_ms, error_p99_ms=period_ms),
             ModelCheck(self.slot),
-            CounterCheck(lambda: {"stale_skips": self.stale, "rejected_observations": self.bad_obs}),
+            CounterCheck(
+                lambda: {"stale_skips": self.stale, "rejected_observations": self.bad_obs}
+            ),
         ]
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE)
         # created before the observation subscription: when a summary and the next episode's
         # first observation are both waiting, the executor takes the summary first
-        self._own_subs = [self.create_subscription(String, topics.MODEL_UPDATED,
-                                                   self._on_model_updated, qos.LATCHED),
-                          self.create_subscription(Float64MultiArray, topics.EPISODE,
-                                                   self._on_episode_end, qos.RELIABLE)]
+        self._own_subs = [
+            self.create_subscription(
+                String, topics.MODEL_UPDATED, self._on_model_updated, qos.LATCHED
+            ),
+            self.create_subscription(
+                Float64MultiArray, topics.EPISODE, self._on_episode_end, qos.RELIABLE
+            ),
+        ]
         if self.config.spec_file:
             error = self._configure_robot()
             if error:
@@ -174,18 +190,27 @@ class Controller(ManagedNode):
                 self.close()
                 return TransitionCallbackReturn.FAILURE
         else:
-            self.command_pub = self.create_publisher(Float64MultiArray, topics.COMMAND,
-                                                     qos.RELIABLE)
-            self._own_subs.append(self.create_subscription(
-                Float64MultiArray, topics.OBSERVATION, self._on_observation,
-                qos.LOCKSTEP if lockstep else qos.SENSOR))
+            self.command_pub = self.create_publisher(
+                Float64MultiArray, topics.COMMAND, qos.RELIABLE
+            )
+            self._own_subs.append(
+                self.create_subscription(
+                    Float64MultiArray,
+                    topics.OBSERVATION,
+                    self._on_observation,
+                    qos.LOCKSTEP if lockstep else qos.SENSOR,
+                )
+            )
             self._observation_topic = self._own_subs[-1].topic_name
             if self.expert is not None:
-                self.expert_pub = self.create_publisher(Float64MultiArray, topics.EXPERT_COMMAND,
-                                                        qos.RELIABLE)
+                self.expert_pub = self.create_publisher(
+                    Float64MultiArray, topics.EXPERT_COMMAND, qos.RELIABLE
+                )
         self._own_services = [self.create_service(Trigger, topics.RELOAD, self._on_reload)]
         self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
-        self.get_logger().info(f"configured {self.slot.identity} for {task.name} ({self.config.mode})")
+        self.get_logger().info(
+            f"configured {self.slot.identity} for {task.name} ({self.config.mode})"
+        )
         return TransitionCallbackReturn.SUCCESS
 
     def _configure_robot(self) -> str:
@@ -196,16 +221,23 @@ class Controller(ManagedNode):
         except SpecError as err:
             return str(err)
         deadline = time.monotonic() + self.config.configure_timeout
-        joint_src = next((s for s in self.specs.observation.sources if s.type == "JointState"),
-                         None)
+        joint_src = next(
+            (s for s in self.specs.observation.sources if s.type == "JointState"), None
+        )
         names: list[str] = []
         if joint_src is not None:
-            ok, msg = wait_for_message(MSG_TYPES["JointState"], self, joint_src.topic,
-                                       qos_profile=qos.SENSOR,
-                                       time_to_wait=self.config.configure_timeout)
+            ok, msg = wait_for_message(
+                MSG_TYPES["JointState"],
+                self,
+                joint_src.topic,
+                qos_profile=qos.SENSOR,
+                time_to_wait=self.config.configure_timeout,
+            )
             if not ok:
-                return (f"no {joint_src.topic} message within configure_timeout="
-                        f"{self.config.configure_timeout} s")
+                return (
+                    f"no {joint_src.topic} message within configure_timeout="
+                    f"{self.config.configure_timeout} s"
+                )
             names = list(msg.name)
         wanted = {s.topic for s in self.specs.observation.sources if s.topic}
         while True:  # wait (bounded) for the graph to show the spec's topics
@@ -218,18 +250,26 @@ class Controller(ManagedNode):
         except SpecError as err:
             return str(err)
         self.shaper = CommandShaper(self.specs.command)
-        command_type = (JointTrajectory if self.specs.command.type == "JointTrajectory"
-                        else Float64MultiArray)
-        self.command_pub = self.create_publisher(command_type, self.specs.command.topic,
-                                                 qos.RELIABLE)
-        self.assembled_pub = self.create_publisher(Float64MultiArray, ASSEMBLED_OBSERVATION,
-                                                   qos.RELIABLE)
+        command_type = (
+            JointTrajectory if self.specs.command.type == "JointTrajectory" else Float64MultiArray
+        )
+        self.command_pub = self.create_publisher(
+            command_type, self.specs.command.topic, qos.RELIABLE
+        )
+        self.assembled_pub = self.create_publisher(
+            Float64MultiArray, ASSEMBLED_OBSERVATION, qos.RELIABLE
+        )
         self._synced = [s.name for s in self.specs.observation.sources if s.topic]
         for src in self.specs.observation.sources:
             if src.topic:
-                self._own_subs.append(self.create_subscription(
-                    MSG_TYPES[src.type], src.topic,
-                    lambda msg, src=src: self._on_source(src, msg), qos.SENSOR))
+                self._own_subs.append(
+                    self.create_subscription(
+                        MSG_TYPES[src.type],
+                        src.topic,
+                        lambda msg, src=src: self._on_source(src, msg),
+                        qos.SENSOR,
+                    )
+                )
         return ""
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -309,8 +349,10 @@ class Controller(ManagedNode):
                     self._hold_timer = self.create_timer(0.01, self._send_held)
                     self._own_timers.append(self._hold_timer)
                 return
-            self.get_logger().warn(f"the readers of {self.command_pub.topic_name} did not "
-                                   f"match within {READER_WAIT_S} s: commanding anyway")
+            self.get_logger().warn(
+                f"the readers of {self.command_pub.topic_name} did not "
+                f"match within {READER_WAIT_S} s: commanding anyway"
+            )
         if self._hold_timer is not None:
             self._own_timers.remove(self._hold_timer)
             self.destroy_timer(self._hold_timer)
@@ -322,6 +364,7 @@ class Controller(ManagedNode):
         """Whether the command writer matched every reader of it that the graph shows, the
         nodes publishing ``observation`` among them (robot mode: at least one reader; a
         ros2_control robot reads commands in another node than the one sending joint states)."""
+
         def nodes(infos) -> set[tuple[str, str]]:
             return {(info.node_namespace, info.node_name) for info in infos}
 
@@ -343,9 +386,12 @@ class Controller(ManagedNode):
         obs = np.asarray(msg.data, dtype=np.float64)
         if obs.shape != (self.slot.task.obs_dim,) or not np.isfinite(obs).all():
             self.bad_obs += 1
-            self.get_logger().warn(f"observation of shape {obs.shape} (finite: "
-                                   f"{bool(np.isfinite(obs).all())}) rejected: the policy takes "
-                                   f"({self.slot.task.obs_dim},)", throttle_duration_sec=1.0)
+            self.get_logger().warn(
+                f"observation of shape {obs.shape} (finite: "
+                f"{bool(np.isfinite(obs).all())}) rejected: the policy takes "
+                f"({self.slot.task.obs_dim},)",
+                throttle_duration_sec=1.0,
+            )
             return
         if not self.active:
             self.pending = obs if self.config.mode == "lockstep" else None
@@ -360,8 +406,11 @@ class Controller(ManagedNode):
         source carries it."""
         sample = sample_from_msg(src, msg)
         if not self.assembler.update(src.name, sample):
-            self.get_logger().warn(f"{src.topic}: pose in frame {sample.frame!r} dropped (the "
-                                   f"spec expects {src.frame!r})", throttle_duration_sec=2.0)
+            self.get_logger().warn(
+                f"{src.topic}: pose in frame {sample.frame!r} dropped (the "
+                f"spec expects {src.frame!r})",
+                throttle_duration_sec=2.0,
+            )
             return
         if self.active and self.config.mode == "lockstep" and sample.stamp > self.answered_stamp:
             stamps = self.assembler.stamps()
@@ -376,8 +425,10 @@ class Controller(ManagedNode):
         if assembly.observation is None:
             self.stale += 1
             self.stale_sources = assembly.stale
-            self.get_logger().warn(f"stale or missing source(s) {list(assembly.stale)}: not "
-                                   "commanding", throttle_duration_sec=2.0)
+            self.get_logger().warn(
+                f"stale or missing source(s) {list(assembly.stale)}: not commanding",
+                throttle_duration_sec=2.0,
+            )
             return
         self.stale_sources = ()
         self.assembled_pub.publish(array_msg(assembly.observation, "assembled_observation"))
@@ -391,7 +442,9 @@ class Controller(ManagedNode):
             return
         if self.latest is None or time.monotonic() - self.latest[1] > self.config.max_obs_age:
             self.stale += 1
-            self.get_logger().warn("no fresh observation: not commanding", throttle_duration_sec=2.0)
+            self.get_logger().warn(
+                "no fresh observation: not commanding", throttle_duration_sec=2.0
+            )
             return
         self._act_and_publish(self.latest[0])
 
@@ -424,8 +477,9 @@ class Controller(ManagedNode):
             return SetParametersResult(successful=True)
         for param in params:
             if param.name in FIXED_AFTER_CONFIGURE:
-                return SetParametersResult(successful=False,
-                                           reason=f"{param.name} is fixed after configure")
+                return SetParametersResult(
+                    successful=False, reason=f"{param.name} is fixed after configure"
+                )
         values = {p.name: p.value for p in params}
         planner = {n: v for n, v in values.items() if n in (*PLANNER_PARAMETERS, "seed")}
         rebuild = bool(planner) and self.slot.planner is not None
@@ -438,9 +492,11 @@ class Controller(ManagedNode):
             except ConfigError as err:
                 return SetParametersResult(successful=False, reason=str(err))
         origin = "checkpoint parameter" if "checkpoint" in values else f"planner settings {planner}"
-        loaded = self.slot.load(values.get("checkpoint", self.slot.path),
-                                config.planner() if rebuild else None,
-                                config.seed if rebuild else None)
+        loaded = self.slot.load(
+            values.get("checkpoint", self.slot.path),
+            config.planner() if rebuild else None,
+            config.seed if rebuild else None,
+        )
         if isinstance(loaded, str):
             self.get_logger().error(f"{origin} refused, keeping {self.slot.identity}: {loaded}")
             return SetParametersResult(successful=False, reason=loaded)

@@ -29,10 +29,19 @@ from .graph_run import BRIDGE_TOPICS, LockstepGraph, new_loop_dir
 __all__ = ["run_dagger_loop"]
 
 
-def run_dagger_loop(task: str, expert: str, iterations: int, episodes_per_iteration: int,
-                    seed: int, out_dir: str | os.PathLike, learner: dict | None = None,
-                    torch_threads: int = 1, timeout: float = 600.0, domain_id: int | None = None,
-                    on_iteration=None) -> list[IterationResult]:
+def run_dagger_loop(
+    task: str,
+    expert: str,
+    iterations: int,
+    episodes_per_iteration: int,
+    seed: int,
+    out_dir: str | os.PathLike,
+    learner: dict | None = None,
+    torch_threads: int = 1,
+    timeout: float = 600.0,
+    domain_id: int | None = None,
+    on_iteration=None,
+) -> list[IterationResult]:
     """Run DAgger through ROS; returns the expert's episodes (iteration 0) and one result per
     policy iteration, also saved (after each iteration) as ``returns.json`` and ``returns.png``.
 
@@ -59,34 +68,61 @@ def run_dagger_loop(task: str, expert: str, iterations: int, episodes_per_iterat
     results: list[IterationResult] = []
     recorded = (*BRIDGE_TOPICS, topics.EXPERT_COMMAND)
     planner_expert = expert.startswith("cem:")
-    controller = {"task": task, "mode": "lockstep", "seed": seed, "expert": expert,
-                  "torch_threads": torch_threads}
+    controller = {
+        "task": task,
+        "mode": "lockstep",
+        "seed": seed,
+        "expert": expert,
+        "torch_threads": torch_threads,
+    }
     params_file = parameter_file(task) if planner_expert else None
 
     with LockstepGraph(out / "logs", timeout, domain_id) as graph:
-        graph.start("learner", {**(learner or {}), "what": "bc", "labels": "expert", "task": task,
-                                "sources": f"['{bags}']", "output_dir": str(out / "models"),
-                                "seed": seed, "torch_threads": torch_threads})
+        graph.start(
+            "learner",
+            {
+                **(learner or {}),
+                "what": "bc",
+                "labels": "expert",
+                "task": task,
+                "sources": f"['{bags}']",
+                "output_dir": str(out / "models"),
+                "seed": seed,
+                "torch_threads": torch_threads,
+            },
+        )
         driver = expert[4:] if planner_expert else expert
-        graph.start("controller", {**controller, "checkpoint": driver,
-                                   "actor": "cem" if planner_expert else "policy"},
-                    params_file=params_file)
+        graph.start(
+            "controller",
+            {**controller, "checkpoint": driver, "actor": "cem" if planner_expert else "policy"},
+            params_file=params_file,
+        )
         checkpoint = driver
         for iteration in range(iterations + 1):
             start = time.perf_counter()
             model = graph.wait_for_model(checkpoint)
             bag = bags / f"iteration-{iteration:02d}"
-            run = graph.run_episodes(task, episodes_per_iteration, seed + 1000 * iteration, bag,
-                                     suffix=f"_{iteration}", recorded=recorded)
-            trained_on = (0 if iteration == 0
-                          else int(load_checkpoint(checkpoint).metadata["transitions"]))
+            run = graph.run_episodes(
+                task,
+                episodes_per_iteration,
+                seed + 1000 * iteration,
+                bag,
+                suffix=f"_{iteration}",
+                recorded=recorded,
+            )
+            trained_on = (
+                0 if iteration == 0 else int(load_checkpoint(checkpoint).metadata["transitions"])
+            )
             if iteration < iterations:
                 checkpoint = graph.train()  # a running policy controller swaps it in
                 if iteration == 0:  # from the expert driving to the policy with the labeller
                     graph.stop("controller")
                     graph.start("controller", {**controller, "checkpoint": checkpoint})
-            results.append(IterationResult(iteration, model, trained_on, run.result, str(bag),
-                                           time.perf_counter() - start))
+            results.append(
+                IterationResult(
+                    iteration, model, trained_on, run.result, str(bag), time.perf_counter() - start
+                )
+            )
             save_curve(results, out, task, "DAgger through ROS", "the expert driving")
             if on_iteration is not None:
                 on_iteration(results[-1])

@@ -56,19 +56,23 @@ class GraphRun:
     bag: Path | None = None
 
 
-def new_loop_dir(out_dir: str | os.PathLike, iterations: int,
-                 episodes_per_iteration: int) -> tuple[Path, Path]:
+def new_loop_dir(
+    out_dir: str | os.PathLike, iterations: int, episodes_per_iteration: int
+) -> tuple[Path, Path]:
     """``(out, out/bags)`` for a learning loop through the graph (mbrl-loop, dagger-loop), with
     ``bags/`` created. ConfigError, before any node starts, for counts below 1 or an ``out_dir``
     already holding bags (the learner trains on every bag in it)."""
     if iterations < 1 or episodes_per_iteration < 1:
-        raise ConfigError(f"iterations={iterations}, episodes_per_iteration="
-                          f"{episodes_per_iteration}: both must be >= 1")
+        raise ConfigError(
+            f"iterations={iterations}, episodes_per_iteration="
+            f"{episodes_per_iteration}: both must be >= 1"
+        )
     out = Path(out_dir).absolute()
     bags = out / "bags"
     if bags.exists() and any(bags.iterdir()):
-        raise ConfigError(f"{bags} already holds bags; give a new out_dir (the learner trains "
-                          "on every bag in it)")
+        raise ConfigError(
+            f"{bags} already holds bags; give a new out_dir (the learner trains on every bag in it)"
+        )
     bags.mkdir(parents=True, exist_ok=True)
     return out, bags
 
@@ -85,10 +89,14 @@ class _Observer:
         self.summaries: list[tuple[float, list[float]]] = []
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.node.create_subscription(
-            Float64MultiArray, topics.EPISODE,
-            lambda m: self.summaries.append((time.perf_counter(), list(m.data))), qos.SUMMARY)
-        self.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics,
-                                      qos.RELIABLE)
+            Float64MultiArray,
+            topics.EPISODE,
+            lambda m: self.summaries.append((time.perf_counter(), list(m.data))),
+            qos.SUMMARY,
+        )
+        self.node.create_subscription(
+            DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, qos.RELIABLE
+        )
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -126,8 +134,9 @@ class LockstepGraph:
         domain_id: ROS domain of the graph; default ``$ROS_DOMAIN_ID`` (else 0).
     """
 
-    def __init__(self, log_dir: str | os.PathLike, timeout: float = 600.0,
-                 domain_id: int | None = None) -> None:
+    def __init__(
+        self, log_dir: str | os.PathLike, timeout: float = 600.0, domain_id: int | None = None
+    ) -> None:
         domain = domain_id if domain_id is not None else int(os.environ.get("ROS_DOMAIN_ID", "0"))
         self.env = {**os.environ, "ROS_DOMAIN_ID": str(domain), "PYTHONUNBUFFERED": "1"}
         self.log_dir = Path(log_dir)
@@ -137,8 +146,12 @@ class LockstepGraph:
         self.node = self.observer.node
         self.procs: dict[str, subprocess.Popen] = {}
         self.model_updates: list[str] = []  # checkpoint paths announced on model_updated
-        self.node.create_subscription(String, topics.MODEL_UPDATED,
-                                      lambda msg: self.model_updates.append(msg.data), qos.LATCHED)
+        self.node.create_subscription(
+            String,
+            topics.MODEL_UPDATED,
+            lambda msg: self.model_updates.append(msg.data),
+            qos.LATCHED,
+        )
         self._train = None
 
     def __enter__(self) -> LockstepGraph:
@@ -147,8 +160,13 @@ class LockstepGraph:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def start(self, name: str, params: dict, module: str | None = None,
-              params_file: str | os.PathLike | None = None) -> None:
+    def start(
+        self,
+        name: str,
+        params: dict,
+        module: str | None = None,
+        params_file: str | os.PathLike | None = None,
+    ) -> None:
         """Start ``learned_control.ros.<module>`` (default ``name``) as node ``name``; ``-p``
         ``params`` override those of ``params_file``."""
         module = module or name
@@ -160,9 +178,9 @@ class LockstepGraph:
         for key, value in params.items():
             argv += ["-p", f"{key}:={str(value).lower() if isinstance(value, bool) else value}"]
         with open(self.log_dir / f"{name}.log", "w") as log:
-            self.procs[name] = subprocess.Popen(argv, env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT,
-                                                preexec_fn=die_with_parent)
+            self.procs[name] = subprocess.Popen(
+                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
+            )
 
     def stop(self, *names: str) -> None:
         """Stop the named nodes (SIGINT, then harder after 10 s)."""
@@ -193,12 +211,18 @@ class LockstepGraph:
         # checkpoint or the failure on /diagnostics settle it as well
         self.spin_until(self._train.service_is_ready, self.timeout, "the learner's train service")
         answer = self._train.call_async(Trigger.Request())
-        self.spin_until(lambda: answer.done() or len(self.model_updates) > known or failed(),
-                        self.timeout, "the learner's answer to train")
+        self.spin_until(
+            lambda: answer.done() or len(self.model_updates) > known or failed(),
+            self.timeout,
+            "the learner's answer to train",
+        )
         if answer.done() and not answer.result().success:
             raise LearnedControlError(f"the learner refused to train: {answer.result().message}")
-        self.spin_until(lambda: len(self.model_updates) > known or failed(),
-                        self.timeout, "the learner's new checkpoint")
+        self.spin_until(
+            lambda: len(self.model_updates) > known or failed(),
+            self.timeout,
+            "the learner's new checkpoint",
+        )
         if len(self.model_updates) == known:
             raise LearnedControlError(f"training failed: {self.status(training).get('last_error')}")
         return self.model_updates[-1]
@@ -208,13 +232,22 @@ class LockstepGraph:
         name there (``<class>@<file name>``)."""
         suffix = f"@{Path(checkpoint).name}"
         control = "controller: control"
-        self.spin_until(lambda: self.status(control).get("model", "").endswith(suffix),
-                        self.timeout, f"the controller to run {Path(checkpoint).name}")
+        self.spin_until(
+            lambda: self.status(control).get("model", "").endswith(suffix),
+            self.timeout,
+            f"the controller to run {Path(checkpoint).name}",
+        )
         return self.status(control)["model"]
 
-    def run_episodes(self, task: str, episodes: int, seed: int,
-                     bag: str | os.PathLike | None = None, suffix: str = "",
-                     recorded: tuple[str, ...] = BRIDGE_TOPICS) -> GraphRun:
+    def run_episodes(
+        self,
+        task: str,
+        episodes: int,
+        seed: int,
+        bag: str | os.PathLike | None = None,
+        suffix: str = "",
+        recorded: tuple[str, ...] = BRIDGE_TOPICS,
+    ) -> GraphRun:
         """``episodes`` lockstep episodes (reset seeds ``seed``, ``seed + 1``, ...) with the running
         controller: a new ``sim_bridge<suffix>`` (and ``recorder<suffix>`` writing ``bag``, an
         mcap bag) is started, activated once the recorder matched the publishers of every topic
@@ -227,51 +260,92 @@ class LockstepGraph:
         observer = self.observer
         first = len(observer.summaries)
         if bag is not None:
-            self.start(recorder, {"bag": str(bag), "storage": "mcap", "mode": "lockstep"},
-                       module="recorder")
-        self.start(bridge, {"task": task, "seed": seed, "mode": "lockstep",
-                            "max_episodes": episodes, "publish_clock": False,
-                            "wait_for_recorder": bag is not None, "autostart": False},
-                   module="sim_bridge")
+            self.start(
+                recorder,
+                {"bag": str(bag), "storage": "mcap", "mode": "lockstep"},
+                module="recorder",
+            )
+        self.start(
+            bridge,
+            {
+                "task": task,
+                "seed": seed,
+                "mode": "lockstep",
+                "max_episodes": episodes,
+                "publish_clock": False,
+                "wait_for_recorder": bag is not None,
+                "autostart": False,
+            },
+            module="sim_bridge",
+        )
         try:
+
             def transition(transition_id: int) -> None:
-                if not services.change_state(self.spin_until, self.node, f"/{bridge}",
-                                             transition_id, self.timeout):
-                    raise LearnedControlError(f"graph run: the bridge refused transition "
-                                              f"{transition_id}; see {self.log_dir / bridge}.log")
+                if not services.change_state(
+                    self.spin_until, self.node, f"/{bridge}", transition_id, self.timeout
+                ):
+                    raise LearnedControlError(
+                        f"graph run: the bridge refused transition "
+                        f"{transition_id}; see {self.log_dir / bridge}.log"
+                    )
 
             transition(Transition.TRANSITION_CONFIGURE)
             if bag is not None:
                 recording = f"{recorder}: recording"
-                self.spin_until(lambda: all(
-                    int(self.status(recording).get(f"publishers//{t}", 0)) >= 1
-                    for t in recorded), self.timeout, "the recorder to match the bridge")
+                self.spin_until(
+                    lambda: all(
+                        int(self.status(recording).get(f"publishers//{t}", 0)) >= 1
+                        for t in recorded
+                    ),
+                    self.timeout,
+                    "the recorder to match the bridge",
+                )
             control = "controller: control"
-            self.spin_until(lambda: self.status(control).get("state") == "active",
-                            self.timeout, "the controller to become active")
+            self.spin_until(
+                lambda: self.status(control).get("state") == "active",
+                self.timeout,
+                "the controller to become active",
+            )
             done_before = int(self.status(control).get("count", 0))
             transition(Transition.TRANSITION_ACTIVATE)
-            self.spin_until(lambda: len(observer.summaries) >= first + episodes, self.timeout,
-                            f"{episodes} episodes")
-            stamped = observer.summaries[first:first + episodes]
+            self.spin_until(
+                lambda: len(observer.summaries) >= first + episodes,
+                self.timeout,
+                f"{episodes} episodes",
+            )
+            stamped = observer.summaries[first : first + episodes]
             steps = int(sum(s[2] for _, s in stamped))
-            self.spin_until(lambda: int(self.status(control).get("count", 0))
-                            >= done_before + steps, 10, "the controller's final diagnostics")
+            self.spin_until(
+                lambda: int(self.status(control).get("count", 0)) >= done_before + steps,
+                10,
+                "the controller's final diagnostics",
+            )
             if bag is not None:
-                self.spin_until(lambda: int(self.status(f"{recorder}: recording").get(
-                    "written//episode", 0)) >= episodes, self.timeout,
-                    "the recorder's last episode")
+                self.spin_until(
+                    lambda: (
+                        int(self.status(f"{recorder}: recording").get("written//episode", 0))
+                        >= episodes
+                    ),
+                    self.timeout,
+                    "the recorder's last episode",
+                )
         finally:
             self.stop(bridge, recorder)
         summaries = [s for _, s in stamped]
-        result = EvalResult(returns=[s[1] for s in summaries],
-                            lengths=[int(s[2]) for s in summaries],
-                            successes=[None if s[3] != s[3] else bool(s[3]) for s in summaries],
-                            seeds=[int(s[4]) for s in summaries])
+        result = EvalResult(
+            returns=[s[1] for s in summaries],
+            lengths=[int(s[2]) for s in summaries],
+            successes=[None if s[3] != s[3] else bool(s[3]) for s in summaries],
+            seeds=[int(s[4]) for s in summaries],
+        )
         timed = sum(result.lengths[1:])
         span = stamped[-1][0] - stamped[0][0]
-        return GraphRun(result, span / timed if timed else float("nan"), self.status(control),
-                        Path(bag) if bag is not None else None)
+        return GraphRun(
+            result,
+            span / timed if timed else float("nan"),
+            self.status(control),
+            Path(bag) if bag is not None else None,
+        )
 
     def close(self) -> None:
         """Stop every node and the observer."""
@@ -282,10 +356,17 @@ class LockstepGraph:
             self.observer.close()
 
 
-def run_lockstep_graph(task: str, checkpoint: str | os.PathLike, episodes: int, seed: int,
-                       log_dir: str | os.PathLike, bag: str | os.PathLike | None = None,
-                       torch_threads: int = 1, timeout: float = 600.0,
-                       domain_id: int | None = None) -> GraphRun:
+def run_lockstep_graph(
+    task: str,
+    checkpoint: str | os.PathLike,
+    episodes: int,
+    seed: int,
+    log_dir: str | os.PathLike,
+    bag: str | os.PathLike | None = None,
+    torch_threads: int = 1,
+    timeout: float = 600.0,
+    domain_id: int | None = None,
+) -> GraphRun:
     """``episodes`` lockstep episodes (reset seeds ``seed``, ``seed + 1``, ...) through the graph.
 
     Args:
@@ -303,6 +384,13 @@ def run_lockstep_graph(task: str, checkpoint: str | os.PathLike, episodes: int, 
         LearnedControlError: a node exited or the run timed out (node logs name why).
     """
     with LockstepGraph(log_dir, timeout, domain_id) as graph:
-        graph.start("controller", {"task": task, "checkpoint": str(checkpoint),
-                                   "mode": "lockstep", "torch_threads": torch_threads})
+        graph.start(
+            "controller",
+            {
+                "task": task,
+                "checkpoint": str(checkpoint),
+                "mode": "lockstep",
+                "torch_threads": torch_threads,
+            },
+        )
         return graph.run_episodes(task, episodes, seed, bag)

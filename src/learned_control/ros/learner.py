@@ -64,8 +64,10 @@ class Learner(ManagedNode):
         self.model_pub = self.create_publisher(String, topics.MODEL_UPDATED, qos.LATCHED)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE)
         self._guard = self.create_guard_condition(self._on_job_finished)
-        self._own_services = [self.create_service(Trigger, topics.TRAIN, self._on_train),
-                              self.create_service(Trigger, topics.CANCEL, self._on_cancel)]
+        self._own_services = [
+            self.create_service(Trigger, topics.TRAIN, self._on_train),
+            self.create_service(Trigger, topics.CANCEL, self._on_cancel),
+        ]
         self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
         return TransitionCallbackReturn.SUCCESS
 
@@ -135,16 +137,28 @@ class Learner(ManagedNode):
 
     def _publish_diagnostics(self) -> None:
         s = self.learner.status()
-        status = Status(message=f"training: epoch {s.epoch}/{s.epochs}" if s.state == "training"
-                        else "idle" + (f"; last job {s.last_outcome}" if s.last_outcome else ""))
+        status = Status(
+            message=f"training: epoch {s.epoch}/{s.epochs}"
+            if s.state == "training"
+            else "idle" + (f"; last job {s.last_outcome}" if s.last_outcome else "")
+        )
         if s.state == "failed":
             status.summary(ERROR, f"failed: {s.last_error}")
-        status.update({"state": s.state, "what": self.get_parameter("what").value,
-                       "epoch": s.epoch, "epochs": s.epochs,
-                       "train_loss": s.train_loss, "val_loss": s.val_loss,
-                       "jobs_done": s.jobs_done, "last_outcome": s.last_outcome,
-                       "last_checkpoint": s.last_checkpoint, "last_error": s.last_error,
-                       "lifecycle": self._state_machine.current_state[1]})
+        status.update(
+            {
+                "state": s.state,
+                "what": self.get_parameter("what").value,
+                "epoch": s.epoch,
+                "epochs": s.epochs,
+                "train_loss": s.train_loss,
+                "val_loss": s.val_loss,
+                "jobs_done": s.jobs_done,
+                "last_outcome": s.last_outcome,
+                "last_checkpoint": s.last_checkpoint,
+                "last_error": s.last_error,
+                "lifecycle": self._state_machine.current_state[1],
+            }
+        )
         publish_diagnostics(self, self.diag_pub, {"training": status})
 
 

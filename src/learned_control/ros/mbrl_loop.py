@@ -30,10 +30,19 @@ from .graph_run import LockstepGraph, new_loop_dir
 __all__ = ["run_mbrl_loop"]
 
 
-def run_mbrl_loop(task: str, iterations: int, episodes_per_iteration: int, seed: int,
-                  out_dir: str | os.PathLike, initial_random_steps: int = 2000,
-                  learner: dict | None = None, torch_threads: int = 1, timeout: float = 600.0,
-                  domain_id: int | None = None, on_iteration=None) -> list[IterationResult]:
+def run_mbrl_loop(
+    task: str,
+    iterations: int,
+    episodes_per_iteration: int,
+    seed: int,
+    out_dir: str | os.PathLike,
+    initial_random_steps: int = 2000,
+    learner: dict | None = None,
+    torch_threads: int = 1,
+    timeout: float = 600.0,
+    domain_id: int | None = None,
+    on_iteration=None,
+) -> list[IterationResult]:
     """Run the loop; returns the random data (iteration 0) and one result per iteration, also
     saved (after each iteration) as ``returns.json`` and ``returns.png`` in ``out_dir``.
 
@@ -69,27 +78,48 @@ def run_mbrl_loop(task: str, iterations: int, episodes_per_iteration: int, seed:
 
     report(write_random_bag(spec, initial_random_steps, seed, bags / "random"))
     with LockstepGraph(out / "logs", timeout, domain_id) as graph:
-        graph.start("learner", {**(learner or {}), "what": "dynamics", "task": task,
-                                "sources": f"['{bags}']", "output_dir": str(out / "models"),
-                                "seed": seed, "torch_threads": torch_threads})
+        graph.start(
+            "learner",
+            {
+                **(learner or {}),
+                "what": "dynamics",
+                "task": task,
+                "sources": f"['{bags}']",
+                "output_dir": str(out / "models"),
+                "seed": seed,
+                "torch_threads": torch_threads,
+            },
+        )
         checkpoint = graph.train()
-        graph.start("controller", {"task": task, "checkpoint": checkpoint, "actor": "cem",
-                                   "mode": "lockstep", "seed": seed,
-                                   "torch_threads": torch_threads},
-                    params_file=parameter_file(task))
+        graph.start(
+            "controller",
+            {
+                "task": task,
+                "checkpoint": checkpoint,
+                "actor": "cem",
+                "mode": "lockstep",
+                "seed": seed,
+                "torch_threads": torch_threads,
+            },
+            params_file=parameter_file(task),
+        )
         for iteration in range(1, iterations + 1):
             start = time.perf_counter()
             model = graph.wait_for_model(checkpoint)
             bag = bags / f"iteration-{iteration:02d}"
-            run = graph.run_episodes(task, episodes_per_iteration, seed + 1000 * iteration, bag,
-                                     suffix=f"_{iteration}")
+            run = graph.run_episodes(
+                task, episodes_per_iteration, seed + 1000 * iteration, bag, suffix=f"_{iteration}"
+            )
             if run.control.get("model") != model:
-                raise LearnedControlError(f"iteration {iteration} ran {run.control.get('model')}, "
-                                          f"not {model}")
+                raise LearnedControlError(
+                    f"iteration {iteration} ran {run.control.get('model')}, not {model}"
+                )
             trained_on = int(load_checkpoint(checkpoint).metadata["transitions"])
             if iteration < iterations:
                 checkpoint = graph.train()  # the controller swaps it in from model_updated
-            report(IterationResult(iteration, model, trained_on, run.result, str(bag),
-                                   time.perf_counter() - start))
+            report(
+                IterationResult(
+                    iteration, model, trained_on, run.result, str(bag), time.perf_counter() - start
+                )
+            )
     return results
-

@@ -8,12 +8,17 @@ import re
 import signal
 import sys
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
-                                 SetParametersResult)
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
 from rclpy.executors import Executor, ExternalShutdownException
 from rclpy.experimental import EventsExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
@@ -25,8 +30,15 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from ..errors import ConfigError
 from ..runtime.diagnostics import Status, plain_text
 
-__all__ = ["ManagedNode", "declare_config", "read_config", "diagnostic_status",
-           "publish_diagnostics", "run_node", "array_msg"]
+__all__ = [
+    "ManagedNode",
+    "declare_config",
+    "read_config",
+    "diagnostic_status",
+    "publish_diagnostics",
+    "run_node",
+    "array_msg",
+]
 
 C = TypeVar("C")
 
@@ -52,14 +64,17 @@ def declare_config(node: Node, cls: type[C], read_only: tuple[str, ...] = ()) ->
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         # rclpy types an empty list as a byte array; let the config's own check type it instead
-        descriptor = ParameterDescriptor(description=docs.get(f.name, ""),
-                                         read_only=f.name in read_only,
-                                         dynamic_typing=default == [])
+        descriptor = ParameterDescriptor(
+            description=docs.get(f.name, ""),
+            read_only=f.name in read_only,
+            dynamic_typing=default == [],
+        )
         if "range" in f.metadata:
             low, high = f.metadata["range"]
             if isinstance(default, float):
-                descriptor.floating_point_range = [FloatingPointRange(from_value=float(low),
-                                                                      to_value=float(high))]
+                descriptor.floating_point_range = [
+                    FloatingPointRange(from_value=float(low), to_value=float(high))
+                ]
             else:
                 descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
         node.declare_parameter(f.name, default, descriptor)
@@ -94,17 +109,20 @@ def array_msg(values, label: str = "") -> Float64MultiArray:
 def diagnostic_status(node: Node, name: str, status: Status) -> DiagnosticStatus:
     """``status`` as a DiagnosticStatus named ``<node>: <name>``, message and values as plain
     text (:func:`~learned_control.runtime.diagnostics.plain_text`)."""
-    return DiagnosticStatus(level=bytes([status.level]), name=f"{node.get_name()}: {name}",
-                            message=plain_text(status.message),
-                            hardware_id=node.get_fully_qualified_name(),
-                            values=[KeyValue(key=k, value=plain_text(v))
-                                    for k, v in status.values.items()])
+    return DiagnosticStatus(
+        level=bytes([status.level]),
+        name=f"{node.get_name()}: {name}",
+        message=plain_text(status.message),
+        hardware_id=node.get_fully_qualified_name(),
+        values=[KeyValue(key=k, value=plain_text(v)) for k, v in status.values.items()],
+    )
 
 
 def publish_diagnostics(node: Node, publisher: Publisher, statuses: dict[str, Status]) -> None:
     """Publish one DiagnosticArray of ``{name: status}``, stamped with the node's clock."""
-    msg = DiagnosticArray(status=[diagnostic_status(node, name, status)
-                                  for name, status in statuses.items()])
+    msg = DiagnosticArray(
+        status=[diagnostic_status(node, name, status) for name, status in statuses.items()]
+    )
     msg.header.stamp = node.get_clock().now().to_msg()
     publisher.publish(msg)
 
@@ -124,7 +142,8 @@ class ManagedNode(LifecycleNode):
             if not request.transition.label and request.transition.id not in available:
                 self.get_logger().warn(
                     f"change_state: no transition {request.transition.id} from state "
-                    f"{self._state_machine.current_state[1]!r}; refused")
+                    f"{self._state_machine.current_state[1]!r}; refused"
+                )
                 response.success = False
                 return response
             return serve(request, response)
@@ -143,8 +162,11 @@ class ManagedNode(LifecycleNode):
         raise NotImplementedError
 
 
-def run_node(factory: Callable[[], Node], args: list[str] | None = None,
-             executor_class: Callable[[], Executor] = EventsExecutor) -> int:
+def run_node(
+    factory: Callable[[], Node],
+    args: list[str] | None = None,
+    executor_class: Callable[[], Executor] = EventsExecutor,
+) -> int:
     """The entry-point shape of every node: init, spin, clean shutdown on Ctrl-C or SIGTERM.
 
     Lifecycle nodes with parameter ``autostart`` true are configured and activated here, so they
@@ -155,8 +177,9 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None,
     queue makes a lockstep step about 0.3 ms cheaper than the SingleThreadedExecutor's wait set
     (``bench/bridge.py``).
     """
-    rclpy.init(args=args if args is not None else sys.argv,
-               signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(
+        args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

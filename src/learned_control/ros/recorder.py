@@ -27,8 +27,11 @@ from .node_utils import declare_config, publish_diagnostics, read_config, run_no
 __all__ = ["RecorderConfig", "Recorder", "main"]
 
 
-LATCHED_RECORDING = QoSProfile(depth=qos.RECORDING.depth, reliability=ReliabilityPolicy.RELIABLE,
-                               durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED_RECORDING = QoSProfile(
+    depth=qos.RECORDING.depth,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
 """The recorder's lockstep observation subscription: deep, reliable, transient-local."""
 
 
@@ -52,11 +55,13 @@ class RecorderConfig:
         if not self.bag:
             raise ConfigError("recorder parameter 'bag' is empty; give the path of a new bag")
         if self.storage not in STORAGES:
-            raise ConfigError(f"recorder parameter 'storage' is {self.storage!r}; expected one "
-                              f"of {STORAGES}")
+            raise ConfigError(
+                f"recorder parameter 'storage' is {self.storage!r}; expected one of {STORAGES}"
+            )
         if self.mode not in ("lockstep", "realtime"):
-            raise ConfigError(f"recorder parameter 'mode' is {self.mode!r}; expected lockstep "
-                              f"or realtime")
+            raise ConfigError(
+                f"recorder parameter 'mode' is {self.mode!r}; expected lockstep or realtime"
+            )
 
 
 def _message_class(msgtype: str) -> type:
@@ -81,26 +86,39 @@ class Recorder(Node):
         except DatasetError as err:
             raise ConfigError(f"recorder parameter 'bag': {err}") from err
         self.counts = dict.fromkeys(resolved, 0)
-        profiles = {self.resolve_topic_name(topics.JOINT_STATES): qos.SENSOR,
-                    # realtime: best effort; lockstep: latched like the bridge's, so a recorder
-                    # that matches late still gets the observation the bridge is waiting on
-                    self.resolve_topic_name(topics.OBSERVATION):
-                        qos.SENSOR if self.config.mode == "realtime" else LATCHED_RECORDING}
+        profiles = {
+            self.resolve_topic_name(topics.JOINT_STATES): qos.SENSOR,
+            # realtime: best effort; lockstep: latched like the bridge's, so a recorder
+            # that matches late still gets the observation the bridge is waiting on
+            self.resolve_topic_name(topics.OBSERVATION): qos.SENSOR
+            if self.config.mode == "realtime"
+            else LATCHED_RECORDING,
+        }
         self._subs = {
-            name: self.create_subscription(_message_class(msgtype), name, self._writer(name),
-                                           profiles.get(name, qos.RECORDING), raw=True)
-            for name, msgtype in resolved.items()}
-        self._bridge_topics = [self.resolve_topic_name(t) for t in (
-            topics.OBSERVATION, topics.APPLIED_COMMAND, topics.REWARD, topics.EPISODE)]
+            name: self.create_subscription(
+                _message_class(msgtype),
+                name,
+                self._writer(name),
+                profiles.get(name, qos.RECORDING),
+                raw=True,
+            )
+            for name, msgtype in resolved.items()
+        }
+        self._bridge_topics = [
+            self.resolve_topic_name(t)
+            for t in (topics.OBSERVATION, topics.APPLIED_COMMAND, topics.REWARD, topics.EPISODE)
+        ]
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE)
         self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
-        self.get_logger().info(f"recording {sorted(resolved)} into {self.config.bag} "
-                               f"({self.config.storage})")
+        self.get_logger().info(
+            f"recording {sorted(resolved)} into {self.config.bag} ({self.config.storage})"
+        )
 
     def _writer(self, name: str):
         def write(raw: bytes) -> None:
             self.bag.write_raw(name, self.get_clock().now().nanoseconds, raw)
             self.counts[name] += 1
+
         return write
 
     def _publish_diagnostics(self) -> None:

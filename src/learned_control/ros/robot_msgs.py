@@ -16,11 +16,22 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from ..specs import Command, GoalSample, JointSample, PoseSample, SourceSpec
 from .node_utils import array_msg
 
-__all__ = ["MSG_TYPES", "stamp_seconds", "to_stamp", "sample_from_msg", "msg_from_sample",
-           "command_msg", "command_values"]
+__all__ = [
+    "MSG_TYPES",
+    "stamp_seconds",
+    "to_stamp",
+    "sample_from_msg",
+    "msg_from_sample",
+    "command_msg",
+    "command_values",
+]
 
-MSG_TYPES = {"JointState": JointState, "PoseStamped": PoseStamped, "Odometry": Odometry,
-             "goal": PointStamped}
+MSG_TYPES = {
+    "JointState": JointState,
+    "PoseStamped": PoseStamped,
+    "Odometry": Odometry,
+    "goal": PointStamped,
+}
 """Message type of each source type (a goal topic carries PointStamped)."""
 
 
@@ -83,8 +94,9 @@ def command_msg(command: Command):
     if command.type == "Float64MultiArray":
         return array_msg(command.values, ",".join(command.joint_names))
     sec = int(command.time_from_start)
-    point = JointTrajectoryPoint(time_from_start=Duration(
-        sec=sec, nanosec=int(round((command.time_from_start - sec) * 1e9))))
+    point = JointTrajectoryPoint(
+        time_from_start=Duration(sec=sec, nanosec=int(round((command.time_from_start - sec) * 1e9)))
+    )
     setattr(point, command.interface, [float(v) for v in command.values])
     return JointTrajectory(joint_names=list(command.joint_names), points=[point])
 

@@ -14,7 +14,7 @@ executor until ``condition()`` and raises naming ``what`` on timeout.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
@@ -36,8 +36,9 @@ GOAL_STATE = {
 """The primary state each lifecycle transition ends in when it succeeds."""
 
 
-def call(spin_until: SpinUntil, client, request, timeout: float, what: str,
-         resend: float | None = None):
+def call(
+    spin_until: SpinUntil, client, request, timeout: float, what: str, resend: float | None = None
+):
     """``client``'s answer to ``request``, waiting at most ``timeout`` s for the server and as
     long again for the answer. ``resend``: for a request that is safe to repeat, send it again
     every ``resend`` s until one copy is answered."""
@@ -55,8 +56,14 @@ def call(spin_until: SpinUntil, client, request, timeout: float, what: str,
     return next(f for f in futures if f.done()).result()
 
 
-def change_state(spin_until: SpinUntil, node: Node, target: str, transition_id: int,
-                 timeout: float, answer_wait: float = 5.0) -> bool:
+def change_state(
+    spin_until: SpinUntil,
+    node: Node,
+    target: str,
+    transition_id: int,
+    timeout: float,
+    answer_wait: float = 5.0,
+) -> bool:
     """Have lifecycle node ``target`` (its fully qualified name) take transition
     ``transition_id`` (``lifecycle_msgs/Transition``); whether it succeeded.
 
@@ -81,8 +88,14 @@ def change_state(spin_until: SpinUntil, node: Node, target: str, transition_id: 
         for attempt in range(2):
             if attempt:
                 spin_for(0.5)
-            state = call(spin_until, get, GetState.Request(), timeout, f"the state of {target}",
-                         resend=max(answer_wait, 1.0))
+            state = call(
+                spin_until,
+                get,
+                GetState.Request(),
+                timeout,
+                f"the state of {target}",
+                resend=max(answer_wait, 1.0),
+            )
             if state.current_state.id == GOAL_STATE[transition_id]:
                 return True
         return False

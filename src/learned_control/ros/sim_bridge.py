@@ -27,13 +27,13 @@ import time
 
 import mujoco
 import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PointStamped
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, Float64MultiArray
 from std_srvs.srv import Trigger
-from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PointStamped
 from trajectory_msgs.msg import JointTrajectory
 
 from .. import topics
@@ -44,8 +44,14 @@ from ..runtime.stats import LatencyStats
 from ..specs import GoalSample, command_to_action, driver_samples, specs_for
 from ..utils import configure_torch
 from . import qos
-from .node_utils import (ManagedNode, array_msg, declare_config, publish_diagnostics,
-                         read_config, run_node)
+from .node_utils import (
+    ManagedNode,
+    array_msg,
+    declare_config,
+    publish_diagnostics,
+    read_config,
+    run_node,
+)
 from .robot_msgs import MSG_TYPES, command_values, msg_from_sample, to_stamp
 
 __all__ = ["SimBridge", "main"]
@@ -80,16 +86,22 @@ class SimBridge(ManagedNode):
             config = read_config(self, BridgeConfig)
             configure_torch(self.get_parameter("torch_threads").value)
             self.session = SimSession(config)
-            self.specs = specs_for(config.task, config.spec_file) if (
-                config.interface == "ros2_control") else None
+            self.specs = (
+                specs_for(config.task, config.spec_file)
+                if (config.interface == "ros2_control")
+                else None
+            )
         except (ConfigError, SpecError) as err:
             self.get_logger().error(f"configure failed: {err}")
             return TransitionCallbackReturn.FAILURE
         lockstep = config.mode == "lockstep"
         self._own_pubs = {
-            "obs": self.create_publisher(Float64MultiArray, topics.OBSERVATION,
-                                         qos.LOCKSTEP if lockstep else qos.SENSOR),
-            "applied": self.create_publisher(Float64MultiArray, topics.APPLIED_COMMAND, qos.RELIABLE),
+            "obs": self.create_publisher(
+                Float64MultiArray, topics.OBSERVATION, qos.LOCKSTEP if lockstep else qos.SENSOR
+            ),
+            "applied": self.create_publisher(
+                Float64MultiArray, topics.APPLIED_COMMAND, qos.RELIABLE
+            ),
             "reward": self.create_publisher(Float64, topics.REWARD, qos.RELIABLE),
             "episode": self.create_publisher(Float64MultiArray, topics.EPISODE, qos.SUMMARY),
             "joints": self.create_publisher(JointState, topics.JOINT_STATES, qos.SENSOR),
@@ -102,27 +114,40 @@ class SimBridge(ManagedNode):
             for key in ("obs", "joints"):
                 self.destroy_publisher(self._own_pubs.pop(key))
             self._scratch = mujoco.MjData(self.session.env.unwrapped.model)
-            self._driver_pubs = {src.name: self.create_publisher(MSG_TYPES[src.type], src.topic,
-                                                                 qos.RELIABLE)
-                                 for src in self.specs.observation.sources if src.topic}
+            self._driver_pubs = {
+                src.name: self.create_publisher(MSG_TYPES[src.type], src.topic, qos.RELIABLE)
+                for src in self.specs.observation.sources
+                if src.topic
+            }
             self._own_pubs.update({f"driver:{k}": v for k, v in self._driver_pubs.items()})
             command_topic = self.specs.command.topic
-            command_type = (JointTrajectory if self.specs.command.type == "JointTrajectory"
-                            else Float64MultiArray)
+            command_type = (
+                JointTrajectory
+                if self.specs.command.type == "JointTrajectory"
+                else Float64MultiArray
+            )
         self.published_stamp = -1.0
-        self._own_subs = [self.create_subscription(command_type, command_topic,
-                                                   self._on_command, qos.RELIABLE)]
+        self._own_subs = [
+            self.create_subscription(command_type, command_topic, self._on_command, qos.RELIABLE)
+        ]
         if self.session.task.goal_dim and self.specs is None:  # the bridge owns the goal
-            self._own_subs.append(self.create_subscription(PointStamped, topics.GOAL,
-                                                           self._on_goal, qos.RELIABLE))
-        self._own_services = [self.create_service(Trigger, name, callback) for name, callback in (
-            (topics.RESET, self._on_reset), (topics.PAUSE, self._on_pause),
-            (topics.RESUME, self._on_resume))]
+            self._own_subs.append(
+                self.create_subscription(PointStamped, topics.GOAL, self._on_goal, qos.RELIABLE)
+            )
+        self._own_services = [
+            self.create_service(Trigger, name, callback)
+            for name, callback in (
+                (topics.RESET, self._on_reset),
+                (topics.PAUSE, self._on_pause),
+                (topics.RESUME, self._on_resume),
+            )
+        ]
         self.checks = [CounterCheck(self._fault_counts)]
         self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
         self.labels = ",".join(self.session.task.labels)
-        self.get_logger().info(f"configured {config.task} in {config.mode} mode at "
-                               f"{self.session.rate_hz:.1f} Hz")
+        self.get_logger().info(
+            f"configured {config.task} in {config.mode} mode at {self.session.rate_hz:.1f} Hz"
+        )
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -130,14 +155,17 @@ class SimBridge(ManagedNode):
         if self.session.config.mode == "realtime":
             self._own_timers.append(self.create_timer(1.0 / self.session.rate_hz, self._on_tick))
         else:
-            self._own_timers.append(self.create_timer(self.session.config.command_timeout,
-                                                  self._check_lockstep_wait))
+            self._own_timers.append(
+                self.create_timer(self.session.config.command_timeout, self._check_lockstep_wait)
+            )
         if self.session.observation is not None:  # re-activated mid-episode
             if self.session.config.mode == "lockstep":
                 self.waiting_since = time.monotonic()
         elif self._awaited_roles():
-            self.get_logger().info(f"waiting for {' and '.join(self._awaited_roles())} to match "
-                                   "before the first episode")
+            self.get_logger().info(
+                f"waiting for {' and '.join(self._awaited_roles())} to match "
+                "before the first episode"
+            )
             self._matched_since = None
             self._start_wait = self.create_timer(0.05, self._start_once_matched)
             self._own_timers.append(self._start_wait)
@@ -177,23 +205,31 @@ class SimBridge(ManagedNode):
         a late joiner's transient-local sample is not reliably delivered (Fast DDS #3822)."""
         lockstep = self.session.config.mode == "lockstep" and self.specs is None
         return (["a controller"] if lockstep else []) + (
-            ["a recorder"] if self.session.config.wait_for_recorder else [])
+            ["a recorder"] if self.session.config.wait_for_recorder else []
+        )
 
     def _unmatched(self) -> list[str]:
         """What the first episode still waits for, by name; empty once a controller (a node
         reading ``observation`` and writing ``command``) and a recorder (a node reading every
         side topic) show in the graph and each of those topics' writers matched every reader the
         graph shows. A reader that never matches (incompatible QoS) is waited on for 2 s."""
+
         def nodes(infos) -> set[tuple[str, str]]:
             return {(info.node_namespace, info.node_name) for info in infos}
 
-        pubs = {key: self._own_pubs[key] for key in ("obs", "applied", "reward", "episode")
-                if key in self._own_pubs}
-        readers = {key: nodes(self.get_subscriptions_info_by_topic(pub.topic_name))
-                   for key, pub in pubs.items()}
+        pubs = {
+            key: self._own_pubs[key]
+            for key in ("obs", "applied", "reward", "episode")
+            if key in self._own_pubs
+        }
+        readers = {
+            key: nodes(self.get_subscriptions_info_by_topic(pub.topic_name))
+            for key, pub in pubs.items()
+        }
         missing = []
         if "a controller" in self._awaited_roles() and not readers["obs"] & nodes(
-                self.get_publishers_info_by_topic(self._own_subs[0].topic_name)):
+            self.get_publishers_info_by_topic(self._own_subs[0].topic_name)
+        ):
             missing.append("a controller")
         if "a recorder" in self._awaited_roles() and not set.intersection(*readers.values()):
             missing.append("a recorder")
@@ -201,11 +237,16 @@ class SimBridge(ManagedNode):
             self._matched_since = None
             return missing
         self._matched_since = self._matched_since or time.monotonic()
-        unmatched = [pub.topic_name for key, pub in pubs.items()
-                     if pub.get_subscription_count() < len(readers[key])]
+        unmatched = [
+            pub.topic_name
+            for key, pub in pubs.items()
+            if pub.get_subscription_count() < len(readers[key])
+        ]
         if unmatched and time.monotonic() - self._matched_since > 2.0:
-            self.get_logger().warn(f"starting although readers of {unmatched} did not match "
-                                   "within 2 s (incompatible QoS?)")
+            self.get_logger().warn(
+                f"starting although readers of {unmatched} did not match "
+                "within 2 s (incompatible QoS?)"
+            )
             return []
         return unmatched
 
@@ -230,8 +271,13 @@ class SimBridge(ManagedNode):
         self.published_stamp = self.sim_time
         if self.specs is not None:
             unwrapped = self.session.env.unwrapped
-            samples = driver_samples(self.specs.observation, unwrapped.model, unwrapped.data,
-                                     self.sim_time, self._scratch)
+            samples = driver_samples(
+                self.specs.observation,
+                unwrapped.model,
+                unwrapped.data,
+                self.sim_time,
+                self._scratch,
+            )
             for src in self.specs.observation.sources:
                 if src.name in self._driver_pubs:
                     sample = samples.get(src.name)
@@ -241,8 +287,12 @@ class SimBridge(ManagedNode):
             return
         self._own_pubs["obs"].publish(array_msg(obs, self.labels))
         joints = self.session.joint_state()
-        msg = JointState(name=joints.names, position=joints.position.tolist(),
-                         velocity=joints.velocity.tolist(), effort=joints.effort.tolist())
+        msg = JointState(
+            name=joints.names,
+            position=joints.position.tolist(),
+            velocity=joints.velocity.tolist(),
+            effort=joints.effort.tolist(),
+        )
         msg.header.stamp = to_stamp(self.sim_time)
         self._own_pubs["joints"].publish(msg)
 
@@ -261,25 +311,35 @@ class SimBridge(ManagedNode):
         self._own_pubs["reward"].publish(Float64(data=out.reward))
         if out.done:
             summary = self.session.episode_summary(out.success)
-            self._own_pubs["episode"].publish(array_msg(
-                summary + out.observation.tolist(), ",".join(topics.EPISODE_FIELDS) + ",terminal_observation"))
-            self.get_logger().info(f"episode {summary[0]:.0f}: return {summary[1]:.2f}, "
-                                   f"length {summary[2]:.0f}")
+            self._own_pubs["episode"].publish(
+                array_msg(
+                    summary + out.observation.tolist(),
+                    ",".join(topics.EPISODE_FIELDS) + ",terminal_observation",
+                )
+            )
+            self.get_logger().info(
+                f"episode {summary[0]:.0f}: return {summary[1]:.2f}, length {summary[2]:.0f}"
+            )
             if self.session.config.auto_reset and not self.session.finished:
                 self._start_episode()
         self.steps.add(time.perf_counter() - start, time.monotonic())
 
     def _on_command(self, msg: Float64MultiArray | JointTrajectory) -> None:
-        if (not self.active or self.session is None or self.session.finished
-                or self.session.observation is None):  # stopped, or before the first episode
+        if (
+            not self.active
+            or self.session is None
+            or self.session.finished
+            or self.session.observation is None
+        ):  # stopped, or before the first episode
             self.ignored += 1
             return
         if self.specs is None:
             values = msg.data
         else:  # controller joint order (or named joints) -> policy order
             try:
-                values = command_to_action(self.specs.command,
-                                           *command_values(msg, self.specs.command.interface))
+                values = command_to_action(
+                    self.specs.command, *command_values(msg, self.specs.command.interface)
+                )
             except SpecError as err:
                 self.session.gate.rejected_size += 1
                 self.get_logger().warn(str(err), throttle_duration_sec=1.0)
@@ -301,13 +361,15 @@ class SimBridge(ManagedNode):
         frame = self.session.config.goal_frame
         if msg.header.frame_id != frame:
             self.rejected_goals += 1
-            self.get_logger().warn(f"goal in frame {msg.header.frame_id!r} rejected: goals are "
-                                   f"taken in {frame!r} (there is no tf here)",
-                                   throttle_duration_sec=1.0)
+            self.get_logger().warn(
+                f"goal in frame {msg.header.frame_id!r} rejected: goals are "
+                f"taken in {frame!r} (there is no tf here)",
+                throttle_duration_sec=1.0,
+            )
             return
         point = (msg.point.x, msg.point.y, msg.point.z)
         try:
-            self.session.set_goal(point[:self.session.task.goal_dim])
+            self.session.set_goal(point[: self.session.task.goal_dim])
         except ConfigError as err:
             self.rejected_goals += 1
             self.get_logger().warn(str(err), throttle_duration_sec=1.0)
@@ -320,23 +382,32 @@ class SimBridge(ManagedNode):
         if self.paused or self.session.finished:
             return
         fresh = self.latest is not None and (
-            time.monotonic() - self.latest[1] <= self.session.config.command_timeout)
+            time.monotonic() - self.latest[1] <= self.session.config.command_timeout
+        )
         if not fresh:
             self.timeouts += 1
-            self.get_logger().warn(f"no command for {self.session.config.command_timeout} s: "
-                                   f"applying on_timeout={self.session.config.on_timeout}",
-                                   throttle_duration_sec=2.0)
+            self.get_logger().warn(
+                f"no command for {self.session.config.command_timeout} s: "
+                f"applying on_timeout={self.session.config.on_timeout}",
+                throttle_duration_sec=2.0,
+            )
         self._step(self.latest[0] if fresh else self.session.timeout_action())
 
     def _check_lockstep_wait(self) -> None:
         """Lockstep never steps without a command: report the wait instead."""
         waited = time.monotonic() - self.waiting_since
         started = self.session.observation is not None
-        if (self.active and started and not self.paused and not self.session.finished
-                and waited > self.session.config.command_timeout):
+        if (
+            self.active
+            and started
+            and not self.paused
+            and not self.session.finished
+            and waited > self.session.config.command_timeout
+        ):
             self.lockstep_waits += 1
-            self.get_logger().warn(f"lockstep: waiting {waited:.1f} s for a command",
-                                   throttle_duration_sec=5.0)
+            self.get_logger().warn(
+                f"lockstep: waiting {waited:.1f} s for a command", throttle_duration_sec=5.0
+            )
             if self.specs is not None:  # a driver keeps publishing its (held) state
                 self._publish_state(self.session.observation)
 
@@ -369,9 +440,12 @@ class SimBridge(ManagedNode):
         """The counts that warn while non-zero: rejected commands (and goals), command timeouts
         and lockstep waits."""
         counters = self.session.gate.counters()
-        faults = {"rejected_size": counters["rejected_size"],
-                  "rejected_nonfinite": counters["rejected_nonfinite"],
-                  "timeouts": self.timeouts, "lockstep_waits": self.lockstep_waits}
+        faults = {
+            "rejected_size": counters["rejected_size"],
+            "rejected_nonfinite": counters["rejected_nonfinite"],
+            "timeouts": self.timeouts,
+            "lockstep_waits": self.lockstep_waits,
+        }
         if self.session.task.goal_dim:
             faults["rejected_goals"] = self.rejected_goals
         return faults
@@ -379,23 +453,37 @@ class SimBridge(ManagedNode):
     def _publish_diagnostics(self) -> None:
         if self.session is None:
             return
-        status = Status(message="finished" if self.session.finished
-                        else ("stepping" if self.active else "inactive"))
-        status.update({"mode": self.session.config.mode,
-                       "state": self._state_machine.current_state[1],
-                       "active": self.active, "paused": self.paused,
-                       "episode": self.session.episode_index,
-                       "episodes_done": self.session.episodes_done,
-                       "step_rate_hz": self.steps.rate_hz(), "steps": self.steps.count,
-                       "step_p99_ms": self.steps.percentile_ms(99),
-                       **self.session.gate.counters(),
-                       "timeouts": self.timeouts, "lockstep_waits": self.lockstep_waits,
-                       "ignored_commands": self.ignored})
+        status = Status(
+            message="finished"
+            if self.session.finished
+            else ("stepping" if self.active else "inactive")
+        )
+        status.update(
+            {
+                "mode": self.session.config.mode,
+                "state": self._state_machine.current_state[1],
+                "active": self.active,
+                "paused": self.paused,
+                "episode": self.session.episode_index,
+                "episodes_done": self.session.episodes_done,
+                "step_rate_hz": self.steps.rate_hz(),
+                "steps": self.steps.count,
+                "step_p99_ms": self.steps.percentile_ms(99),
+                **self.session.gate.counters(),
+                "timeouts": self.timeouts,
+                "lockstep_waits": self.lockstep_waits,
+                "ignored_commands": self.ignored,
+            }
+        )
         if self.session.task.goal_dim:
             goal = self.session.goal
-            status.update({"goal": "env's own" if goal is None
-                           else ",".join(f"{g:.4f}" for g in goal),
-                           "goals": self.goals, "rejected_goals": self.rejected_goals})
+            status.update(
+                {
+                    "goal": "env's own" if goal is None else ",".join(f"{g:.4f}" for g in goal),
+                    "goals": self.goals,
+                    "rejected_goals": self.rejected_goals,
+                }
+            )
         for check in self.checks:
             check.run(status)
         publish_diagnostics(self, self._own_pubs["diag"], {"bridge": status})

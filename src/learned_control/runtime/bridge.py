@@ -72,9 +72,11 @@ class BridgeConfig:
         if self.on_timeout not in TIMEOUT_POLICIES:
             raise ConfigError(f"on_timeout={self.on_timeout!r}; expected one of {TIMEOUT_POLICIES}")
         if self.rate_hz < 0 or self.command_timeout <= 0 or self.max_episodes < 0:
-            raise ConfigError(f"rate_hz={self.rate_hz}, command_timeout={self.command_timeout}, "
-                              f"max_episodes={self.max_episodes}: need rate_hz >= 0, "
-                              "command_timeout > 0, max_episodes >= 0")
+            raise ConfigError(
+                f"rate_hz={self.rate_hz}, command_timeout={self.command_timeout}, "
+                f"max_episodes={self.max_episodes}: need rate_hz >= 0, "
+                "command_timeout > 0, max_episodes >= 0"
+            )
 
 
 @dataclass
@@ -98,7 +100,10 @@ class CommandGate:
         action = np.asarray(values, dtype=np.float64).reshape(-1)
         if action.shape != self.low.shape:
             self.rejected_size += 1
-            return None, f"command of length {action.size} rejected: the robot takes {self.low.size}"
+            return (
+                None,
+                f"command of length {action.size} rejected: the robot takes {self.low.size}",
+            )
         if not np.isfinite(action).all():
             self.rejected_nonfinite += 1
             return None, "command with NaN or inf rejected"
@@ -109,8 +114,12 @@ class CommandGate:
         return clipped, ""
 
     def counters(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "rejected_size": self.rejected_size,
-                "rejected_nonfinite": self.rejected_nonfinite, "clipped": self.clipped}
+        return {
+            "accepted": self.accepted,
+            "rejected_size": self.rejected_size,
+            "rejected_nonfinite": self.rejected_nonfinite,
+            "clipped": self.clipped,
+        }
 
 
 @dataclass
@@ -196,9 +205,10 @@ class SimSession:
         (``None`` before the first episode). ConfigError for other tasks or a wrong size."""
         goal = np.asarray(goal, dtype=np.float64).reshape(-1)
         if not self.task.goal_dim or goal.shape != (self.task.goal_dim,):
-            raise ConfigError(f"goal of size {goal.size} refused: task {self.task.name} takes "
-                              + (f"a goal of size {self.task.goal_dim}" if self.task.goal_dim
-                                 else "no goal"))
+            raise ConfigError(
+                f"goal of size {goal.size} refused: task {self.task.name} takes "
+                + (f"a goal of size {self.task.goal_dim}" if self.task.goal_dim else "no goal")
+            )
         if not np.isfinite(goal).all():
             raise ConfigError("goal with NaN or inf refused")
         self.goal = goal
@@ -222,7 +232,11 @@ class SimSession:
 
     def timeout_action(self) -> np.ndarray:
         """The action ``on_timeout`` applies when no valid command came in time."""
-        return self.last_action if self.config.on_timeout == "hold" else np.zeros_like(self.last_action)
+        return (
+            self.last_action
+            if self.config.on_timeout == "hold"
+            else np.zeros_like(self.last_action)
+        )
 
     def step(self, action: np.ndarray) -> StepOutcome:
         """Apply an already checked action for one env step."""
@@ -233,24 +247,40 @@ class SimSession:
         self.episode_length += 1
         self.episodes_done += bool(terminated or truncated)
         success = info.get("is_success")
-        return StepOutcome(obs, float(reward), bool(terminated), bool(truncated),
-                           None if success is None else bool(success))
+        return StepOutcome(
+            obs,
+            float(reward),
+            bool(terminated),
+            bool(truncated),
+            None if success is None else bool(success),
+        )
 
     def episode_summary(self, success: bool | None) -> list[float]:
         """``[episode_index, return, length, success (1/0/NaN), seed]`` (the ``episode`` topic)."""
-        return [float(self.episode_index), self.episode_return, float(self.episode_length),
-                float("nan") if success is None else float(success),
-                float(self.config.seed + self.episode_index)]
+        return [
+            float(self.episode_index),
+            self.episode_return,
+            float(self.episode_length),
+            float("nan") if success is None else float(success),
+            float(self.config.seed + self.episode_index),
+        ]
 
     def _index_joints(self) -> None:
         """Cache the 1-dof joints' names, state addresses and driving actuators (once per env)."""
         model = self.env.unwrapped.model
-        joints = [j for j in range(model.njnt)
-                  if model.jnt_type[j] in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)]
-        actuator_of = {int(model.actuator_trnid[a, 0]): a for a in range(model.nu)
-                       if model.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT}
-        self._joint_names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or f"joint{j}"
-                             for j in joints]
+        joints = [
+            j
+            for j in range(model.njnt)
+            if model.jnt_type[j] in (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
+        ]
+        actuator_of = {
+            int(model.actuator_trnid[a, 0]): a
+            for a in range(model.nu)
+            if model.actuator_trntype[a] == mujoco.mjtTrn.mjTRN_JOINT
+        }
+        self._joint_names = [
+            mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) or f"joint{j}" for j in joints
+        ]
         self._qpos_adr = model.jnt_qposadr[joints]
         self._dof_adr = model.jnt_dofadr[joints]
         self._driven = np.array([j in actuator_of for j in joints], dtype=bool)
@@ -262,8 +292,12 @@ class SimSession:
         data = self.env.unwrapped.data
         effort = np.zeros(len(self._joint_names))
         effort[self._driven] = data.actuator_force[self._actuators]
-        return JointStateSample(list(self._joint_names), data.qpos[self._qpos_adr].copy(),
-                                data.qvel[self._dof_adr].copy(), effort)
+        return JointStateSample(
+            list(self._joint_names),
+            data.qpos[self._qpos_adr].copy(),
+            data.qvel[self._dof_adr].copy(),
+            effort,
+        )
 
     def close(self) -> None:
         self.env.close()

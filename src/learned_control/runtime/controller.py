@@ -96,13 +96,18 @@ class ControllerConfig:
         if self.actor not in ACTORS:
             raise ConfigError(f"actor={self.actor!r}; expected one of {ACTORS}")
         if self.expert and self.spec_file:
-            raise ConfigError("expert labelling runs on the observation topic; robot mode "
-                              f"(spec_file={self.spec_file!r}) has none")
+            raise ConfigError(
+                "expert labelling runs on the observation topic; robot mode "
+                f"(spec_file={self.spec_file!r}) has none"
+            )
         if self.rate_hz < 0 or self.max_obs_age <= 0:
-            raise ConfigError(f"rate_hz={self.rate_hz}, max_obs_age={self.max_obs_age}: need "
-                              "rate_hz >= 0 and max_obs_age > 0 (seconds)")
-        planner = mpc_config_from_parameters({name: getattr(self, name)
-                                              for name in PLANNER_PARAMETERS})  # validates
+            raise ConfigError(
+                f"rate_hz={self.rate_hz}, max_obs_age={self.max_obs_age}: need "
+                "rate_hz >= 0 and max_obs_age > 0 (seconds)"
+            )
+        planner = mpc_config_from_parameters(
+            {name: getattr(self, name) for name in PLANNER_PARAMETERS}
+        )  # validates
         if self.actor == "cem":
             get_reward_fns(planner.reward or self.task)
 
@@ -110,7 +115,9 @@ class ControllerConfig:
         """The planner settings; ``None`` unless ``actor`` is ``cem``."""
         if self.actor != "cem":
             return None
-        return mpc_config_from_parameters({name: getattr(self, name) for name in PLANNER_PARAMETERS})
+        return mpc_config_from_parameters(
+            {name: getattr(self, name) for name in PLANNER_PARAMETERS}
+        )
 
 
 @dataclass(frozen=True)
@@ -164,8 +171,9 @@ class ModelSlot:
         self.install(loaded)
         return ""
 
-    def load(self, path: str, planner: MPCConfig | None = None,
-             seed: int | None = None) -> LoadedActor | str:
+    def load(
+        self, path: str, planner: MPCConfig | None = None, seed: int | None = None
+    ) -> LoadedActor | str:
         """The first half of :meth:`swap`: load ``path`` without running it (a failure counts
         as a failed swap); :meth:`install` runs the result.
 
@@ -196,8 +204,10 @@ class ModelSlot:
         if planner is not None:
             return load_actor(f"cem:{path}", self.task, self.device, planner, seed)
         if path.startswith("cem:"):
-            raise ConfigError(f"{path!r} names a planner; the controller plans with actor=cem "
-                              "and the dynamics checkpoint as its checkpoint")
+            raise ConfigError(
+                f"{path!r} names a planner; the controller plans with actor=cem "
+                "and the dynamics checkpoint as its checkpoint"
+            )
         return load_actor(path, self.task, self.device)
 
     def reset(self) -> None:

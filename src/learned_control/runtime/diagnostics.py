@@ -17,8 +17,17 @@ from typing import Any
 from .controller import ModelSlot
 from .stats import LatencyStats
 
-__all__ = ["OK", "WARN", "ERROR", "Status", "RateCheck", "LatencyCheck", "ModelCheck",
-           "CounterCheck", "plain_text"]
+__all__ = [
+    "OK",
+    "WARN",
+    "ERROR",
+    "Status",
+    "RateCheck",
+    "LatencyCheck",
+    "ModelCheck",
+    "CounterCheck",
+    "plain_text",
+]
 
 OK, WARN, ERROR = 0, 1, 2
 
@@ -72,8 +81,9 @@ class RateCheck:
         rate = self.stats.rate_hz()
         status.add("rate_hz", rate)
         if self.target_hz > 0 and math.isfinite(rate) and rate < self.min_fraction * self.target_hz:
-            status.summary(WARN, f"rate {rate:.1f} Hz below {self.min_fraction:.0%} of "
-                                 f"{self.target_hz:.1f} Hz")
+            status.summary(
+                WARN, f"rate {rate:.1f} Hz below {self.min_fraction:.0%} of {self.target_hz:.1f} Hz"
+            )
         return status
 
 
@@ -94,7 +104,9 @@ class LatencyCheck:
         elif p99 > self.warn_p99_ms:
             status.summary(WARN, f"latency p99 {p99:.2f} ms > {self.warn_p99_ms} ms")
         if self.stats.deadline_misses > self._misses_seen:
-            status.summary(WARN, f"{self.stats.deadline_misses - self._misses_seen} deadline misses")
+            status.summary(
+                WARN, f"{self.stats.deadline_misses - self._misses_seen} deadline misses"
+            )
         self._misses_seen = self.stats.deadline_misses
         return status
 
@@ -107,8 +119,12 @@ class ModelCheck:
 
     def run(self, status: Status) -> Status:
         slot = self.slot
-        for key, value in (("model", slot.identity), ("swaps", slot.swaps),
-                           ("failed_swaps", slot.failed_swaps), ("last_error", slot.last_error)):
+        for key, value in (
+            ("model", slot.identity),
+            ("swaps", slot.swaps),
+            ("failed_swaps", slot.failed_swaps),
+            ("last_error", slot.last_error),
+        ):
             status.add(key, value)
         if slot.actor is None:
             status.summary(ERROR, "no model loaded")

@@ -43,5 +43,10 @@ class LatencyStats:
         return (len(self.times) - 1) / (self.times[-1] - self.times[0])
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"count": self.count, "rate_hz": self.rate_hz(), "p50_ms": self.percentile_ms(50),
-                "p99_ms": self.percentile_ms(99), "deadline_misses": self.deadline_misses}
+        return {
+            "count": self.count,
+            "rate_hz": self.rate_hz(),
+            "p50_ms": self.percentile_ms(50),
+            "p99_ms": self.percentile_ms(99),
+            "deadline_misses": self.deadline_misses,
+        }

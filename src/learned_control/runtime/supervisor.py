@@ -45,8 +45,9 @@ class ProcessSpec:
 
     def __post_init__(self) -> None:
         if not self.name or not self.argv:
-            raise ConfigError(f"process spec needs a name and a command, got {self.name!r} "
-                              f"{self.argv!r}")
+            raise ConfigError(
+                f"process spec needs a name and a command, got {self.name!r} {self.argv!r}"
+            )
 
 
 def stop_processes(procs: dict[str, subprocess.Popen], grace_s: float) -> None:
@@ -82,15 +83,22 @@ def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float
     sel = selectors.DefaultSelector()
     # Ctrl-C and SIGTERM both stop the graph, even where SIGINT was inherited ignored (a
     # background job of a non-interactive shell)
-    previous = {sig: signal.signal(sig, signal.default_int_handler)
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        sig: signal.signal(sig, signal.default_int_handler)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     width = max(map(len, names), default=0)
     try:
         for spec in specs:
             try:
-                proc = subprocess.Popen(spec.argv, env={**os.environ, **spec.env},
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        start_new_session=True, preexec_fn=die_with_parent)
+                proc = subprocess.Popen(
+                    spec.argv,
+                    env={**os.environ, **spec.env},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=die_with_parent,
+                )
             except OSError as err:
                 stop_processes(procs, grace_s)
                 raise ConfigError(f"cannot start {spec.name} ({spec.argv[0]}): {err}") from err
@@ -107,8 +115,9 @@ def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float
                     sel.unregister(key.fileobj)
             for name, proc in procs.items():
                 if proc.poll() is not None:
-                    out.write(f"[{name:<{width}}] exited with {proc.returncode}; stopping the "
-                              f"others\n")
+                    out.write(
+                        f"[{name:<{width}}] exited with {proc.returncode}; stopping the others\n"
+                    )
                     code = proc.returncode or 1
                     break
     except KeyboardInterrupt:
@@ -120,8 +129,12 @@ def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float
         for key in list(sel.get_map().values()):
             rest = key.fileobj.read()
             if rest:
-                out.write("".join(f"[{key.data:<{width}}] {ln}\n"
-                                  for ln in rest.decode(errors="replace").splitlines()))
+                out.write(
+                    "".join(
+                        f"[{key.data:<{width}}] {ln}\n"
+                        for ln in rest.decode(errors="replace").splitlines()
+                    )
+                )
             key.fileobj.close()
         sel.close()
     return code

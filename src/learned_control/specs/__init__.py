@@ -23,8 +23,23 @@ from .observation import Feature, ObservationSpec, SourceSpec
 from .simulator import driver_samples
 
 __all__ = [
-    "SourceSpec", "Feature", "ObservationSpec", "CommandSpec", "RobotSpecs",
-    "JointSample", "PoseSample", "GoalSample", "Assembly", "ObservationAssembler",
-    "Command", "CommandShaper", "command_to_action", "load_specs", "dump_specs",
-    "specs_from_dict", "default_specs", "specs_for", "driver_samples",
+    "SourceSpec",
+    "Feature",
+    "ObservationSpec",
+    "CommandSpec",
+    "RobotSpecs",
+    "JointSample",
+    "PoseSample",
+    "GoalSample",
+    "Assembly",
+    "ObservationAssembler",
+    "Command",
+    "CommandShaper",
+    "command_to_action",
+    "load_specs",
+    "dump_specs",
+    "specs_from_dict",
+    "default_specs",
+    "specs_for",
+    "driver_samples",
 ]

@@ -88,13 +88,17 @@ class ObservationAssembler:
         """Configure-time check: SpecError naming any joint or topic the robot lacks."""
         missing_j = sorted(set(self.spec.joints) - set(joint_names))
         if missing_j:
-            raise SpecError(f"the robot's /joint_states lacks joint(s) {missing_j} named by the "
-                            "observation spec")
+            raise SpecError(
+                f"the robot's /joint_states lacks joint(s) {missing_j} named by the "
+                "observation spec"
+            )
         topics = set(topics)
         for src in self.spec.sources:
             if src.topic and src.topic not in topics and not (src.type == "goal" and src.value):
-                raise SpecError(f"source {src.name!r}: topic {src.topic!r} ({src.type}) is not "
-                                "published on this robot")
+                raise SpecError(
+                    f"source {src.name!r}: topic {src.topic!r} ({src.type}) is not "
+                    "published on this robot"
+                )
 
     def update(self, source: str, sample: JointSample | PoseSample | GoalSample) -> bool:
         """Store the latest ``sample`` of ``source`` (any JointState order; extras ignored).
@@ -105,8 +109,11 @@ class ObservationAssembler:
             assert isinstance(sample, JointSample)
             pairs = self._pairs_cache.get(sample.names)
             if pairs is None:  # (message index, spec joint index) of the joints the spec reads
-                pairs = [(i, self._spec_index[n]) for i, n in enumerate(sample.names)
-                         if n in self._spec_index]
+                pairs = [
+                    (i, self._spec_index[n])
+                    for i, n in enumerate(sample.names)
+                    if n in self._spec_index
+                ]
                 self._pairs_cache[sample.names] = pairs
             for fld in JOINT_FIELDS:
                 msg_vals = getattr(sample, fld)
@@ -136,8 +143,12 @@ class ObservationAssembler:
     def stale(self, now: float) -> tuple[str, ...]:
         """Sources with no sample yet or one older than their ``max_age`` at ``now`` (s)."""
         stamps = self.stamps()
-        return tuple(src.name for src in self.spec.sources if stamps[src.name] == -math.inf or (
-            src.max_age is not None and now - stamps[src.name] > src.max_age))
+        return tuple(
+            src.name
+            for src in self.spec.sources
+            if stamps[src.name] == -math.inf
+            or (src.max_age is not None and now - stamps[src.name] > src.max_age)
+        )
 
     def assemble(self, now: float) -> Assembly:
         """The observation ``(obs_dim,)`` at ``now`` (s), or ``None`` plus the stale sources."""

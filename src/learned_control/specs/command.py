@@ -47,16 +47,22 @@ class CommandSpec:
             raise SpecError(f"command: type {self.type!r}, expected one of {COMMAND_TYPES}")
         if self.interface not in INTERFACES:
             raise SpecError(f"command: interface {self.interface!r}, expected one of {INTERFACES}")
-        if (len(set(self.joints)) != len(self.joints) or set(self.joints) != set(self.action_joints)
-                or len(self.action_joints) != len(self.joints)):
-            raise SpecError(f"command: joints {list(self.joints)} and action_joints "
-                            f"{list(self.action_joints)} must name the same joints once each")
+        if (
+            len(set(self.joints)) != len(self.joints)
+            or set(self.joints) != set(self.action_joints)
+            or len(self.action_joints) != len(self.joints)
+        ):
+            raise SpecError(
+                f"command: joints {list(self.joints)} and action_joints "
+                f"{list(self.action_joints)} must name the same joints once each"
+            )
         n = len(self.joints)
         for key in ("low", "high", "max_delta"):
             val = getattr(self, key)
             if val is not None and len(val) != n:
-                raise SpecError(f"command: {key} has {len(val)} values, expected {n} "
-                                "(one per joint)")
+                raise SpecError(
+                    f"command: {key} has {len(val)} values, expected {n} (one per joint)"
+                )
         for j, lo, hi in zip(self.joints, self.low, self.high, strict=True):
             if not lo <= hi:
                 raise SpecError(f"command: joint {j!r} low={lo} > high={hi}")
@@ -100,20 +106,24 @@ class CommandShaper:
         """``action`` ``(act_dim,)`` in policy order -> the command to publish."""
         action = np.asarray(action, dtype=np.float64)
         if action.shape != self._order.shape:
-            raise SpecError(f"command: action of shape {action.shape}, expected "
-                            f"{self._order.shape} (one per joint {list(self.spec.action_joints)})")
+            raise SpecError(
+                f"command: action of shape {action.shape}, expected "
+                f"{self._order.shape} (one per joint {list(self.spec.action_joints)})"
+            )
         vals = action[self._order]
         clipped = np.clip(vals, self._low, self._high)
         self.clip_counts += clipped != vals
         if self._delta is not None and self._prev is not None:
             clipped = np.clip(clipped, self._prev - self._delta, self._prev + self._delta)
         self._prev = clipped
-        return Command(self.spec.joints, clipped, self.spec.type, self.spec.interface,
-                       self.spec.period)
+        return Command(
+            self.spec.joints, clipped, self.spec.type, self.spec.interface, self.spec.period
+        )
 
 
-def command_to_action(spec: CommandSpec, joint_names: Sequence[str] | None,
-                      values: Sequence[float]) -> np.ndarray:
+def command_to_action(
+    spec: CommandSpec, joint_names: Sequence[str] | None, values: Sequence[float]
+) -> np.ndarray:
     """A received controller command -> the action ``(act_dim,)`` in policy order.
 
     Args:
@@ -127,7 +137,9 @@ def command_to_action(spec: CommandSpec, joint_names: Sequence[str] | None,
     """
     names = tuple(spec.joints) if joint_names is None else tuple(joint_names)
     if sorted(names) != sorted(spec.joints) or len(values) != len(names):
-        raise SpecError(f"command for joints {list(names)} with {len(values)} values rejected: "
-                        f"the controller takes one value for each of {list(spec.joints)}")
+        raise SpecError(
+            f"command for joints {list(names)} with {len(values)} values rejected: "
+            f"the controller takes one value for each of {list(spec.joints)}"
+        )
     by_name = dict(zip(names, values, strict=True))
     return np.array([by_name[j] for j in spec.action_joints], dtype=np.float64)

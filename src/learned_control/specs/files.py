@@ -16,12 +16,18 @@ from ..tasks import get_task
 from .command import CommandSpec
 from .observation import Feature, ObservationSpec, SourceSpec
 
-__all__ = ["RobotSpecs", "specs_from_dict", "load_specs", "dump_specs", "default_specs",
-           "specs_for"]
+__all__ = [
+    "RobotSpecs",
+    "specs_from_dict",
+    "load_specs",
+    "dump_specs",
+    "default_specs",
+    "specs_for",
+]
 
 NOT_EXPRESSIBLE = {
     "Ant-v5": "its observation holds 78 contact-force values (cfrc_ext) that no standard robot "
-              "topic carries",
+    "topic carries",
 }
 
 
@@ -49,20 +55,35 @@ def specs_from_dict(data: Any, where: str = "spec") -> RobotSpecs:
             unknown = set(s) - {f.name for f in SourceSpec.__dataclass_fields__.values()}
             if unknown:
                 raise SpecError(f"observation.sources[{i}]: unknown key(s) {sorted(unknown)}")
-            sources.append(SourceSpec(**{**s, "value": _tuple(s.get("value")),
-                                         "sim_joints": tuple(s.get("sim_joints", ()))}))
+            sources.append(
+                SourceSpec(
+                    **{
+                        **s,
+                        "value": _tuple(s.get("value")),
+                        "sim_joints": tuple(s.get("sim_joints", ())),
+                    }
+                )
+            )
         features = []
         for i, f in enumerate(obs["features"]):
             if not isinstance(f, Mapping) or set(f) != {"name", "expr"}:
-                raise SpecError(f"observation.features[{i}]: expected keys name and expr, "
-                                f"got {f!r}")
+                raise SpecError(
+                    f"observation.features[{i}]: expected keys name and expr, got {f!r}"
+                )
             features.append(Feature(str(f["name"]), f["expr"]))
-        ospec = ObservationSpec(tuple(sources), tuple(features),
-                                obs.get("sim_kinematics", "stepped"))
-        cspec = CommandSpec(**{**cmd, "joints": tuple(cmd["joints"]),
-                               "action_joints": tuple(cmd["action_joints"]),
-                               "low": _tuple(cmd["low"]), "high": _tuple(cmd["high"]),
-                               "max_delta": _tuple(cmd.get("max_delta"))})
+        ospec = ObservationSpec(
+            tuple(sources), tuple(features), obs.get("sim_kinematics", "stepped")
+        )
+        cspec = CommandSpec(
+            **{
+                **cmd,
+                "joints": tuple(cmd["joints"]),
+                "action_joints": tuple(cmd["action_joints"]),
+                "low": _tuple(cmd["low"]),
+                "high": _tuple(cmd["high"]),
+                "max_delta": _tuple(cmd.get("max_delta")),
+            }
+        )
     except SpecError as err:
         raise SpecError(f"{where}: {err}") from None
     except (KeyError, TypeError, ValueError) as err:
@@ -70,8 +91,10 @@ def specs_from_dict(data: Any, where: str = "spec") -> RobotSpecs:
     task = str(data["task"])
     expected = get_task(task).obs_dim
     if ospec.dim != expected:
-        raise SpecError(f"{where}: the observation features give {ospec.dim} values, task {task} "
-                        f"expects {expected}")
+        raise SpecError(
+            f"{where}: the observation features give {ospec.dim} values, task {task} "
+            f"expects {expected}"
+        )
     return RobotSpecs(task, ospec, cspec)
 
 
@@ -95,21 +118,28 @@ def _plain(v: Any) -> Any:
 
 def dump_specs(specs: RobotSpecs) -> str:
     """The YAML text of ``specs`` (what ``learned-control export-spec`` prints)."""
+
     def source_dict(src: SourceSpec) -> dict[str, Any]:
         """The fields users edit, plus any other field off its default."""
-        shown = {"name", "type", "topic", "max_age"} | ({"frame"} if src.type in (
-            "PoseStamped", "Odometry") else set())
-        return {name: _plain(getattr(src, name))
-                for name, f in SourceSpec.__dataclass_fields__.items()
-                if name in shown or getattr(src, name) != f.default}
+        shown = {"name", "type", "topic", "max_age"} | (
+            {"frame"} if src.type in ("PoseStamped", "Odometry") else set()
+        )
+        return {
+            name: _plain(getattr(src, name))
+            for name, f in SourceSpec.__dataclass_fields__.items()
+            if name in shown or getattr(src, name) != f.default
+        }
+
     o = specs.observation
-    data = {"task": specs.task,
-            "observation": {"sim_kinematics": o.sim_kinematics,
-                            "sources": [source_dict(s) for s in o.sources],
-                            "features": [{"name": f.name, "expr": _plain(f.expr)}
-                                         for f in o.features]},
-            "command": _plain({k: getattr(specs.command, k)
-                               for k in CommandSpec.__dataclass_fields__})}
+    data = {
+        "task": specs.task,
+        "observation": {
+            "sim_kinematics": o.sim_kinematics,
+            "sources": [source_dict(s) for s in o.sources],
+            "features": [{"name": f.name, "expr": _plain(f.expr)} for f in o.features],
+        },
+        "command": _plain({k: getattr(specs.command, k) for k in CommandSpec.__dataclass_fields__}),
+    }
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
 
 
@@ -117,12 +147,15 @@ def default_specs(task: str) -> RobotSpecs:
     """The packaged spec of ``task``; SpecError saying why where none is expressible."""
     get_task(task)
     if task in NOT_EXPRESSIBLE:
-        raise SpecError(f"task {task}: observation not expressible from robot topics: "
-                        f"{NOT_EXPRESSIBLE[task]}")
+        raise SpecError(
+            f"task {task}: observation not expressible from robot topics: {NOT_EXPRESSIBLE[task]}"
+        )
     ref = resources.files("learned_control.specs").joinpath(f"{task}.yaml")
     if not ref.is_file():
-        raise SpecError(f"task {task}: no packaged spec file {task}.yaml yet; write one from "
-                        "another task's export-spec output")
+        raise SpecError(
+            f"task {task}: no packaged spec file {task}.yaml yet; write one from "
+            "another task's export-spec output"
+        )
     return specs_from_dict(yaml.safe_load(ref.read_text()), f"{task}.yaml")
 
 

@@ -105,8 +105,10 @@ class ObservationSpec:
         if sum(s.type == "JointState" for s in self.sources) > 1:
             raise SpecError("observation: more than one JointState source")
         if self.sim_kinematics not in ("stepped", "current"):
-            raise SpecError(f"observation: sim_kinematics={self.sim_kinematics!r}, expected "
-                            "'stepped' or 'current'")
+            raise SpecError(
+                f"observation: sim_kinematics={self.sim_kinematics!r}, expected "
+                "'stepped' or 'current'"
+            )
         compile_features(self)  # validates every expression
 
     @property
@@ -137,6 +139,7 @@ class ObservationSpec:
 
 # ----------------------------------------------------------------------------- compiling
 
+
 class SampleContext:
     """Latest samples, read by the compiled features (an assembler owns one)."""
 
@@ -149,9 +152,16 @@ class SampleContext:
 
 _Fn = Callable[[SampleContext], list[float]]
 _EXPR_OPTIONS: dict[str, tuple[str, ...]] = {
-    "joint": ("field",), "body": ("field", "index"), "to_world": ("field", "index"),
-    "goal": ("index", "size"), "const": (), "cos": (), "sin": (), "sub": (),
-    "clip": ("low", "high"), "angle": ("axis",),
+    "joint": ("field",),
+    "body": ("field", "index"),
+    "to_world": ("field", "index"),
+    "goal": ("index", "size"),
+    "const": (),
+    "cos": (),
+    "sin": (),
+    "sub": (),
+    "clip": ("low", "high"),
+    "angle": ("axis",),
 }
 
 
@@ -160,12 +170,16 @@ def _rotate(q: Sequence[float], v: Sequence[float]) -> list[float]:
     x, y, z, w = q
     vx, vy, vz = v
     tx, ty, tz = 2 * (y * vz - z * vy), 2 * (z * vx - x * vz), 2 * (x * vy - y * vx)
-    return [vx + w * tx + y * tz - z * ty, vy + w * ty + z * tx - x * tz,
-            vz + w * tz + x * ty - y * tx]
+    return [
+        vx + w * tx + y * tz - z * ty,
+        vy + w * ty + z * tx - x * tz,
+        vz + w * tz + x * ty - y * tx,
+    ]
 
 
-def _indexed(where: str, expr: Mapping[str, Any], size: int,
-             get: Callable[[SampleContext], Sequence[float]]) -> tuple[int, _Fn]:
+def _indexed(
+    where: str, expr: Mapping[str, Any], size: int, get: Callable[[SampleContext], Sequence[float]]
+) -> tuple[int, _Fn]:
     idx = expr.get("index")
     if idx is None:
         return size, lambda c: list(get(c))
@@ -181,13 +195,16 @@ def _compile(expr: Any, spec: ObservationSpec, where: str) -> tuple[int, _Fn]:
         raise SpecError(f"{where}: expected a mapping, got {expr!r}")
     kinds = [k for k in _EXPR_OPTIONS if k in expr]
     if len(kinds) != 1:
-        raise SpecError(f"{where}: expected exactly one of {', '.join(_EXPR_OPTIONS)}; got keys "
-                        f"{sorted(expr)}")
+        raise SpecError(
+            f"{where}: expected exactly one of {', '.join(_EXPR_OPTIONS)}; got keys {sorted(expr)}"
+        )
     kind = kinds[0]
     unknown = set(expr) - {kind, *_EXPR_OPTIONS[kind]}
     if unknown:
-        raise SpecError(f"{where}: unknown option(s) {sorted(unknown)} for {kind!r}; allowed: "
-                        f"{list(_EXPR_OPTIONS[kind])}")
+        raise SpecError(
+            f"{where}: unknown option(s) {sorted(unknown)} for {kind!r}; allowed: "
+            f"{list(_EXPR_OPTIONS[kind])}"
+        )
     if kind == "joint":
         name, fld = str(expr["joint"]), expr.get("field", "position")
         if fld not in JOINT_FIELDS:
@@ -200,17 +217,26 @@ def _compile(expr: Any, spec: ObservationSpec, where: str) -> tuple[int, _Fn]:
         src = spec.source(str(expr[kind]))
         fld = expr.get("field", "position")
         if src.type not in ("PoseStamped", "Odometry") or fld not in BODY_FIELDS:
-            raise SpecError(f"{where}: {kind} {src.name!r} field {fld!r}: expected a PoseStamped/"
-                            f"Odometry source and a field in {list(BODY_FIELDS)}")
+            raise SpecError(
+                f"{where}: {kind} {src.name!r} field {fld!r}: expected a PoseStamped/"
+                f"Odometry source and a field in {list(BODY_FIELDS)}"
+            )
         if fld.endswith("velocity") and src.type != "Odometry":
             raise SpecError(f"{where}: {fld} needs an Odometry source, {src.name!r} is {src.type}")
         if kind == "to_world":
             if not fld.endswith("velocity"):
                 raise SpecError(f"{where}: to_world rotates a velocity, not {fld!r}")
-            return _indexed(where, expr, 3, lambda c, n=src.name, f=fld: _rotate(
-                c.samples[n].orientation, getattr(c.samples[n], f)))
-        return _indexed(where, expr, BODY_FIELDS[fld],
-                        lambda c, n=src.name, f=fld: getattr(c.samples[n], f))
+            return _indexed(
+                where,
+                expr,
+                3,
+                lambda c, n=src.name, f=fld: _rotate(
+                    c.samples[n].orientation, getattr(c.samples[n], f)
+                ),
+            )
+        return _indexed(
+            where, expr, BODY_FIELDS[fld], lambda c, n=src.name, f=fld: getattr(c.samples[n], f)
+        )
     if kind == "goal":
         src = spec.source(str(expr["goal"]))
         if src.type != "goal":
@@ -244,18 +270,24 @@ def _compile(expr: Any, spec: ObservationSpec, where: str) -> tuple[int, _Fn]:
     axis = [float(a) for a in expr.get("axis", ())]
     size, inner = _compile(expr["angle"], spec, f"{where}.angle")
     if size != 4 or len(axis) != 3 or not math.isclose(math.hypot(*axis), 1.0):
-        raise SpecError(f"{where}: angle needs an orientation (4 values) and a unit axis "
-                        f"[x, y, z], got size {size} and axis {axis}")
+        raise SpecError(
+            f"{where}: angle needs an orientation (4 values) and a unit axis "
+            f"[x, y, z], got size {size} and axis {axis}"
+        )
     key = id(expr)
 
     def angle(c: SampleContext) -> list[float]:
         x, y, z, w = inner(c)
         a = 2.0 * math.atan2(x * axis[0] + y * axis[1] + z * axis[2], w)
         prev = c.angles.get(key)
-        a = (a + math.pi) % (2 * math.pi) - math.pi if prev is None else \
-            prev + (a - prev + math.pi) % (2 * math.pi) - math.pi
+        a = (
+            (a + math.pi) % (2 * math.pi) - math.pi
+            if prev is None
+            else prev + (a - prev + math.pi) % (2 * math.pi) - math.pi
+        )
         c.angles[key] = a
         return [a]
+
     return 1, angle
 
 

@@ -13,8 +13,9 @@ from .observation import ObservationSpec
 __all__ = ["driver_samples"]
 
 
-def driver_samples(spec: ObservationSpec, model: Any, data: Any, stamp: float,
-                   scratch: Any = None) -> dict[str, JointSample | PoseSample | GoalSample]:
+def driver_samples(
+    spec: ObservationSpec, model: Any, data: Any, stamp: float, scratch: Any = None
+) -> dict[str, JointSample | PoseSample | GoalSample]:
     """What a ros2_control robot with mocap would publish, from a MuJoCo ``model``/``data``.
 
     Joints: positions/velocities from ``qpos``/``qvel`` (``jnt_qposadr``/``jnt_dofadr``), efforts
@@ -51,25 +52,31 @@ def driver_samples(spec: ObservationSpec, model: Any, data: Any, stamp: float,
             ids = [jid(n) for n in names]
             dofs = [model.jnt_dofadr[i] for i in ids]
             out[src.name] = JointSample(
-                names, [float(data.qpos[model.jnt_qposadr[i]]) for i in ids],
-                [float(data.qvel[d]) for d in dofs], [float(data.qfrc_actuator[d]) for d in dofs],
-                stamp)
+                names,
+                [float(data.qpos[model.jnt_qposadr[i]]) for i in ids],
+                [float(data.qvel[d]) for d in dofs],
+                [float(data.qfrc_actuator[d]) for d in dofs],
+                stamp,
+            )
         elif src.type == "goal":
             if src.sim_joints:
                 out[src.name] = GoalSample(
-                    [float(data.qpos[model.jnt_qposadr[jid(n)]]) for n in src.sim_joints], stamp)
+                    [float(data.qpos[model.jnt_qposadr[jid(n)]]) for n in src.sim_joints], stamp
+                )
         else:
             body = src.sim_body or src.name
             b = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, body)
             if b < 0:
-                raise SpecError(f"simulator: source {src.name!r}: the MuJoCo model has no body "
-                                f"{body!r}")
+                raise SpecError(
+                    f"simulator: source {src.name!r}: the MuJoCo model has no body {body!r}"
+                )
             w, x, y, z = body_data.xquat[b]
             lin = ang = None
             if src.type == "Odometry":
                 vel = np.zeros(6)
                 mujoco.mj_objectVelocity(model, body_data, mujoco.mjtObj.mjOBJ_XBODY, b, vel, 1)
                 ang, lin = vel[:3].tolist(), vel[3:].tolist()
-            out[src.name] = PoseSample(body_data.xpos[b].tolist(), [x, y, z, w], lin, ang,
-                                       src.frame, stamp)
+            out[src.name] = PoseSample(
+                body_data.xpos[b].tolist(), [x, y, z, w], lin, ang, src.frame, stamp
+            )
     return out

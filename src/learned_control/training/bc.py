@@ -30,8 +30,18 @@ from ..tasks import Task
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-__all__ = ["BCConfig", "BCResult", "split_indices", "train_bc", "plot_losses", "bc_targets",
-           "check_policy_options", "policy_for", "mlp_policy_for", "train_bc_run"]
+__all__ = [
+    "BCConfig",
+    "BCResult",
+    "split_indices",
+    "train_bc",
+    "plot_losses",
+    "bc_targets",
+    "check_policy_options",
+    "policy_for",
+    "mlp_policy_for",
+    "train_bc_run",
+]
 
 
 @dataclass
@@ -58,13 +68,15 @@ class BCConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"BCConfig.{name}={getattr(self, name)!r}; expected an "
-                                  f"integer >= 1")
+                raise ConfigError(
+                    f"BCConfig.{name}={getattr(self, name)!r}; expected an integer >= 1"
+                )
         if not self.lr > 0:
             raise ConfigError(f"BCConfig.lr={self.lr!r}; expected a learning rate > 0")
         if not 0 <= self.val_fraction < 1:
-            raise ConfigError(f"BCConfig.val_fraction={self.val_fraction!r}; expected a value "
-                              f"in [0, 1)")
+            raise ConfigError(
+                f"BCConfig.val_fraction={self.val_fraction!r}; expected a value in [0, 1)"
+            )
 
 
 @dataclass
@@ -93,11 +105,14 @@ class BCResult:
 
     def summary(self) -> dict[str, float | int | None]:
         """JSON-able facts for checkpoint metadata."""
-        return {"epochs": len(self.train_losses), "train_size": self.train_size,
-                "val_size": self.val_size,
-                "final_train_loss": self.train_losses[-1] if self.train_losses else None,
-                "final_val_loss": self.val_losses[-1] if self.val_losses else None,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "epochs": len(self.train_losses),
+            "train_size": self.train_size,
+            "val_size": self.val_size,
+            "final_train_loss": self.train_losses[-1] if self.train_losses else None,
+            "final_val_loss": self.val_losses[-1] if self.val_losses else None,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,13 +164,17 @@ def train_bc(
     chunk = getattr(policy, "chunk_size", 1)
     target = (policy.act_dim,) if chunk == 1 else (chunk, policy.act_dim)
     if obs.ndim != 2 or act.ndim != 1 + len(target) or len(obs) != len(act) or len(obs) < 2:
-        raise DatasetError(f"behavior cloning needs (N, obs_dim) observations and (N, "
-                           f"{'act_dim' if chunk == 1 else 'H, act_dim'}) actions with N >= 2; "
-                           f"got {tuple(obs.shape)} and {tuple(act.shape)}")
+        raise DatasetError(
+            f"behavior cloning needs (N, obs_dim) observations and (N, "
+            f"{'act_dim' if chunk == 1 else 'H, act_dim'}) actions with N >= 2; "
+            f"got {tuple(obs.shape)} and {tuple(act.shape)}"
+        )
     if obs.shape[1] != policy.obs_dim or act.shape[1:] != target:
-        raise DatasetError(f"data of shapes {tuple(obs.shape)} and {tuple(act.shape)} does not fit "
-                           f"a policy for observations ({policy.obs_dim},) and actions "
-                           f"{target}")
+        raise DatasetError(
+            f"data of shapes {tuple(obs.shape)} and {tuple(act.shape)} does not fit "
+            f"a policy for observations ({policy.obs_dim},) and actions "
+            f"{target}"
+        )
     if not (torch.isfinite(obs).all() and torch.isfinite(act).all()):
         raise DatasetError("behavior-cloning data contains NaN or inf")
 
@@ -170,8 +189,9 @@ def train_bc(
     del obs_n, act_n
 
     # fused Adam: one kernel for all parameters (about 1.3-1.4x faster steps on CPU here)
-    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr,
-                                 fused=device.type in ("cpu", "cuda"))
+    optimizer = torch.optim.Adam(
+        policy.parameters(), lr=config.lr, fused=device.type in ("cpu", "cuda")
+    )
     generator = torch.Generator(device=device).manual_seed(config.seed)
     writer = _summary_writer(log_dir)
     result = BCResult(train_size=len(train_obs), val_size=len(val_obs))
@@ -186,7 +206,7 @@ def train_bc(
             loss_sum = torch.zeros((), device=device)
             metric_sums: dict[str, torch.Tensor] = {}
             for lo in range(0, n, bs):
-                loss, metrics = policy.loss(epoch_obs[lo:lo + bs], epoch_act[lo:lo + bs])
+                loss, metrics = policy.loss(epoch_obs[lo : lo + bs], epoch_act[lo : lo + bs])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -199,8 +219,9 @@ def train_bc(
             result.train_losses.append(train_loss)
             if val_loss is not None:
                 result.val_losses.append(val_loss)
-            bar.set_postfix(train=f"{train_loss:.4g}",
-                            val="n/a" if val_loss is None else f"{val_loss:.4g}")
+            bar.set_postfix(
+                train=f"{train_loss:.4g}", val="n/a" if val_loss is None else f"{val_loss:.4g}"
+            )
             if writer is not None:
                 writer.add_scalar("train/loss", train_loss, epoch)
                 for key, total in metric_sums.items():
@@ -218,16 +239,17 @@ def train_bc(
 
 
 @torch.no_grad()
-def _validation_loss(policy: Policy, obs_n: torch.Tensor, act_n: torch.Tensor,
-                     chunk: int) -> float | None:
+def _validation_loss(
+    policy: Policy, obs_n: torch.Tensor, act_n: torch.Tensor, chunk: int
+) -> float | None:
     """Sample-weighted mean of ``policy.loss`` over the validation split (None when empty)."""
     if len(obs_n) == 0:
         return None
     policy.eval()
     total = torch.zeros((), device=obs_n.device)
     for lo in range(0, len(obs_n), chunk):
-        loss, _ = policy.loss(obs_n[lo:lo + chunk], act_n[lo:lo + chunk])
-        total += loss * len(obs_n[lo:lo + chunk])
+        loss, _ = policy.loss(obs_n[lo : lo + chunk], act_n[lo : lo + chunk])
+        total += loss * len(obs_n[lo : lo + chunk])
     return float(total) / len(obs_n)
 
 
@@ -277,17 +299,27 @@ def check_policy_options(policy: str, chunk_size: int = 1, execute_steps: int = 
     if chunk_size < 1:
         raise ConfigError(f"chunk_size={chunk_size!r}; expected an integer >= 1")
     if not 1 <= execute_steps <= chunk_size:
-        raise ConfigError(f"execute_steps={execute_steps!r}; expected an integer in "
-                          f"[1, chunk_size={chunk_size}]")
+        raise ConfigError(
+            f"execute_steps={execute_steps!r}; expected an integer in [1, chunk_size={chunk_size}]"
+        )
     if policy == "mse" and chunk_size != 1:
-        raise ConfigError(f"chunk_size={chunk_size!r} with policy='mse': the MSE policy predicts "
-                          f"one action per step; action chunks need one of "
-                          f"{sorted(set(POLICY_CLASSES) - {'mse'})}")
+        raise ConfigError(
+            f"chunk_size={chunk_size!r} with policy='mse': the MSE policy predicts "
+            f"one action per step; action chunks need one of "
+            f"{sorted(set(POLICY_CLASSES) - {'mse'})}"
+        )
 
 
-def policy_for(task: Task, policy: str = "mse", hid_size: int = 64, num_layers: int = 2,
-               activation: str = "relu", chunk_size: int = 1, execute_steps: int = 1,
-               seed: int = 0) -> Policy:
+def policy_for(
+    task: Task,
+    policy: str = "mse",
+    hid_size: int = 64,
+    num_layers: int = 2,
+    activation: str = "relu",
+    chunk_size: int = 1,
+    execute_steps: int = 1,
+    seed: int = 0,
+) -> Policy:
     """An untrained policy of class ``policy`` (a key of :data:`POLICY_CLASSES`) sized for
     ``task``, clipped to its env's action bounds.
 
@@ -303,23 +335,44 @@ def policy_for(task: Task, policy: str = "mse", hid_size: int = 64, num_layers: 
     if policy == "mse":
         options = {}
     else:
-        options = {"chunk_size": chunk_size, "execute_steps": execute_steps,
-                   "goal_dim": task.goal_dim, "seed": seed}
-    return make_policy(policy, task.obs_dim, task.act_dim, task.action_low, task.action_high,
-                       hid_size=hid_size, num_layers=num_layers, activation=activation, **options)
+        options = {
+            "chunk_size": chunk_size,
+            "execute_steps": execute_steps,
+            "goal_dim": task.goal_dim,
+            "seed": seed,
+        }
+    return make_policy(
+        policy,
+        task.obs_dim,
+        task.act_dim,
+        task.action_low,
+        task.action_high,
+        hid_size=hid_size,
+        num_layers=num_layers,
+        activation=activation,
+        **options,
+    )
 
 
-def mlp_policy_for(task: Task, hid_size: int = 64, num_layers: int = 2,
-                   activation: str = "relu") -> MLPPolicy:
+def mlp_policy_for(
+    task: Task, hid_size: int = 64, num_layers: int = 2, activation: str = "relu"
+) -> MLPPolicy:
     """An untrained :class:`MLPPolicy` sized for ``task``, clipped to its env's action bounds."""
     return policy_for(task, "mse", hid_size, num_layers, activation)
 
 
-def train_bc_run(policy: Policy, transitions: Transitions, task: Task, config: BCConfig,
-                 run_dir: str | os.PathLike, device: str | torch.device = "cpu",
-                 progress: bool = True, metadata: dict | None = None,
-                 on_epoch: Callable[[int, float, float | None], None] | None = None,
-                 checkpoint_name: str = "policy.pt") -> tuple[BCResult, Path]:
+def train_bc_run(
+    policy: Policy,
+    transitions: Transitions,
+    task: Task,
+    config: BCConfig,
+    run_dir: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    metadata: dict | None = None,
+    on_epoch: Callable[[int, float, float | None], None] | None = None,
+    checkpoint_name: str = "policy.pt",
+) -> tuple[BCResult, Path]:
     """Train ``policy`` on ``transitions`` and write the run's outputs into ``run_dir``.
 
     A policy with ``chunk_size`` H > 1 learns the action chunks of the transitions' episodes.
@@ -337,8 +390,16 @@ def train_bc_run(policy: Policy, transitions: Transitions, task: Task, config: B
     """
     run_dir = Path(run_dir)
     transitions.check_fits(task.obs_dim, task.act_dim)
-    result = train_bc(policy, transitions.observations, bc_targets(transitions, policy), config,
-                      device, run_dir / "tensorboard", progress, on_epoch)
+    result = train_bc(
+        policy,
+        transitions.observations,
+        bc_targets(transitions, policy),
+        config,
+        device,
+        run_dir / "tensorboard",
+        progress,
+        on_epoch,
+    )
     plot_losses(result, run_dir / "loss_curve.png", title=f"behavior cloning on {task.name}")
     meta = {"trainer": "bc", "bc_config": asdict(config), **result.summary(), **(metadata or {})}
     return result, save_checkpoint(run_dir / checkpoint_name, policy, task.name, meta)

@@ -38,8 +38,15 @@ from ..tasks import Task
 from ..utils import seed_everything
 from .bc import BCConfig, mlp_policy_for, train_bc
 
-__all__ = ["DAggerConfig", "DAggerRow", "DAggerResult", "run_dagger", "collect_labelled",
-           "dagger_table", "plot_dagger"]
+__all__ = [
+    "DAggerConfig",
+    "DAggerRow",
+    "DAggerResult",
+    "run_dagger",
+    "collect_labelled",
+    "dagger_table",
+    "plot_dagger",
+]
 
 
 @dataclass
@@ -80,15 +87,22 @@ class DAggerConfig:
         for name in ("iterations", "validation_episodes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"DAggerConfig.{name}={getattr(self, name)!r}; expected >= 0")
-        for name in ("demo_episodes", "rollout_episodes", "eval_episodes", "hid_size",
-                     "num_layers"):
+        for name in (
+            "demo_episodes",
+            "rollout_episodes",
+            "eval_episodes",
+            "hid_size",
+            "num_layers",
+        ):
             if getattr(self, name) < 1:
-                raise ConfigError(f"DAggerConfig.{name}={getattr(self, name)!r}; expected an "
-                                  f"integer >= 1")
+                raise ConfigError(
+                    f"DAggerConfig.{name}={getattr(self, name)!r}; expected an integer >= 1"
+                )
         for name in ("beta", "beta_decay"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"DAggerConfig.{name}={getattr(self, name)!r}; expected a "
-                                  f"value in [0, 1]")
+                raise ConfigError(
+                    f"DAggerConfig.{name}={getattr(self, name)!r}; expected a value in [0, 1]"
+                )
 
 
 @dataclass
@@ -136,13 +150,27 @@ class DAggerResult:
 
     def summary(self) -> dict:
         """JSON-able table rows."""
-        rows = [DAggerRow("random", 0, self.random), DAggerRow("expert", 0, self.expert),
-                self.bc_equal, *self.iterations]
-        return {"chosen": self.final.name,
-                "rows": [{"name": r.name, "data_size": r.data_size, "mean": r.result.mean,
-                          "std": r.result.std, "percent_of_expert": self.percent_of_expert(
-                              r.result.mean), "normalized": self.normalized(r.result.mean),
-                          "validation": r.validation} for r in rows]}
+        rows = [
+            DAggerRow("random", 0, self.random),
+            DAggerRow("expert", 0, self.expert),
+            self.bc_equal,
+            *self.iterations,
+        ]
+        return {
+            "chosen": self.final.name,
+            "rows": [
+                {
+                    "name": r.name,
+                    "data_size": r.data_size,
+                    "mean": r.result.mean,
+                    "std": r.result.std,
+                    "percent_of_expert": self.percent_of_expert(r.result.mean),
+                    "normalized": self.normalized(r.result.mean),
+                    "validation": r.validation,
+                }
+                for r in rows
+            ],
+        }
 
 
 class _Mixed:
@@ -160,8 +188,9 @@ class _Mixed:
         return self.expert.act(obs) if self.rng.random() < self.beta else self.learner.act(obs)
 
 
-def collect_labelled(driver: Actor, expert: Actor, env, seeds: list[int]
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def collect_labelled(
+    driver: Actor, expert: Actor, env, seeds: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Roll out ``driver`` from each reset seed and label each visited observation by ``expert``.
 
     Returns:
@@ -187,9 +216,14 @@ def collect_labelled(driver: Actor, expert: Actor, env, seeds: list[int]
     return np.stack(obs_list), np.stack(act_list)
 
 
-def run_dagger(task: Task, expert: Actor, config: DAggerConfig | None = None,
-               device: str = "cpu", progress: bool = True,
-               policy_factory: Callable[[], Policy] | None = None) -> DAggerResult:
+def run_dagger(
+    task: Task,
+    expert: Actor,
+    config: DAggerConfig | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    policy_factory: Callable[[], Policy] | None = None,
+) -> DAggerResult:
     """DAgger on ``task`` with ``expert`` (any actor: SB3 policy, planner, scripted controller).
 
     Args:
@@ -203,8 +237,9 @@ def run_dagger(task: Task, expert: Actor, config: DAggerConfig | None = None,
     """
     config = config or DAggerConfig()
     seed_everything(config.seed)  # the policies' initial weights: a run depends on its seed only
-    factory = policy_factory or (lambda: mlp_policy_for(task, config.hid_size, config.num_layers,
-                                                           config.activation))
+    factory = policy_factory or (
+        lambda: mlp_policy_for(task, config.hid_size, config.num_layers, config.activation)
+    )
     env = task.make_env()
 
     def fit(obs: np.ndarray, act: np.ndarray) -> Policy:
@@ -213,15 +248,23 @@ def run_dagger(task: Task, expert: Actor, config: DAggerConfig | None = None,
         return policy.cpu().eval()
 
     def score(name: str, size: int, policy: Policy) -> DAggerRow:
-        validation = (evaluate(policy, env, config.validation_episodes, config.seed + 30000).mean
-                      if config.validation_episodes else float("nan"))
-        return DAggerRow(name, size, evaluate(policy, env, config.eval_episodes, config.seed),
-                         validation)
+        validation = (
+            evaluate(policy, env, config.validation_episodes, config.seed + 30000).mean
+            if config.validation_episodes
+            else float("nan")
+        )
+        return DAggerRow(
+            name, size, evaluate(policy, env, config.eval_episodes, config.seed), validation
+        )
 
     steps = tqdm(total=config.iterations + 4, desc=f"dagger {task.name}", disable=not progress)
     expert_eval = evaluate(expert, env, config.eval_episodes, config.seed)
-    random_eval = evaluate(RandomActor(task.action_low, task.action_high, config.seed), env,
-                           config.eval_episodes, config.seed)
+    random_eval = evaluate(
+        RandomActor(task.action_low, task.action_high, config.seed),
+        env,
+        config.eval_episodes,
+        config.seed,
+    )
     steps.update(2)
     demo_seeds = [config.seed + 10000 + k for k in range(config.demo_episodes)]
     obs, act = collect_labelled(expert, expert, env, demo_seeds)
@@ -231,8 +274,10 @@ def run_dagger(task: Task, expert: Actor, config: DAggerConfig | None = None,
     rng = np.random.default_rng(config.seed)
     for it in range(1, config.iterations + 1):
         beta = config.beta * config.beta_decay ** (it - 1)
-        seeds = [config.seed + 20000 + (it - 1) * config.rollout_episodes + k
-                 for k in range(config.rollout_episodes)]
+        seeds = [
+            config.seed + 20000 + (it - 1) * config.rollout_episodes + k
+            for k in range(config.rollout_episodes)
+        ]
         new_obs, new_act = collect_labelled(_Mixed(policy, expert, beta, rng), expert, env, seeds)
         obs, act = np.concatenate([obs, new_obs]), np.concatenate([act, new_act])
         policy = fit(obs, act)
@@ -243,13 +288,20 @@ def run_dagger(task: Task, expert: Actor, config: DAggerConfig | None = None,
     bc_obs, bc_act, k = obs[:0], act[:0], 0
     while len(bc_obs) < len(obs):
         more_obs, more_act = collect_labelled(expert, expert, env, [config.seed + 10000 + k])
-        bc_obs, bc_act, k = np.concatenate([bc_obs, more_obs]), np.concatenate([bc_act, more_act]), k + 1
-    bc_row = score("BC (equal data)", len(obs), fit(bc_obs[:len(obs)], bc_act[:len(obs)]))
+        bc_obs, bc_act, k = (
+            np.concatenate([bc_obs, more_obs]),
+            np.concatenate([bc_act, more_act]),
+            k + 1,
+        )
+    bc_row = score("BC (equal data)", len(obs), fit(bc_obs[: len(obs)], bc_act[: len(obs)]))
     steps.update(1)
     steps.close()
     env.close()
-    chosen = (int(np.argmax([r.validation for r in rows])) if config.validation_episodes
-              else len(rows) - 1)
+    chosen = (
+        int(np.argmax([r.validation for r in rows]))
+        if config.validation_episodes
+        else len(rows) - 1
+    )
     return DAggerResult(expert_eval, random_eval, bc_row, rows, policies[chosen], chosen)
 
 
@@ -260,15 +312,28 @@ def dagger_table(result: DAggerResult, title: str = "DAgger"):
     from rich.table import Table
 
     table = Table(title=f"{title} (expert mean {result.expert.mean:.1f})")
-    for col in ("policy", "expert samples", "validation", "mean", "std", "% of expert",
-                "normalized"):
+    for col in (
+        "policy",
+        "expert samples",
+        "validation",
+        "mean",
+        "std",
+        "% of expert",
+        "normalized",
+    ):
         table.add_column(col, justify="left" if col == "policy" else "right")
     summary = result.summary()
     for row in summary["rows"]:
         name = row["name"] + (" (returned)" if row["name"] == summary["chosen"] else "")
-        table.add_row(name, str(row["data_size"]), f"{row['validation']:.1f}",
-                      f"{row['mean']:.1f}", f"{row['std']:.1f}",
-                      f"{row['percent_of_expert']:.1f}", f"{row['normalized']:.1f}")
+        table.add_row(
+            name,
+            str(row["data_size"]),
+            f"{row['validation']:.1f}",
+            f"{row['mean']:.1f}",
+            f"{row['std']:.1f}",
+            f"{row['percent_of_expert']:.1f}",
+            f"{row['normalized']:.1f}",
+        )
     return table
 
 
@@ -288,8 +353,12 @@ def plot_dagger(result: DAggerResult, path: str | os.PathLike, title: str = "DAg
     ax.fill_between(its, means - stds, means + stds, alpha=0.2)
     ax.plot(result.chosen, means[result.chosen], "*", ms=14, label="returned (best on validation)")
     ax.axhline(result.expert.mean, color="g", ls="--", label="expert")
-    ax.axhline(result.bc_equal.result.mean, color="r", ls=":",
-               label=f"BC, equal data ({result.bc_equal.data_size} samples)")
+    ax.axhline(
+        result.bc_equal.result.mean,
+        color="r",
+        ls=":",
+        label=f"BC, equal data ({result.bc_equal.data_size} samples)",
+    )
     ax.axhline(result.random.mean, color="gray", ls="-.", label="random")
     ax.set_xlabel("iteration (0 = BC on demos)")
     ax.set_ylabel("return")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -24,8 +24,14 @@ from ..errors import ConfigError, DatasetError
 from ..models.dynamics import EnsembleDynamics
 from ..tasks import Task
 
-__all__ = ["DynamicsTrainConfig", "DynamicsHistory", "train_dynamics", "rollout_error", "plot_history",
-           "train_dynamics_run"]
+__all__ = [
+    "DynamicsTrainConfig",
+    "DynamicsHistory",
+    "train_dynamics",
+    "rollout_error",
+    "plot_history",
+    "train_dynamics_run",
+]
 
 
 @dataclass
@@ -57,12 +63,18 @@ class DynamicsTrainConfig:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "rollout_steps"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"DynamicsTrainConfig.{name}={getattr(self, name)}; expected >= 1")
+                raise ConfigError(
+                    f"DynamicsTrainConfig.{name}={getattr(self, name)}; expected >= 1"
+                )
         if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"DynamicsTrainConfig.val_fraction={self.val_fraction}; expected in (0, 1)")
+            raise ConfigError(
+                f"DynamicsTrainConfig.val_fraction={self.val_fraction}; expected in (0, 1)"
+            )
         if self.lr <= 0 or self.weight_decay < 0 or self.patience < 0:
-            raise ConfigError(f"DynamicsTrainConfig lr={self.lr} (> 0), weight_decay="
-                              f"{self.weight_decay} (>= 0), patience={self.patience} (>= 0)")
+            raise ConfigError(
+                f"DynamicsTrainConfig lr={self.lr} (> 0), weight_decay="
+                f"{self.weight_decay} (>= 0), patience={self.patience} (>= 0)"
+            )
 
 
 @dataclass
@@ -79,13 +91,20 @@ class DynamicsHistory:
 
 
 def _tensors(data: Transitions, device: torch.device) -> tuple[torch.Tensor, ...]:
-    return tuple(torch.as_tensor(x, dtype=torch.float32, device=device)
-                 for x in (data.observations, data.actions, data.next_observations))
+    return tuple(
+        torch.as_tensor(x, dtype=torch.float32, device=device)
+        for x in (data.observations, data.actions, data.next_observations)
+    )
 
 
 @torch.no_grad()
-def rollout_error(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor,
-                  next_obs: torch.Tensor, steps: int) -> float:
+def rollout_error(
+    model: EnsembleDynamics,
+    obs: torch.Tensor,
+    act: torch.Tensor,
+    next_obs: torch.Tensor,
+    steps: int,
+) -> float:
     """Mean squared error (raw units) after ``steps`` open-loop steps of the ensemble mean.
 
     Starts are every index whose next ``steps`` transitions are contiguous
@@ -98,7 +117,7 @@ def rollout_error(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor,
     # starts i where linked[i .. i+steps-2] all hold
     ok = torch.ones(max(n - steps + 1, 0), dtype=torch.bool, device=obs.device)
     for j in range(steps - 1):
-        ok &= linked[j:j + len(ok)]
+        ok &= linked[j : j + len(ok)]
     starts = ok.nonzero().squeeze(-1)
     if len(starts) == 0:
         return float("nan")
@@ -108,9 +127,14 @@ def rollout_error(model: EnsembleDynamics, obs: torch.Tensor, act: torch.Tensor,
     return float(((state - next_obs[starts + steps - 1]) ** 2).mean())
 
 
-def train_dynamics(model: EnsembleDynamics, data: Transitions, config: DynamicsTrainConfig | None = None,
-                   seed: int = 0, progress: bool = False,
-                   callback: Callable[[int, dict[str, float]], None] | None = None) -> DynamicsHistory:
+def train_dynamics(
+    model: EnsembleDynamics,
+    data: Transitions,
+    config: DynamicsTrainConfig | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+) -> DynamicsHistory:
     """Fit ``model`` in place; returns the per-epoch history.
 
     Args:
@@ -134,7 +158,10 @@ def train_dynamics(model: EnsembleDynamics, data: Transitions, config: DynamicsT
         raise DatasetError(f"{len(data)} transitions are too few to train dynamics (need >= 3)")
     device = model.device
     obs, act, nxt = _tensors(data, device)
-    train, val = (obs[:n_train], act[:n_train], nxt[:n_train]), (obs[n_train:], act[n_train:], nxt[n_train:])
+    train, val = (
+        (obs[:n_train], act[:n_train], nxt[:n_train]),
+        (obs[n_train:], act[n_train:], nxt[n_train:]),
+    )
     model.set_stats(*train)
     gen = torch.Generator(device=device).manual_seed(seed)
     members = model.members
@@ -150,7 +177,7 @@ def train_dynamics(model: EnsembleDynamics, data: Transitions, config: DynamicsT
         perm = torch.gather(pool, 1, order)
         total = 0.0
         for start in range(0, n_train, config.batch_size):
-            idx = perm[:, start:start + config.batch_size]
+            idx = perm[:, start : start + config.batch_size]
             loss = model.loss(train[0][idx], train[1][idx], train[2][idx])
             optim.zero_grad(set_to_none=True)
             loss.backward()
@@ -159,15 +186,23 @@ def train_dynamics(model: EnsembleDynamics, data: Transitions, config: DynamicsT
         model.eval()
         with torch.no_grad():
             one_step = float(((model.predict(val[0], val[1]).mean(0) - val[2]) ** 2).mean())
-        metrics = {"train_loss": total / n_train, "val_one_step_mse": one_step,
-                   "val_rollout_mse": rollout_error(model, *val, config.rollout_steps)}
+        metrics = {
+            "train_loss": total / n_train,
+            "val_one_step_mse": one_step,
+            "val_rollout_mse": rollout_error(model, *val, config.rollout_steps),
+        }
         history.train_loss.append(metrics["train_loss"])
         history.val_one_step_mse.append(one_step)
         history.val_rollout_mse.append(metrics["val_rollout_mse"])
         if callback is not None:
             callback(epoch, metrics)
         if one_step < best:
-            best, best_state, waited, history.best_epoch = one_step, copy.deepcopy(model.state_dict()), 0, epoch
+            best, best_state, waited, history.best_epoch = (
+                one_step,
+                copy.deepcopy(model.state_dict()),
+                0,
+                epoch,
+            )
         else:
             waited += 1
             if config.patience and waited >= config.patience:
@@ -201,11 +236,18 @@ def plot_history(history: DynamicsHistory, path: str | Path) -> Path:
     return path
 
 
-def train_dynamics_run(model: EnsembleDynamics, data: Transitions, task: Task,
-                       config: DynamicsTrainConfig, run_dir: str | Path, seed: int = 0,
-                       progress: bool = False, metadata: dict | None = None,
-                       callback: Callable[[int, dict[str, float]], None] | None = None,
-                       checkpoint_name: str = "dynamics.pt") -> tuple[DynamicsHistory, Path]:
+def train_dynamics_run(
+    model: EnsembleDynamics,
+    data: Transitions,
+    task: Task,
+    config: DynamicsTrainConfig,
+    run_dir: str | Path,
+    seed: int = 0,
+    progress: bool = False,
+    metadata: dict | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint_name: str = "dynamics.pt",
+) -> tuple[DynamicsHistory, Path]:
     """Fit ``model`` on ``data`` and write the run's outputs into ``run_dir``.
 
     Writes ``checkpoint_name`` (best weights, with task, config, best-epoch errors and
@@ -224,6 +266,7 @@ def train_dynamics_run(model: EnsembleDynamics, data: Transitions, task: Task,
 
     run_dir = Path(run_dir)
     with SummaryWriter(str(run_dir / "tensorboard")) as writer:
+
         def log(epoch: int, metrics: dict[str, float]) -> None:
             for key, value in metrics.items():
                 writer.add_scalar(f"dynamics/{key}", value, epoch)
@@ -234,8 +277,19 @@ def train_dynamics_run(model: EnsembleDynamics, data: Transitions, task: Task,
     plot_history(history, run_dir / "curves.png")
     (run_dir / "history.json").write_text(json.dumps(history.as_dict(), indent=1))
     best = history.best_epoch
-    path = save_checkpoint(run_dir / checkpoint_name, model, task.name, metadata={
-        "trainer": "dynamics", "transitions": len(data), "train_config": asdict(config),
-        "best_epoch": best, "val_one_step_mse": history.val_one_step_mse[best],
-        "val_rollout_mse": history.val_rollout_mse[best], "seed": seed, **(metadata or {})})
+    path = save_checkpoint(
+        run_dir / checkpoint_name,
+        model,
+        task.name,
+        metadata={
+            "trainer": "dynamics",
+            "transitions": len(data),
+            "train_config": asdict(config),
+            "best_epoch": best,
+            "val_one_step_mse": history.val_one_step_mse[best],
+            "val_rollout_mse": history.val_rollout_mse[best],
+            "seed": seed,
+            **(metadata or {}),
+        },
+    )
     return history, path

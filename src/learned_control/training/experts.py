@@ -21,9 +21,15 @@ if TYPE_CHECKING:
 __all__ = ["train_expert", "collect_dataset"]
 
 
-def train_expert(task: Task, algo: str | None = None, steps: int | None = None, seed: int = 0,
-                 device: str = "cpu", progress: bool = True,
-                 tensorboard_log: str | os.PathLike | None = None) -> BaseAlgorithm:
+def train_expert(
+    task: Task,
+    algo: str | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+    tensorboard_log: str | os.PathLike | None = None,
+) -> BaseAlgorithm:
     """Train a stable-baselines3 expert on ``task`` with the algorithm's default hyperparameters.
 
     Args:
@@ -42,15 +48,28 @@ def train_expert(task: Task, algo: str | None = None, steps: int | None = None, 
     steps = task.expert_steps if steps is None else steps
     if steps < 1:
         raise ConfigError(f"steps={steps!r}; expected a training budget >= 1 env step")
-    model = cls("MlpPolicy", task.make_env(), seed=seed, device=device, verbose=0,
-                tensorboard_log=None if tensorboard_log is None else str(tensorboard_log))
+    model = cls(
+        "MlpPolicy",
+        task.make_env(),
+        seed=seed,
+        device=device,
+        verbose=0,
+        tensorboard_log=None if tensorboard_log is None else str(tensorboard_log),
+    )
     model.learn(total_timesteps=steps, progress_bar=progress)
     return model
 
 
-def collect_dataset(actor: Actor, task: Task, dataset_id: str, episodes: int, seed: int = 0,
-                    noise_std: float = 0.0, algorithm_name: str = "expert",
-                    progress: bool = True) -> list[Episode]:
+def collect_dataset(
+    actor: Actor,
+    task: Task,
+    dataset_id: str,
+    episodes: int,
+    seed: int = 0,
+    noise_std: float = 0.0,
+    algorithm_name: str = "expert",
+    progress: bool = True,
+) -> list[Episode]:
     """Roll ``actor`` out in ``task`` and store the episodes as a new local Minari dataset.
 
     Args:
@@ -75,8 +94,13 @@ def collect_dataset(actor: Actor, task: Task, dataset_id: str, episodes: int, se
     if noise_std > 0:
         actor = NoisyActor(actor, task.action_low, task.action_high, noise_std, seed)
     recorded = rollout_episodes(actor, env, episodes, seed, progress)
-    save_episodes(dataset_id, recorded, env, algorithm_name=algorithm_name,
-                  description=f"{episodes} episodes of {algorithm_name} on {task.name}, action "
-                              f"noise std {noise_std} x half-range, reset seeds from {seed}")
+    save_episodes(
+        dataset_id,
+        recorded,
+        env,
+        algorithm_name=algorithm_name,
+        description=f"{episodes} episodes of {algorithm_name} on {task.name}, action "
+        f"noise std {noise_std} x half-range, reset seeds from {seed}",
+    )
     env.close()
     return recorded

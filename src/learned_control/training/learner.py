@@ -33,8 +33,18 @@ from ..utils import resolve_device, seed_everything
 from .bc import BCConfig, check_policy_options, policy_for, train_bc_run
 from .dynamics import DynamicsTrainConfig, train_dynamics_run
 
-__all__ = ["LearnerConfig", "EpochReport", "JobCancelled", "resolve_sources", "load_sources",
-           "run_learner_job", "LearnerStatus", "BackgroundLearner", "WHATS", "LABELS"]
+__all__ = [
+    "LearnerConfig",
+    "EpochReport",
+    "JobCancelled",
+    "resolve_sources",
+    "load_sources",
+    "run_learner_job",
+    "LearnerStatus",
+    "BackgroundLearner",
+    "WHATS",
+    "LABELS",
+]
 
 WHATS = ("bc", "dynamics")
 """What a learner trains: a behavior-cloning policy or a dynamics ensemble."""
@@ -100,29 +110,36 @@ class LearnerConfig:
     execute_steps: int = field(default=1, metadata={"range": (1, 1024)})
     members: int = field(default=5, metadata={"range": (1, 1024)})
     probabilistic: bool = False
-    weight_decay: float = field(default=DynamicsTrainConfig.weight_decay,
-                                metadata={"range": (0.0, 1.0)})
+    weight_decay: float = field(
+        default=DynamicsTrainConfig.weight_decay, metadata={"range": (0.0, 1.0)}
+    )
     patience: int = field(default=DynamicsTrainConfig.patience, metadata={"range": (0, _INT_MAX)})
-    rollout_steps: int = field(default=DynamicsTrainConfig.rollout_steps,
-                               metadata={"range": (1, _INT_MAX)})
+    rollout_steps: int = field(
+        default=DynamicsTrainConfig.rollout_steps, metadata={"range": (1, _INT_MAX)}
+    )
 
     def __post_init__(self) -> None:
         if self.what not in WHATS:
             raise ConfigError(f"what={self.what!r}; expected one of {WHATS}")
         if not isinstance(self.sources, (list, tuple)) or not all(
-                isinstance(s, str) and s for s in self.sources):
-            raise ConfigError(f"sources={self.sources!r}; expected a list of non-empty strings "
-                              "(bag folders, folders of bags, Minari dataset ids)")
+            isinstance(s, str) and s for s in self.sources
+        ):
+            raise ConfigError(
+                f"sources={self.sources!r}; expected a list of non-empty strings "
+                "(bag folders, folders of bags, Minari dataset ids)"
+            )
         self.sources = list(self.sources)
         get_task(self.task)  # ConfigError naming the known tasks
         if self.labels not in LABELS or (self.labels == "expert" and self.what != "bc"):
-            raise ConfigError(f"labels={self.labels!r}; expected one of {LABELS} (expert: "
-                              "what=bc only)")
+            raise ConfigError(
+                f"labels={self.labels!r}; expected one of {LABELS} (expert: what=bc only)"
+            )
         if not self.output_dir:
             raise ConfigError("output_dir is empty; give the folder for the learner's runs")
         if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"activation={self.activation!r}; expected one of "
-                              f"{sorted(ACTIVATIONS)}")
+            raise ConfigError(
+                f"activation={self.activation!r}; expected one of {sorted(ACTIVATIONS)}"
+            )
         for name in ("hid_size", "members"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r}; expected an integer >= 1")
@@ -130,8 +147,10 @@ class LearnerConfig:
             raise ConfigError(f"num_layers={self.num_layers!r}; expected an integer >= 0")
         for name, default in (("policy", "mse"), ("chunk_size", 1)):
             if self.what != "bc" and getattr(self, name) != default:
-                raise ConfigError(f"{name}={getattr(self, name)!r} applies to what=bc only; "
-                                  f"leave it at {default!r} for what={self.what!r}")
+                raise ConfigError(
+                    f"{name}={getattr(self, name)!r} applies to what=bc only; "
+                    f"leave it at {default!r} for what={self.what!r}"
+                )
         check_policy_options(self.policy, self.chunk_size, self.execute_steps)
         try:
             resolve_device(self.device)  # ConfigError for cuda without a GPU
@@ -142,12 +161,22 @@ class LearnerConfig:
     def trainer_config(self) -> BCConfig | DynamicsTrainConfig:
         """The trainer settings these fields describe (ConfigError names a bad value)."""
         if self.what == "bc":
-            return BCConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                            val_fraction=self.val_fraction, seed=self.seed)
-        return DynamicsTrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                                   weight_decay=self.weight_decay,
-                                   val_fraction=self.val_fraction, patience=self.patience,
-                                   rollout_steps=self.rollout_steps)
+            return BCConfig(
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                lr=self.lr,
+                val_fraction=self.val_fraction,
+                seed=self.seed,
+            )
+        return DynamicsTrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            val_fraction=self.val_fraction,
+            patience=self.patience,
+            rollout_steps=self.rollout_steps,
+        )
 
 
 @dataclass(frozen=True)
@@ -188,8 +217,10 @@ def resolve_sources(sources: list[str]) -> list[tuple[str, str]]:
         DatasetError: no sources, or a folder that holds no closed bag.
     """
     if not sources:
-        raise DatasetError("the learner has no data sources; set 'sources' to bag folders, "
-                           "folders of bags or Minari dataset ids")
+        raise DatasetError(
+            "the learner has no data sources; set 'sources' to bag folders, "
+            "folders of bags or Minari dataset ids"
+        )
     resolved: list[tuple[str, str]] = []
     for source in sources:
         path = Path(source)
@@ -199,8 +230,10 @@ def resolve_sources(sources: list[str]) -> list[tuple[str, str]]:
                 continue
             bags = sorted(p for p in path.iterdir() if p.is_dir() and _is_bag(p))
             if not bags:
-                raise DatasetError(f"folder {str(path)!r} holds no closed rosbag2 bag (no "
-                                   "sub-folder with a metadata.yaml)")
+                raise DatasetError(
+                    f"folder {str(path)!r} holds no closed rosbag2 bag (no "
+                    "sub-folder with a metadata.yaml)"
+                )
             resolved += [(str(bag), "bag") for bag in bags]
         else:
             resolved.append((source, "minari"))
@@ -216,8 +249,10 @@ def load_sources(sources: list[str], task_name: str, expert_labels: bool = False
             not fit the task (the source and both sizes named).
     """
     task = get_task(task_name)
-    parts = [load_transitions(source, task, kind, expert_labels=expert_labels)
-             for source, kind in resolve_sources(sources)]
+    parts = [
+        load_transitions(source, task, kind, expert_labels=expert_labels)
+        for source, kind in resolve_sources(sources)
+    ]
     return Transitions.concatenate(parts)
 
 
@@ -236,8 +271,11 @@ def _new_run_dir(output_dir: Path, what: str) -> Path:
             number += 1
 
 
-def run_learner_job(config: LearnerConfig, cancel: threading.Event | None = None,
-                    on_epoch: Callable[[EpochReport], None] | None = None) -> Path:
+def run_learner_job(
+    config: LearnerConfig,
+    cancel: threading.Event | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+) -> Path:
     """Run one training job; returns the new checkpoint's absolute path.
 
     Args:
@@ -266,25 +304,54 @@ def run_learner_job(config: LearnerConfig, cancel: threading.Event | None = None
 
     run_dir = _new_run_dir(Path(config.output_dir).absolute(), config.what)
     name = f"{run_dir.name}.pt"
-    metadata = {"sources": list(config.sources), "transitions": len(data),
-                "labels": config.labels}
+    metadata = {"sources": list(config.sources), "transitions": len(data), "labels": config.labels}
     seed_everything(config.seed)  # the initial weights
     try:
         if config.what == "bc":
-            policy = policy_for(task, config.policy, config.hid_size, config.num_layers,
-                                config.activation, config.chunk_size, config.execute_steps,
-                                config.seed)
-            _, path = train_bc_run(policy, data, task, trainer_config, run_dir, device,
-                                   progress=False, metadata={**metadata, "policy": config.policy},
-                                   on_epoch=report, checkpoint_name=name)
+            policy = policy_for(
+                task,
+                config.policy,
+                config.hid_size,
+                config.num_layers,
+                config.activation,
+                config.chunk_size,
+                config.execute_steps,
+                config.seed,
+            )
+            _, path = train_bc_run(
+                policy,
+                data,
+                task,
+                trainer_config,
+                run_dir,
+                device,
+                progress=False,
+                metadata={**metadata, "policy": config.policy},
+                on_epoch=report,
+                checkpoint_name=name,
+            )
         else:
-            model = EnsembleDynamics(task.obs_dim, task.act_dim, config.members, config.hid_size,
-                                     config.num_layers, config.activation, config.probabilistic)
+            model = EnsembleDynamics(
+                task.obs_dim,
+                task.act_dim,
+                config.members,
+                config.hid_size,
+                config.num_layers,
+                config.activation,
+                config.probabilistic,
+            )
             model.to(device)
             _, path = train_dynamics_run(
-                model, data, task, trainer_config, run_dir, config.seed, metadata=metadata,
+                model,
+                data,
+                task,
+                trainer_config,
+                run_dir,
+                config.seed,
+                metadata=metadata,
                 callback=lambda epoch, m: report(epoch, m["train_loss"], m["val_one_step_mse"]),
-                checkpoint_name=name)
+                checkpoint_name=name,
+            )
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)  # an incomplete run holds no checkpoint
         raise
@@ -347,13 +414,22 @@ class BackgroundLearner:
         """Start a job unless one is running; returns ``(started, message)`` at once."""
         with self._lock:
             if self._status.state == "training":
-                return False, (f"already training (epoch {self._status.epoch}/"
-                               f"{self._status.epochs}); call cancel first or wait")
-            self._status = replace(self._status, state="training", epoch=0, epochs=config.epochs,
-                                   train_loss=float("nan"), val_loss=float("nan"))
+                return False, (
+                    f"already training (epoch {self._status.epoch}/"
+                    f"{self._status.epochs}); call cancel first or wait"
+                )
+            self._status = replace(
+                self._status,
+                state="training",
+                epoch=0,
+                epochs=config.epochs,
+                train_loss=float("nan"),
+                val_loss=float("nan"),
+            )
             self._cancel = threading.Event()
-            self._thread = threading.Thread(target=self._run, args=(config, self._cancel),
-                                            name="learner-job", daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, args=(config, self._cancel), name="learner-job", daemon=True
+            )
             self._thread.start()
         return True, f"training {config.what} on {config.task} from {len(config.sources)} source(s)"
 
@@ -385,12 +461,19 @@ class BackgroundLearner:
         except JobCancelled as err:
             update = {"state": "idle", "last_outcome": "cancelled", "last_error": str(err)}
         except Exception as err:  # any crash ends the job, reported, never the node
-            message = (str(err) if isinstance(err, LearnedControlError)
-                       else "".join(traceback.format_exception_only(err)).strip())
+            message = (
+                str(err)
+                if isinstance(err, LearnedControlError)
+                else "".join(traceback.format_exception_only(err)).strip()
+            )
             update = {"state": "failed", "last_outcome": "failed", "last_error": message}
         else:
-            update = {"state": "idle", "last_outcome": "completed", "last_error": "",
-                      "last_checkpoint": str(path)}
+            update = {
+                "state": "idle",
+                "last_outcome": "completed",
+                "last_error": "",
+                "last_checkpoint": str(path),
+            }
         with self._lock:
             done = self._status.jobs_done + (update["last_outcome"] == "completed")
             self._status = replace(self._status, jobs_done=done, **update)

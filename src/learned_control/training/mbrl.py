@@ -67,25 +67,35 @@ def random_episodes(task: Task, max_steps: int, seed: int) -> list[Episode]:
         total += len(episode)
     env.close()
     if not episodes:
-        raise ConfigError(f"initial_random_steps={max_steps} is shorter than the first random "
-                          f"episode ({len(episode)} steps)")
+        raise ConfigError(
+            f"initial_random_steps={max_steps} is shorter than the first random "
+            f"episode ({len(episode)} steps)"
+        )
     return episodes
 
 
-def write_random_bag(task: Task, max_steps: int, seed: int, path: str | os.PathLike
-                     ) -> IterationResult:
+def write_random_bag(
+    task: Task, max_steps: int, seed: int, path: str | os.PathLike
+) -> IterationResult:
     """:func:`random_episodes` written as a bag at ``path`` (mcap, as the recorder writes)."""
     episodes = random_episodes(task, max_steps, seed)
     write_bag(path, episodes, storage="mcap")
-    result = EvalResult(returns=[float(e.episode_return) for e in episodes],
-                        lengths=[len(e) for e in episodes], successes=[None] * len(episodes),
-                        seeds=[int(e.seed) for e in episodes])
+    result = EvalResult(
+        returns=[float(e.episode_return) for e in episodes],
+        lengths=[len(e) for e in episodes],
+        successes=[None] * len(episodes),
+        seeds=[int(e.seed) for e in episodes],
+    )
     return IterationResult(0, "", 0, result, str(path), 0.0)
 
 
-def save_curve(results: list[IterationResult], out_dir: str | os.PathLike, task: str,
-               title: str = "model-based loop through ROS", first: str = "random policy"
-               ) -> tuple[Path, Path]:
+def save_curve(
+    results: list[IterationResult],
+    out_dir: str | os.PathLike,
+    task: str,
+    title: str = "model-based loop through ROS",
+    first: str = "random policy",
+) -> tuple[Path, Path]:
     """``returns.json`` (every iteration's fields plus mean/std) and ``returns.png`` (mean +- std
     of the episode returns per iteration; iteration 0 is ``first``) in ``out_dir``; their paths."""
     import matplotlib
@@ -103,8 +113,12 @@ def save_curve(results: list[IterationResult], out_dir: str | os.PathLike, task:
     std = np.array([r.episodes.std for r in results])
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.errorbar(x, mean, yerr=std, marker="o", capsize=4)
-    ax.set(xlabel=f"iteration (0: {first})", ylabel="episode return (mean +- std)",
-           title=f"{task}: {title}", xticks=x)
+    ax.set(
+        xlabel=f"iteration (0: {first})",
+        ylabel="episode return (mean +- std)",
+        title=f"{task}: {title}",
+        xticks=x,
+    )
     fig.tight_layout()
     png_path = out / "returns.png"
     fig.savefig(png_path)
