@@ -125,3 +125,19 @@ def test_up_starts_the_launch_files_nodes_with_declared_parameters_only(actor):
         assert set(overrides) <= DECLARED[spec.name], (spec.name, overrides)
         if spec.name == "controller":
             assert overrides["actor"] == actor and overrides["expert"] == "expert.zip"
+
+
+@pytest.mark.parametrize(("discovery", "expected"), [("localhost", "LOCALHOST"), ("subnet", "SUBNET")])
+def test_up_limits_dds_discovery_unless_the_environment_chose(discovery, expected, monkeypatch):
+    """Every node of ``up`` gets ``ROS_AUTOMATIC_DISCOVERY_RANGE`` from ``--discovery``; a value
+    already in the environment is left to the nodes unchanged (they inherit it)."""
+    from learned_control.cli.up import graph_specs
+
+    monkeypatch.delenv("ROS_AUTOMATIC_DISCOVERY_RANGE", raising=False)
+    specs = graph_specs("InvertedPendulum-v5", "model.pt", "lockstep", "", Path("p.yaml"),
+                        discovery=discovery)
+    assert [s.env["ROS_AUTOMATIC_DISCOVERY_RANGE"] for s in specs] == [expected] * len(specs)
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "SYSTEM_DEFAULT")
+    specs = graph_specs("InvertedPendulum-v5", "model.pt", "lockstep", "", Path("p.yaml"),
+                        discovery=discovery)
+    assert all("ROS_AUTOMATIC_DISCOVERY_RANGE" not in s.env for s in specs)

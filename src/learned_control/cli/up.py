@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,10 @@ from ..runtime.supervisor import ProcessSpec, supervise
 from ..tasks import get_task
 from .common import add_task_arg
 
-__all__ = ["register", "run", "graph_specs"]
+__all__ = ["register", "run", "graph_specs", "discovery_env", "DISCOVERY_RANGES"]
+
+DISCOVERY_RANGES = {"localhost": "LOCALHOST", "subnet": "SUBNET"}
+"""``--discovery`` choice -> ``ROS_AUTOMATIC_DISCOVERY_RANGE`` (ROS 2 Iron and later)."""
 
 
 DESCRIPTION = """Start the nodes of launch/sim.launch.py as separate processes with the same
@@ -61,6 +65,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="parameter file (default: the package's config/<task>.yaml)",
     )
     parser.add_argument(
+        "--discovery",
+        choices=tuple(DISCOVERY_RANGES),
+        default="localhost",
+        help="DDS discovery range of the nodes: this host only, or the subnet for drivers on "
+        "another computer; a ROS_AUTOMATIC_DISCOVERY_RANGE already set in the environment "
+        "is kept (default: %(default)s)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=10.0,
@@ -77,8 +89,11 @@ def graph_specs(
     params_file: Path,
     actor: str = "policy",
     expert: str = "",
+    discovery: str = "localhost",
 ) -> list[ProcessSpec]:
-    """The recorder (when ``record``), the controller and the bridge, in start order."""
+    """The recorder (when ``record``), the controller and the bridge, in start order, each with
+    the environment of :func:`discovery_env`."""
+    env = {"PYTHONUNBUFFERED": "1", **discovery_env(discovery)}
 
     def node(name: str, **params: str) -> ProcessSpec:
         argv = [
@@ -91,7 +106,7 @@ def graph_specs(
         ]
         for key, value in params.items():
             argv += ["-p", f"{key}:={value}"]
-        return ProcessSpec(name, argv, {"PYTHONUNBUFFERED": "1"})
+        return ProcessSpec(name, argv, env)
 
     specs = [node("recorder", bag=record, mode=mode)] if record else []
     bridge = {"wait_for_recorder": "true"} if record else {}  # the bag starts at step 0
@@ -100,6 +115,16 @@ def graph_specs(
         node("controller", checkpoint=checkpoint, mode=mode, actor=actor, **labeller),
         node("sim_bridge", mode=mode, **bridge),
     ]
+
+
+def discovery_env(discovery: str) -> dict[str, str]:
+    """``ROS_AUTOMATIC_DISCOVERY_RANGE`` for ``discovery`` (a key of :data:`DISCOVERY_RANGES`),
+    or nothing when the environment already sets it (the user's choice stands)."""
+    if discovery not in DISCOVERY_RANGES:
+        raise ConfigError(f"unknown discovery range {discovery!r}; one of {list(DISCOVERY_RANGES)}")
+    if os.environ.get("ROS_AUTOMATIC_DISCOVERY_RANGE"):
+        return {}
+    return {"ROS_AUTOMATIC_DISCOVERY_RANGE": DISCOVERY_RANGES[discovery]}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,12 +138,20 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"bag path {args.record} already exists; give a new path")
     print(
         f"up: {task.name} ({args.mode}, actor {args.actor}) with {params}"
-        + (f", recording into {args.record}" if args.record else ""),
+        + (f", recording into {args.record}" if args.record else "")
+        + f", discovery {os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE') or args.discovery}",
         flush=True,
     )
     return supervise(
         graph_specs(
-            task.name, args.checkpoint, args.mode, args.record, params, args.actor, args.expert
+            task.name,
+            args.checkpoint,
+            args.mode,
+            args.record,
+            params,
+            args.actor,
+            args.expert,
+            args.discovery,
         ),
         grace_s=args.grace,
     )
