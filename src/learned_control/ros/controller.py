@@ -13,12 +13,12 @@ beside the applied one; the learner's ``labels:=expert`` trains on it).
 
 ``actor:=cem`` plans through a dynamics checkpoint every tick. Diagnostics then carry a second
 status, ``planner``: planning latency p50/p99 and deadline misses (plans longer than the control
-period), and ``truncated_plans``. In realtime a plan is given the control period as its deadline: CEM
-stops refitting before an iteration that would overrun it and the mean refitted so far is published,
-so an overrun still commands an action (at least one CEM iteration always runs, so a single
-iteration longer than the period is still late, and counted). In lockstep plans always run every
-iteration, which keeps the loop equal to the offline rollout, and the last observation that came
-while the node was inactive is answered at activation (the bridge waits for exactly that one);
+period), and ``truncated_plans``. In realtime a plan is given the control period as its deadline:
+CEM stops refitting before an iteration that would overrun it and the mean refitted so far is
+published, so an overrun still commands an action (at least one CEM iteration always runs, so a
+single iteration longer than the period is still late, and counted). In lockstep plans always run
+every iteration, which keeps the loop equal to the offline rollout, and the last observation that
+came while the node was inactive is answered at activation (the bridge waits for exactly that one);
 the first command after activation and after each episode goes out once the observation's publisher
 has matched ``command`` (a volatile command sent before that would never arrive). A planner
 parameter set while running rebuilds the planner from the running checkpoint (refused, old planner
@@ -35,6 +35,7 @@ keeps running (the on-set validator only loads, a post-set callback runs what it
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Any
@@ -44,6 +45,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
+from rclpy.timer import Timer
 from rclpy.wait_for_message import wait_for_message
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
@@ -56,7 +59,14 @@ from ..planning.mpc import PLANNER_PARAMETERS
 from ..runtime.controller import ControllerConfig, LoadedActor, ModelSlot
 from ..runtime.diagnostics import WARN, CounterCheck, LatencyCheck, ModelCheck, RateCheck, Status
 from ..runtime.stats import LatencyStats
-from ..specs import CommandShaper, ObservationAssembler, RobotSpecs, specs_for
+from ..specs import (
+    CommandShaper,
+    ObservationAssembler,
+    PoseSample,
+    RobotSpecs,
+    SourceSpec,
+    specs_for,
+)
 from ..tasks import get_task
 from ..utils import configure_torch
 from . import qos
@@ -102,8 +112,8 @@ class Controller(ManagedNode):
         declare_config(self, ControllerConfig)
         self.declare_parameter("autostart", True)
         self.declare_parameter("torch_threads", 1)
-        self.config: ControllerConfig | None = None
-        self.slot: ModelSlot | None = None
+        self.config: ControllerConfig | None = None  # set from configure on
+        self.slot: ModelSlot | None = None  # set from configure on
         self.expert: Actor | None = None  # DAgger labeller
         self.expert_labels = 0
         self.active = False
@@ -111,7 +121,7 @@ class Controller(ManagedNode):
         self.pending: np.ndarray | None = None  # lockstep: the observation that came while inactive
         self.confirm_reader = True  # lockstep: the next command waits for its bridge to read it
         self.held: tuple[object, float] | None = None  # lockstep: (command, since when)
-        self._hold_timer = None
+        self._hold_timer: Timer | None = None
         self._observation_topic = ""  # resolved at configure (sim interface)
         self.stale = self.bad_obs = 0
         self.specs: RobotSpecs | None = None  # robot mode
@@ -124,7 +134,10 @@ class Controller(ManagedNode):
         self.truncated_plans = 0
         self.checks: list = []
         self.planner_checks: list = []
-        self.command_pub = self.diag_pub = self.assembled_pub = self.expert_pub = None
+        self.command_pub: Publisher | None = None  # these four: from configure until cleanup
+        self.diag_pub: Publisher | None = None
+        self.assembled_pub: Publisher | None = None  # robot mode
+        self.expert_pub: Publisher | None = None  # with an expert
         self._own_subs: list = []
         self._own_services: list = []
         self._own_timers: list = []
@@ -215,27 +228,29 @@ class Controller(ManagedNode):
 
     def _configure_robot(self) -> str:
         """Robot mode: load and check the spec against the robot; ``""`` or the error."""
+        assert self.config is not None
         try:
             self.specs = specs_for(self.config.task, self.config.spec_file)
             self.assembler = ObservationAssembler(self.specs.observation)
         except SpecError as err:
             return str(err)
         deadline = time.monotonic() + self.config.configure_timeout
-        joint_src = next(
-            (s for s in self.specs.observation.sources if s.type == "JointState"), None
+        joint_topic = next(
+            (s.topic for s in self.specs.observation.sources if s.type == "JointState" and s.topic),
+            None,
         )
         names: list[str] = []
-        if joint_src is not None:
+        if joint_topic is not None:
             ok, msg = wait_for_message(
                 MSG_TYPES["JointState"],
                 self,
-                joint_src.topic,
+                joint_topic,
                 qos_profile=qos.SENSOR,
                 time_to_wait=self.config.configure_timeout,
             )
             if not ok:
                 return (
-                    f"no {joint_src.topic} message within configure_timeout="
+                    f"no {joint_topic} message within configure_timeout="
                     f"{self.config.configure_timeout} s"
                 )
             names = list(msg.name)
@@ -266,13 +281,14 @@ class Controller(ManagedNode):
                     self.create_subscription(
                         MSG_TYPES[src.type],
                         src.topic,
-                        lambda msg, src=src: self._on_source(src, msg),
+                        functools.partial(self._on_source, src),
                         qos.SENSOR,
                     )
                 )
         return ""
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
+        assert self.config is not None
         self.active = True
         self.confirm_reader = True
         if self.config.mode == "realtime":
@@ -311,12 +327,15 @@ class Controller(ManagedNode):
     # ---- control ---------------------------------------------------------------------------
     def _act(self, obs: np.ndarray) -> np.ndarray:
         """The actor's action; a planner in realtime gets one control period as its deadline."""
+        assert self.config is not None and self.slot is not None
         start = time.perf_counter()
         realtime = self.config.mode == "realtime"
         action = self.slot.act(obs, start + 1.0 / self.rate_hz if realtime else None)
         if self.slot.planner is not None:
             self.plan_stats.add(time.perf_counter() - start, time.monotonic())
-            self.truncated_plans += self.slot.iterations_done < self.slot.planner.cem.iterations
+            iterations = self.slot.iterations_done
+            assert iterations is not None  # a planner counts them
+            self.truncated_plans += iterations < self.slot.planner.cem.iterations
         return action
 
     def _act_and_publish(self, obs: np.ndarray) -> None:
@@ -324,6 +343,7 @@ class Controller(ManagedNode):
         self._send(array_msg(self._act(obs), "command"))
         self.stats.add(time.perf_counter() - start, time.monotonic())
         if self.expert is not None:  # after the command: labelling never delays the robot
+            assert self.expert_pub is not None
             self.expert_pub.publish(array_msg(self.expert.act(obs), "expert_command"))
             self.expert_labels += 1
 
@@ -332,6 +352,7 @@ class Controller(ManagedNode):
         episode is held until its readers matched (:meth:`_readers_matched`): commands are
         volatile, so one sent before its bridge's reader matched is never delivered, and that
         bridge would wait for it forever."""
+        assert self.config is not None and self.command_pub is not None
         if self.config.mode == "lockstep" and self.confirm_reader:
             self.held = (command, time.monotonic())
             self._send_held()
@@ -341,6 +362,7 @@ class Controller(ManagedNode):
     def _send_held(self) -> None:
         """Send the held command once its reader matched (re-tried every 10 ms; after
         ``READER_WAIT_S`` it is sent anyway, with a warning)."""
+        assert self.held is not None and self.command_pub is not None
         command, since = self.held
         waited = time.monotonic() - since
         if not self._readers_matched():
@@ -368,6 +390,7 @@ class Controller(ManagedNode):
         def nodes(infos) -> set[tuple[str, str]]:
             return {(info.node_namespace, info.node_name) for info in infos}
 
+        assert self.command_pub is not None
         readers = self.get_subscriptions_info_by_topic(self.command_pub.topic_name)
         if self.specs is None:
             senders = self.get_publishers_info_by_topic(self._observation_topic)
@@ -377,12 +400,14 @@ class Controller(ManagedNode):
         return present and self.command_pub.get_subscription_count() >= len(readers)
 
     def _on_episode_end(self, msg: Float64MultiArray) -> None:
+        assert self.slot is not None
         self.slot.reset()
         self.confirm_reader = True  # the next episode may come from a new bridge
-        if hasattr(self.expert, "reset"):
+        if self.expert is not None and hasattr(self.expert, "reset"):
             self.expert.reset()
 
     def _on_observation(self, msg: Float64MultiArray) -> None:
+        assert self.config is not None and self.slot is not None
         obs = np.asarray(msg.data, dtype=np.float64)
         if obs.shape != (self.slot.task.obs_dim,) or not np.isfinite(obs).all():
             self.bad_obs += 1
@@ -401,11 +426,13 @@ class Controller(ManagedNode):
         else:
             self.latest = (obs, time.monotonic())
 
-    def _on_source(self, src, msg) -> None:
+    def _on_source(self, src: SourceSpec, msg: Any) -> None:
         """Robot mode: store the sample; in lockstep answer once per stamp, when every topic
         source carries it."""
+        assert self.config is not None and self.assembler is not None
         sample = sample_from_msg(src, msg)
         if not self.assembler.update(src.name, sample):
+            assert isinstance(sample, PoseSample)  # only a pose is dropped (wrong frame)
             self.get_logger().warn(
                 f"{src.topic}: pose in frame {sample.frame!r} dropped (the "
                 f"spec expects {src.frame!r})",
@@ -420,6 +447,8 @@ class Controller(ManagedNode):
 
     def _act_on_robot(self, now: float) -> None:
         """Robot mode: assemble at ``now`` (s, the robot's clock); command only when fresh."""
+        assert self.assembler is not None and self.shaper is not None
+        assert self.assembled_pub is not None
         start = time.perf_counter()
         assembly = self.assembler.assemble(now)
         if assembly.observation is None:
@@ -437,6 +466,7 @@ class Controller(ManagedNode):
         self.stats.add(time.perf_counter() - start, time.monotonic())
 
     def _on_tick(self) -> None:
+        assert self.config is not None
         if self.specs is not None:
             self._act_on_robot(stamp_seconds(self.get_clock().now().to_msg()))
             return
@@ -450,6 +480,7 @@ class Controller(ManagedNode):
 
     # ---- model swaps -----------------------------------------------------------------------
     def _swap(self, path: str, origin: str) -> str:
+        assert self.slot is not None
         error = self.slot.swap(path)
         if error:
             self.get_logger().error(f"{origin}: keeping {self.slot.identity}: {error}")
@@ -475,6 +506,7 @@ class Controller(ManagedNode):
         self._pending = None
         if self.slot is None:
             return SetParametersResult(successful=True)
+        assert self.config is not None  # configured before the slot
         for param in params:
             if param.name in FIXED_AFTER_CONFIGURE:
                 return SetParametersResult(
@@ -509,12 +541,14 @@ class Controller(ManagedNode):
         pending, self._pending = self._pending, None
         if pending is None or pending.values != [(p.name, p.value) for p in params]:
             return
+        assert self.slot is not None  # a swap is pending only once configured
         self.slot.install(pending.loaded)
         self.config = pending.config
         self.get_logger().info(f"{pending.origin}: now running {self.slot.identity}")
 
     # ---- diagnostics -----------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
+        assert self.config is not None and self.slot is not None and self.diag_pub is not None
         status = Status(message="commanding" if self.active else "inactive")
         status.add("mode", self.config.mode)
         status.add("commands", self.stats.count)
@@ -522,6 +556,7 @@ class Controller(ManagedNode):
             status.add("expert", self.config.expert)
             status.add("expert_labels", self.expert_labels)
         if self.specs is not None:
+            assert self.shaper is not None
             status.add("stale_sources", ",".join(self.stale_sources))
             status.add("clipped", int(self.shaper.clip_counts.sum()))
             if self.stale_sources:
@@ -531,6 +566,7 @@ class Controller(ManagedNode):
             check.run(status)
         statuses = {"control": status}
         if self.planner_checks:
+            assert self.slot.planner is not None  # planner checks exist only for a planner
             plan = Status(message="planning")
             plan.add("iterations", self.slot.planner.cem.iterations)
             plan.add("last_iterations", self.slot.iterations_done)

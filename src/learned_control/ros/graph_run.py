@@ -22,6 +22,7 @@ from pathlib import Path
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
+from rclpy.client import Client
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Float64MultiArray, String
@@ -89,14 +90,14 @@ class _Observer:
         self.summaries: list[tuple[float, list[float]]] = []
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.node.create_subscription(
-            Float64MultiArray,
-            topics.EPISODE,
-            lambda m: self.summaries.append((time.perf_counter(), list(m.data))),
-            qos.SUMMARY,
+            Float64MultiArray, topics.EPISODE, self._on_summary, qos.SUMMARY
         )
         self.node.create_subscription(
             DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, qos.RELIABLE
         )
+
+    def _on_summary(self, msg: Float64MultiArray) -> None:
+        self.summaries.append((time.perf_counter(), list(msg.data)))
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -147,12 +148,12 @@ class LockstepGraph:
         self.procs: dict[str, subprocess.Popen] = {}
         self.model_updates: list[str] = []  # checkpoint paths announced on model_updated
         self.node.create_subscription(
-            String,
-            topics.MODEL_UPDATED,
-            lambda msg: self.model_updates.append(msg.data),
-            qos.LATCHED,
+            String, topics.MODEL_UPDATED, self._on_model_updated, qos.LATCHED
         )
-        self._train = None
+        self._train: Client | None = None
+
+    def _on_model_updated(self, msg: String) -> None:
+        self.model_updates.append(msg.data)
 
     def __enter__(self) -> LockstepGraph:
         return self

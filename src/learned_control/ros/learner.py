@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
+from rclpy.guard_condition import GuardCondition
 from rclpy.lifecycle import State, TransitionCallbackReturn
+from rclpy.publisher import Publisher
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -49,7 +51,9 @@ class Learner(ManagedNode):
         self.learner = BackgroundLearner(on_finished=self._wake)
         self.active = False
         self.published = ""  # the last checkpoint announced on model_updated
-        self.model_pub = self.diag_pub = self._guard = None
+        self.model_pub: Publisher | None = None
+        self.diag_pub: Publisher | None = None
+        self._guard: GuardCondition | None = None
         self._own_services: list = []
         self._own_timers: list = []
 
@@ -124,6 +128,7 @@ class Learner(ManagedNode):
             guard.trigger()
 
     def _on_job_finished(self) -> None:
+        assert self.model_pub is not None  # the guard exists only while configured
         status = self.learner.status()
         if status.last_checkpoint and status.last_checkpoint != self.published:
             self.model_pub.publish(String(data=status.last_checkpoint))
@@ -136,6 +141,7 @@ class Learner(ManagedNode):
         self._publish_diagnostics()
 
     def _publish_diagnostics(self) -> None:
+        assert self.diag_pub is not None  # the timer and the guard exist only while configured
         s = self.learner.status()
         status = Status(
             message=f"training: epoch {s.epoch}/{s.epochs}"

@@ -2,13 +2,14 @@
 
 Before the loop, at most ``initial_random_steps`` random-policy transitions are written as a bag
 into ``<out_dir>/bags/`` and the ``learner`` node (``what: dynamics``,
-``sources: [<out_dir>/bags]``, kept running throughout) trains the first ensemble on request (``~/train``) and announces it on
-``model_updated``. A ``controller`` (``actor: cem``, planner settings from ``<task>.yaml``)
-starts with it and keeps running. Each iteration then runs ``episodes_per_iteration`` seeded
-lockstep episodes through a fresh ``sim_bridge`` while a fresh ``recorder`` writes them into a new
-bag in the same folder; after every iteration but the last the learner refits on every bag so far
-and the controller hot-swaps the new checkpoint (waited for on its diagnostics) before the next
-iteration's episodes. Node logs go to ``<out_dir>/logs/``, checkpoints to ``<out_dir>/models/``.
+``sources: [<out_dir>/bags]``, kept running throughout) trains the first ensemble on request
+(``~/train``) and announces it on ``model_updated``. A ``controller`` (``actor: cem``, planner
+settings from ``<task>.yaml``) starts with it and keeps running. Each iteration then runs
+``episodes_per_iteration`` seeded lockstep episodes through a fresh ``sim_bridge`` while a fresh
+``recorder`` writes them into a new bag in the same folder; after every iteration but the last the
+learner refits on every bag so far and the controller hot-swaps the new checkpoint (waited for on
+its diagnostics) before the next iteration's episodes. Node logs go to ``<out_dir>/logs/``,
+checkpoints to ``<out_dir>/models/``.
 
 The bags are named ``iteration-01``, ``iteration-02``, ... and ``random``: the learner reads them
 sorted by name and holds out the end of the data for validation, so it is random-policy data that

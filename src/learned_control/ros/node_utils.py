@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -30,6 +30,9 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from ..errors import ConfigError
 from ..runtime.diagnostics import Status, plain_text
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 __all__ = [
     "ManagedNode",
     "declare_config",
@@ -40,7 +43,7 @@ __all__ = [
     "array_msg",
 ]
 
-C = TypeVar("C")
+C = TypeVar("C", bound="DataclassInstance")
 
 
 def _attribute_docs(cls: type) -> dict[str, str]:
@@ -62,7 +65,12 @@ def declare_config(node: Node, cls: type[C], read_only: tuple[str, ...] = ()) ->
     """
     docs = _attribute_docs(cls)
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name} has no default: a parameter needs one")
         # rclpy types an empty list as a byte array; let the config's own check type it instead
         descriptor = ParameterDescriptor(
             description=docs.get(f.name, ""),

@@ -82,6 +82,8 @@ def msg_from_sample(src: SourceSpec, sample: JointSample | PoseSample | GoalSamp
     o.x, o.y, o.z, o.w = (float(v) for v in sample.orientation)
     if src.type == "Odometry":
         msg.child_frame_id = src.sim_body or src.name
+        if sample.linear_velocity is None or sample.angular_velocity is None:
+            raise ValueError(f"{src.name}: an Odometry sample needs its twist")
         t = msg.twist.twist
         t.linear.x, t.linear.y, t.linear.z = sample.linear_velocity
         t.angular.x, t.angular.y, t.angular.z = sample.angular_velocity

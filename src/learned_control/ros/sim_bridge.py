@@ -12,8 +12,8 @@ side topics.
 Goal-conditioned tasks (FetchReach): the bridge owns the goal, as in simulation it must. A
 ``goal`` (geometry_msgs/PointStamped in ``goal_frame``) becomes the env's goal from the next
 observation on and for the following episodes (instead of the env's own random goals), so the
-observation's ``desired_goal`` and the summary's ``success`` refer to the goal that was given; a goal
-in another frame is rejected and counted on ``/diagnostics``.
+observation's ``desired_goal`` and the summary's ``success`` refer to the goal that was given; a
+goal in another frame is rejected and counted on ``/diagnostics``.
 
 Lifecycle: configure builds the env and the interfaces; activate starts the first episode and
 stepping (in lockstep once a controller has matched, with ``wait_for_recorder`` once a recorder
@@ -41,7 +41,7 @@ from ..errors import ConfigError, SpecError
 from ..runtime.bridge import BridgeConfig, SimSession, StepOutcome
 from ..runtime.diagnostics import CounterCheck, Status
 from ..runtime.stats import LatencyStats
-from ..specs import GoalSample, command_to_action, driver_samples, specs_for
+from ..specs import GoalSample, RobotSpecs, command_to_action, driver_samples, specs_for
 from ..utils import configure_torch
 from . import qos
 from .node_utils import (
@@ -65,14 +65,15 @@ class SimBridge(ManagedNode):
         declare_config(self, BridgeConfig)
         self.declare_parameter("autostart", True)
         self.declare_parameter("torch_threads", 1)
-        self.session: SimSession | None = None
-        self.specs = None  # interface ros2_control: the robot specs
+        self.session: SimSession | None = None  # set from configure until cleanup
+        self.specs: RobotSpecs | None = None  # interface ros2_control: the robot specs
         self.active = False
         self.paused = False
         self.sim_time = 0.0
         self.latest: tuple[np.ndarray, float] | None = None  # realtime: (action, receive time)
         self.pending: np.ndarray | None = None  # lockstep: a command received while paused
         self.waiting_since = 0.0
+        self._matched_since: float | None = None  # first episode: when all roles showed
         self.lockstep_waits = self.timeouts = self.ignored = self.goals = self.rejected_goals = 0
         self.steps = LatencyStats()
         self._own_pubs: dict = {}
@@ -113,7 +114,8 @@ class SimBridge(ManagedNode):
         if self.specs is not None:  # a driver publishes only its topics, stamped per step
             for key in ("obs", "joints"):
                 self.destroy_publisher(self._own_pubs.pop(key))
-            self._scratch = mujoco.MjData(self.session.env.unwrapped.model)
+            # gymnasium types .unwrapped as the base Env; a task's MuJoCo env has model and data
+            self._scratch = mujoco.MjData(self.session.env.unwrapped.model)  # type: ignore[attr-defined]
             self._driver_pubs = {
                 src.name: self.create_publisher(MSG_TYPES[src.type], src.topic, qos.RELIABLE)
                 for src in self.specs.observation.sources
@@ -151,6 +153,7 @@ class SimBridge(ManagedNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
+        assert self.session is not None
         self.active = True
         if self.session.config.mode == "realtime":
             self._own_timers.append(self.create_timer(1.0 / self.session.rate_hz, self._on_tick))
@@ -203,6 +206,7 @@ class SimBridge(ManagedNode):
         """Who the first episode waits for: in lockstep on the observation interface the
         controller, with ``wait_for_recorder`` the recorder. Both then get every message live:
         a late joiner's transient-local sample is not reliably delivered (Fast DDS #3822)."""
+        assert self.session is not None
         lockstep = self.session.config.mode == "lockstep" and self.specs is None
         return (["a controller"] if lockstep else []) + (
             ["a recorder"] if self.session.config.wait_for_recorder else []
@@ -252,6 +256,7 @@ class SimBridge(ManagedNode):
 
     def _start_once_matched(self) -> None:
         """Timer before the first episode: start it once nothing is awaited."""
+        assert self.session is not None
         if self.session.observation is None and not self._unmatched():
             self._own_timers.remove(self._start_wait)
             self.destroy_timer(self._start_wait)
@@ -259,6 +264,7 @@ class SimBridge(ManagedNode):
             self._start_episode()
 
     def _start_episode(self) -> None:
+        assert self.session is not None
         obs = self.session.reset()
         if self.published_stamp == self.sim_time:  # a reset mid-step: a new stamp for a new state
             self.sim_time += self.session.dt
@@ -268,13 +274,15 @@ class SimBridge(ManagedNode):
     def _publish_state(self, obs: np.ndarray) -> None:
         """The observation the controller answers and the matching joint states, or (interface
         ros2_control) the driver's joint states, poses and goals, all stamped with the step time."""
+        assert self.session is not None
         self.published_stamp = self.sim_time
         if self.specs is not None:
             unwrapped = self.session.env.unwrapped
             samples = driver_samples(
                 self.specs.observation,
-                unwrapped.model,
-                unwrapped.data,
+                # gymnasium types .unwrapped as the base Env; a task's MuJoCo env has model and data
+                unwrapped.model,  # type: ignore[attr-defined]
+                unwrapped.data,  # type: ignore[attr-defined]
                 self.sim_time,
                 self._scratch,
             )
@@ -282,6 +290,10 @@ class SimBridge(ManagedNode):
                 if src.name in self._driver_pubs:
                     sample = samples.get(src.name)
                     if sample is None:  # a goal held by parameter: the task's fixed goal
+                        if src.value is None:
+                            raise SpecError(
+                                f"simulator: goal {src.name!r} has neither sim_joints nor a value"
+                            )
                         sample = GoalSample(src.value, self.sim_time)
                     self._driver_pubs[src.name].publish(msg_from_sample(src, sample))
             return
@@ -299,6 +311,7 @@ class SimBridge(ManagedNode):
     def _step(self, action: np.ndarray) -> None:
         """One env step. Mid-episode the next observation goes out first, so the controller
         computes while the bridge publishes what the recorder and monitors need."""
+        assert self.session is not None
         start = time.perf_counter()
         out: StepOutcome = self.session.step(action)
         self.sim_time += self.session.dt
@@ -358,6 +371,7 @@ class SimBridge(ManagedNode):
     def _on_goal(self, msg: PointStamped) -> None:
         """A goal in ``goal_frame`` becomes the env's goal from the next observation on (the one
         the controller is answering keeps the old goal: lockstep never answers twice)."""
+        assert self.session is not None
         frame = self.session.config.goal_frame
         if msg.header.frame_id != frame:
             self.rejected_goals += 1
@@ -379,27 +393,29 @@ class SimBridge(ManagedNode):
 
     def _on_tick(self) -> None:
         """Realtime: one step with the newest command, or the timeout policy when it is stale."""
+        assert self.session is not None
         if self.paused or self.session.finished:
             return
-        fresh = self.latest is not None and (
+        if self.latest is not None and (
             time.monotonic() - self.latest[1] <= self.session.config.command_timeout
+        ):
+            self._step(self.latest[0])
+            return
+        self.timeouts += 1
+        self.get_logger().warn(
+            f"no command for {self.session.config.command_timeout} s: "
+            f"applying on_timeout={self.session.config.on_timeout}",
+            throttle_duration_sec=2.0,
         )
-        if not fresh:
-            self.timeouts += 1
-            self.get_logger().warn(
-                f"no command for {self.session.config.command_timeout} s: "
-                f"applying on_timeout={self.session.config.on_timeout}",
-                throttle_duration_sec=2.0,
-            )
-        self._step(self.latest[0] if fresh else self.session.timeout_action())
+        self._step(self.session.timeout_action())
 
     def _check_lockstep_wait(self) -> None:
         """Lockstep never steps without a command: report the wait instead."""
+        assert self.session is not None
         waited = time.monotonic() - self.waiting_since
-        started = self.session.observation is not None
         if (
             self.active
-            and started
+            and self.session.observation is not None  # started
             and not self.paused
             and not self.session.finished
             and waited > self.session.config.command_timeout
@@ -439,6 +455,7 @@ class SimBridge(ManagedNode):
     def _fault_counts(self) -> dict[str, int]:
         """The counts that warn while non-zero: rejected commands (and goals), command timeouts
         and lockstep waits."""
+        assert self.session is not None
         counters = self.session.gate.counters()
         faults = {
             "rejected_size": counters["rejected_size"],
