@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Literal
 
+from ..actors import ALGORITHMS
 from ..models.mlp import ACTIVATIONS
 from ..tasks import TASKS
 from ..training.bc import BCConfig
-from ..training.experts import ALGORITHMS
 
 __all__ = [
     "add_task_arg",
