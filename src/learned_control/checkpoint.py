@@ -23,12 +23,14 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from numpy._core.multiarray import _reconstruct
 
 from . import __version__
 from .errors import CheckpointError
@@ -52,8 +54,8 @@ SEED_FORMAT_KEYS = frozenset(
 )
 # numpy arrays are allowed inside checkpoints (seed-format statistics may be arrays), still
 # weights_only.
-_NUMPY_SAFE_GLOBALS = [
-    np._core.multiarray._reconstruct,
+_NUMPY_SAFE_GLOBALS: list[Callable[..., Any] | tuple[Callable[..., Any], str]] = [
+    _reconstruct,
     np.ndarray,
     np.dtype,
     type(np.dtype(np.float32)),
@@ -248,7 +250,8 @@ def _from_seed_format(raw: dict, path: Path, action_low: Any, action_high: Any) 
     hid, layers = int(raw["hid_size"]), int(raw["num_layers"])
     obs_dim, act_dim = len(stats["X_mean"]), len(stats["Y_mean"])
     tensors = [v for v in raw["net"].values() if isinstance(v, torch.Tensor)]
-    pairs = [(w, b) for w, b in zip(tensors[0::2], tensors[1::2])]
+    # an odd count leaves one tensor unpaired, which the check below reports
+    pairs = [(w, b) for w, b in zip(tensors[0::2], tensors[1::2], strict=False)]
     expected = [(hid if i else obs_dim, hid) for i in range(layers)] + [
         (hid if layers else obs_dim, act_dim)
     ]
@@ -264,7 +267,7 @@ def _from_seed_format(raw: dict, path: Path, action_low: Any, action_high: Any) 
         )
     policy = MLPPolicy(obs_dim, act_dim, hid, layers, "relu", action_low, action_high)
     with torch.no_grad():
-        for layer, (w, b) in zip(policy.net.linear_layers(), pairs):
+        for layer, (w, b) in zip(policy.net.linear_layers(), pairs, strict=True):
             layer.weight.copy_(w)
             layer.bias.copy_(b)
     policy.obs_normalizer.set_stats(stats["X_mean"], stats["X_std"])

@@ -117,7 +117,8 @@ class Task:
         return dt
 
     def make_env(self, **overrides: Any) -> gym.Env:
-        """Build the env with a flat ``Box(obs_dim)`` observation; ``overrides`` go to ``gym.make``."""
+        """Build the env with a flat ``Box(obs_dim)`` observation; ``overrides`` go to
+        ``gym.make``."""
         if self.env_id.startswith(("Fetch", "PointMaze", "AntMaze")):
             import gymnasium_robotics
 

@@ -6,12 +6,12 @@ Pairing rule for training data (recorder -> ``bag2minari``):
     applied at each step, after clipping or the timeout policy) and ``T`` rewards, then one
     ``episode`` summary whose ``length`` is ``T`` and which carries the terminal observation
     (published before any reset, so a dataset gets ``T + 1`` observations, and no controller ever
-    answers a terminal state). Observation ``t`` pairs with applied command ``t``. ``applied_command``,
-    ``reward`` and ``episode`` are always reliable; in lockstep the observation is reliable too, so
-    a bag recorded in lockstep pairs exactly. In realtime the observation stream is best-effort; an
-    episode whose counts do not match its summary is reported and skipped, never mis-paired.
-    ``expert_command`` (DAgger relabels), when present, is published by the labeller once per
-    observation in the same order.
+    answers a terminal state). Observation ``t`` pairs with applied command ``t``.
+    ``applied_command``, ``reward`` and ``episode`` are always reliable; in lockstep the observation
+    is reliable too, so a bag recorded in lockstep pairs exactly. In realtime the observation stream
+    is best-effort; an episode whose counts do not match its summary is reported and skipped, never
+    mis-paired. ``expert_command`` (DAgger relabels), when present, is published by the labeller
+    once per observation in the same order.
 """
 
 __all__ = [

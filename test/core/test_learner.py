@@ -16,8 +16,8 @@ from learned_control.evaluation import evaluate
 from learned_control.models.policy_classes import MixturePolicy
 from learned_control.tasks import get_task
 from learned_control.training.experts import collect_dataset
-from learned_control.training.learner import (BackgroundLearner, JobCancelled, LearnerConfig,
-                                              resolve_sources, run_learner_job)
+from learned_control.training.learner import (BackgroundLearner, JobCancelledError,
+                                              LearnerConfig, resolve_sources, run_learner_job)
 from scripted_experts import PendulumLQR
 
 TASK = get_task("InvertedPendulum-v5")
@@ -179,7 +179,7 @@ def test_cancel_mid_training_keeps_the_previous_checkpoint(lqr_dataset, tmp_path
         if report.epoch == 3:
             cancel.set()
 
-    with pytest.raises(JobCancelled, match="after epoch 3 of 1000"):
+    with pytest.raises(JobCancelledError, match="after epoch 3 of 1000"):
         run_learner_job(LearnerConfig(sources=[dataset_id], epochs=1000, output_dir=str(out)),
                         cancel, on_epoch)
     assert len(reports) == 3  # stopped between epochs, right after the flag

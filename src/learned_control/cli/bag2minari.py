@@ -1,4 +1,5 @@
-"""``learned-control bag2minari``: a rosbag2 bag recorded off the bridge into a local Minari dataset."""
+"""``learned-control bag2minari``: a rosbag2 bag recorded off the bridge into a local Minari
+dataset."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``learned-control dagger``: DAgger with an SB3 expert, one of our checkpoints or the CEM planner."""
+"""``learned-control dagger``: DAgger with an SB3 expert, one of our checkpoints or the CEM
+planner."""
 
 from __future__ import annotations
 

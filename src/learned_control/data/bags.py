@@ -213,18 +213,18 @@ def bag_to_episodes(
         topics.REWARD,
         topics.EPISODE,
     }
-    streams: dict[str, list[np.ndarray | float]] = defaultdict(list)
+    streams: dict[str, list[np.ndarray]] = defaultdict(list)  # per topic; rewards apart
+    rewards: list[float] = []
     try:
         with Reader(path) as reader:
             conns = [c for c in reader.connections if c.topic.lstrip("/").split("/")[-1] in wanted]
             for conn, _, raw in reader.messages(connections=conns):
                 msg = store.deserialize_cdr(raw, conn.msgtype)
                 name = conn.topic.lstrip("/").split("/")[-1]
-                streams[name].append(
-                    float(msg.data)
-                    if name == topics.REWARD
-                    else np.asarray(msg.data, dtype=np.float64)
-                )
+                if name == topics.REWARD:
+                    rewards.append(float(msg.data))
+                else:
+                    streams[name].append(np.asarray(msg.data, dtype=np.float64))
     except Exception as err:  # rosbags raises ReaderError and storage errors of several kinds
         raise DatasetError(f"cannot read bag {path}: {err}") from err
     limit = max_episode_steps if max_episode_steps is not None else _max_steps(task)
@@ -234,16 +234,21 @@ def bag_to_episodes(
     n_fields = len(topics.EPISODE_FIELDS)
     lengths = [int(s[2]) for s in summaries]
     total = sum(lengths)
-    for name in (topics.OBSERVATION, topics.APPLIED_COMMAND, topics.REWARD):
-        if len(streams[name]) < total:
+    counts = {
+        topics.OBSERVATION: len(streams[topics.OBSERVATION]),
+        topics.APPLIED_COMMAND: len(streams[topics.APPLIED_COMMAND]),
+        topics.REWARD: len(rewards),
+    }
+    for name, count in counts.items():
+        if count < total:
             raise DatasetError(
-                f"bag {path}: {len(streams[name])} {name!r} messages for "
+                f"bag {path}: {count} {name!r} messages for "
                 f"{total} steps in {len(summaries)} episodes; cannot pair"
             )
     experts = streams.get(topics.EXPERT_COMMAND, [])
     use_expert = len(experts) >= total
     episodes, start = [], 0
-    for summary, steps in zip(summaries, lengths):
+    for summary, steps in zip(summaries, lengths, strict=True):
         stop = start + steps
         terminal = summary[n_fields:]
         obs = np.stack(list(streams[topics.OBSERVATION][start:stop]) + [terminal])
@@ -260,7 +265,7 @@ def bag_to_episodes(
             Episode(
                 observations=obs,
                 actions=np.stack(streams[topics.APPLIED_COMMAND][start:stop]),
-                rewards=np.asarray(streams[topics.REWARD][start:stop]),
+                rewards=np.asarray(rewards[start:stop]),
                 terminations=done & (not truncated),
                 truncations=done & truncated,
                 seed=seed,

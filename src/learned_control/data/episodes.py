@@ -125,12 +125,13 @@ class Transitions:
     @classmethod
     def concatenate(cls, parts: Sequence[Transitions]) -> Transitions:
         """One set holding all of ``parts`` in order."""
-        fields = [
+        obs, act, rew, nxt, term = [
             np.concatenate([getattr(p, f) for p in parts])
             for f in ("observations", "actions", "rewards", "next_observations", "terminations")
         ]
         known = all(p.last_steps is not None for p in parts)
-        return cls(*fields, np.concatenate([p.last_steps for p in parts]) if known else None)
+        last = np.concatenate([p.last_steps for p in parts]) if known else None
+        return cls(obs, act, rew, nxt, term, last)
 
     def action_chunks(self, horizon: int) -> np.ndarray:
         """``(N, horizon, act_dim)``: each transition's action followed by the next ``horizon - 1``

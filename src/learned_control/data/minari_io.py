@@ -151,7 +151,12 @@ def rollout_episodes(
             done = terminated or truncated
         out.append(
             Episode(
-                np.stack(observations), np.stack(actions), rewards, terms, truncs, seed=seed + i
+                np.stack(observations),
+                np.stack(actions),
+                np.asarray(rewards, dtype=np.float64),
+                np.asarray(terms, dtype=bool),
+                np.asarray(truncs, dtype=bool),
+                seed=seed + i,
             )
         )
         bar.set_postfix(ret=f"{out[-1].episode_return:.4g}")

@@ -8,7 +8,7 @@ velocity (3), finger velocities (2). Reward and success are computed from the gr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -16,6 +16,9 @@ import torch
 
 from ..errors import ConfigError
 from ..tasks import get_task
+
+if TYPE_CHECKING:
+    from gymnasium_robotics.envs.fetch.reach import MujocoFetchReachEnv
 
 __all__ = [
     "FIXED_GOAL",
@@ -74,7 +77,7 @@ class FixedGoalFetchReach(gym.Wrapper):
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict]:
         obs, info = self.env.reset(**kwargs)
         self._goal = np.array(obs[:3], dtype=np.float64) if self.goal is None else self.goal.copy()
-        self.env.unwrapped.goal = self._goal.copy()
+        cast("MujocoFetchReachEnv", self.env.unwrapped).goal = self._goal.copy()
         obs = self._fixed(obs)
         self._distance = float(np.linalg.norm(obs[3:6] - self._goal))
         return obs, info

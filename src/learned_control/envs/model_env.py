@@ -137,14 +137,11 @@ def collect_transitions(
 ) -> Transitions:
     """``steps`` real transitions of ``env`` under ``act`` (float32); see :func:`rollout_steps`."""
     data = Transitions.from_episodes(rollout_steps(env, act, steps, seed))
-    return Transitions(
-        *(
-            x.astype(np.float32)
-            for x in (data.observations, data.actions, data.rewards, data.next_observations)
-        ),
-        data.terminations,
-        data.last_steps,
+    obs, actions, rewards, next_obs = (
+        x.astype(np.float32)
+        for x in (data.observations, data.actions, data.rewards, data.next_observations)
     )
+    return Transitions(obs, actions, rewards, next_obs, data.terminations, data.last_steps)
 
 
 class ModelVecEnv(VecEnv):
@@ -236,7 +233,7 @@ class ModelVecEnv(VecEnv):
         """Nothing to release."""
 
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-        return [getattr(self, attr_name)] * len(self._get_indices(indices))
+        return [getattr(self, attr_name)] * len(list(self._get_indices(indices)))
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
         setattr(self, attr_name, value)
@@ -247,7 +244,7 @@ class ModelVecEnv(VecEnv):
         raise NotImplementedError(f"ModelVecEnv has no per-env method {method_name!r}")
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
-        return [False] * len(self._get_indices(indices))
+        return [False] * len(list(self._get_indices(indices)))
 
     def seed(self, seed: int | None = None) -> list[int | None]:
         if seed is not None:
@@ -305,6 +302,7 @@ class ModelFetchReach(gym.Env):
         if self._real is not None:
             obs = self._real.reset(seed=seed)[0]
         else:
+            assert self.start_obs is not None  # set exactly when there is no real env
             obs = self.start_obs[self.np_random.integers(len(self.start_obs))]
         self._obs = torch.as_tensor(np.asarray(obs, np.float32)[None], device=self.device)
         return self._obs[0].cpu().numpy(), {}

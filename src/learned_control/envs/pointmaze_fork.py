@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 
 from ..data.episodes import Episode
+
+if TYPE_CHECKING:
+    from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv
 
 __all__ = [
     "FORK_MAP",
@@ -78,7 +81,8 @@ def make_fork_env(max_episode_steps: int = 300) -> gym.Env:
         continuing_task=False,
         max_episode_steps=max_episode_steps,
     )
-    env.unwrapped.position_noise_range = 0  # exact cell-centre starts (not a v3 constructor arg)
+    # exact cell-centre starts (not a v3 constructor arg)
+    cast("PointMazeEnv", env.unwrapped).position_noise_range = 0
     return gym.wrappers.FlattenObservation(env)
 
 
@@ -99,8 +103,9 @@ class WallContacts:
     """Counts MuJoCo contacts between the point and the maze walls (geoms named ``block_*``)."""
 
     def __init__(self, env: gym.Env) -> None:
-        model = env.unwrapped.model
-        self.data = env.unwrapped.data
+        maze_env = cast("PointMazeEnv", env.unwrapped)
+        model = maze_env.model
+        self.data = maze_env.data
         names = [
             mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, i) or "" for i in range(model.ngeom)
         ]
@@ -156,7 +161,7 @@ class ForkExpert:
         clearance: float = 0.4,
         seed: int = 0,
     ) -> None:
-        self.maze = env.unwrapped.maze
+        self.maze = cast("PointMazeEnv", env.unwrapped).maze
         self.kp, self.kd, self.switch_radius = kp, kd, switch_radius
         self.rng = np.random.default_rng(seed)
         half = 0.5 * self.maze.maze_size_scaling + clearance
@@ -220,7 +225,7 @@ class ForkExpert:
                 float(np.linalg.norm(c - position)) + d
                 if d < np.inf and np.any(c != position) and self._visible(position, c)
                 else np.inf
-                for c, d in zip(self.corners, self.to_goal)
+                for c, d in zip(self.corners, self.to_goal, strict=True)
             ]
             best = min(lengths)
             ties = [i for i, length in enumerate(lengths) if length < best + 1e-6]

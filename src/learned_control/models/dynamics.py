@@ -11,13 +11,12 @@ with the normalizers folded into the first and last layers, in fewer tensor oper
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from ..errors import ConfigError
 from .base import SavableModel, register_model
@@ -123,7 +122,7 @@ class EnsembleDynamics(SavableModel):
         widths = [hid_size] * num_layers if hidden_sizes is None else hidden_sizes
         sizes = [obs_dim + act_dim, *widths]
         self.layers = nn.ModuleList(
-            EnsembleLinear(members, i, o) for i, o in zip(sizes[:-1], sizes[1:])
+            EnsembleLinear(members, i, o) for i, o in zip(sizes[:-1], sizes[1:], strict=True)
         )
         self.head = EnsembleLinear(members, sizes[-1], obs_dim * (2 if probabilistic else 1))
         self.act_fn = ACTIVATIONS[activation]()
@@ -137,7 +136,8 @@ class EnsembleDynamics(SavableModel):
         return dict(self._config)
 
     def set_stats(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> None:
-        """Fit both normalizers to training data ``(N, obs_dim)``, ``(N, act_dim)``, ``(N, obs_dim)``."""
+        """Fit both normalizers to training data ``(N, obs_dim)``, ``(N, act_dim)``,
+        ``(N, obs_dim)``."""
         for norm, data in (
             (self.input_normalizer, torch.cat([obs, act], -1)),
             (self.delta_normalizer, next_obs - obs),
@@ -207,7 +207,8 @@ class EnsembleDynamics(SavableModel):
 
     @torch.no_grad()
     def folded(self) -> FoldedEnsemble:
-        """A :class:`FoldedEnsemble` of the current weights (a snapshot: fold again after training)."""
+        """A :class:`FoldedEnsemble` of the current weights (a snapshot: fold again after
+        training)."""
         return FoldedEnsemble(self)
 
     def loss(self, obs: torch.Tensor, act: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
@@ -225,11 +226,11 @@ class EnsembleDynamics(SavableModel):
         return nll + 0.01 * (self.max_logstd.sum() - self.min_logstd.sum())
 
 
-_IN_PLACE = {
+_IN_PLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu_,
     "tanh": torch.tanh_,
-    "elu": F.elu_,
-    "silu": partial(F.silu, inplace=True),
+    "elu": nn.functional.elu_,
+    "silu": partial(nn.functional.silu, inplace=True),
 }
 """In-place versions of the activations that have one (the others allocate, as in training)."""
 
@@ -265,7 +266,9 @@ class FoldedEnsemble:
             (weight, bias), *hidden = hidden
             self.first = (weight[:, :obs_dim], weight[:, obs_dim:], bias)
         self.hidden = hidden
-        self.activation = _IN_PLACE.get(model.get_config()["activation"], model.act_fn)
+        self.activation: Callable[[torch.Tensor], torch.Tensor] = _IN_PLACE.get(
+            model.get_config()["activation"], model.act_fn
+        )
         self.delta_std, self.probabilistic = norm_delta.std, model.probabilistic
         if self.probabilistic:
             self.max_logstd = model.max_logstd.detach().clone()
@@ -290,8 +293,8 @@ class FoldedEnsemble:
         next_obs = torch.baddbmm(obs + self.b_mean, h, self.w_mean)
         if sample and self.probabilistic:
             logstd = torch.baddbmm(self.b_logstd, h, self.w_logstd)
-            logstd = self.max_logstd - F.softplus(self.max_logstd - logstd)
-            logstd = self.min_logstd + F.softplus(logstd - self.min_logstd)
+            logstd = self.max_logstd - nn.functional.softplus(self.max_logstd - logstd)
+            logstd = self.min_logstd + nn.functional.softplus(logstd - self.min_logstd)
             noise = torch.randn(
                 next_obs.shape, generator=generator, device=next_obs.device, dtype=next_obs.dtype
             )

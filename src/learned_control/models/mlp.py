@@ -43,7 +43,7 @@ class MLP(nn.Module):
             raise ValueError(f"activation={activation!r}; expected one of {sorted(ACTIVATIONS)}")
         sizes = [input_dim] + [hid_size] * num_layers
         layers: list[nn.Module] = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
             layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
         layers.append(nn.Linear(sizes[-1], output_dim))
         self.net = nn.Sequential(*layers)
@@ -67,6 +67,9 @@ class Normalizer(nn.Module):
         dim: size of the last dimension.
         eps: added to the standard deviation (default 1e-5).
     """
+
+    mean: torch.Tensor  # (dim,) buffer
+    std: torch.Tensor  # (dim,) buffer, eps included
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__()

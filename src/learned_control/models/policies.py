@@ -30,13 +30,15 @@ class Policy(SavableModel):
     """
 
     kind = "policy"
+    action_low: torch.Tensor  # (act_dim,) buffer
+    action_high: torch.Tensor  # (act_dim,) buffer
 
     def __init__(
         self,
         obs_dim: int,
         act_dim: int,
-        action_low: Sequence[float] | None = None,
-        action_high: Sequence[float] | None = None,
+        action_low: Sequence[float] | np.ndarray | None = None,
+        action_high: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         super().__init__()
         self.obs_dim, self.act_dim = int(obs_dim), int(act_dim)
@@ -110,7 +112,8 @@ class Policy(SavableModel):
         )
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        """Action(s) for ``obs`` of shape ``(obs_dim,)`` or ``(B, obs_dim)``; same leading shape out.
+        """Action(s) for ``obs`` of shape ``(obs_dim,)`` or ``(B, obs_dim)``; same leading shape
+        out.
 
         Raises:
             ValueError: if the last dimension is not ``obs_dim`` or the input is not finite.
@@ -147,8 +150,8 @@ class MLPPolicy(Policy):
         hid_size: int = 64,
         num_layers: int = 2,
         activation: str = "relu",
-        action_low: Sequence[float] | None = None,
-        action_high: Sequence[float] | None = None,
+        action_low: Sequence[float] | np.ndarray | None = None,
+        action_high: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         super().__init__(obs_dim, act_dim, action_low, action_high)
         self.hid_size, self.num_layers, self.activation = hid_size, num_layers, activation

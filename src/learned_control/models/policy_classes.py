@@ -1,4 +1,5 @@
-"""Multimodal policy classes selectable by name (``--policy mse|gaussian|mixture|cvae|discrete|diffusion``).
+"""Multimodal policy classes selectable by name
+(``--policy mse|gaussian|mixture|cvae|discrete|diffusion``).
 
 Every class is a :class:`~learned_control.models.policies.Policy`: it trains with the shared
 behavior-cloning trainer through ``loss(obs_n, act_n)``, saves and loads with the one checkpoint
@@ -22,11 +23,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import torch
-from torch import distributions as D
-from torch import nn
+from torch import distributions, nn
 
 from ..errors import ConfigError
 from .base import register_model
@@ -82,8 +83,8 @@ class GenerativePolicy(Policy):
         execute_steps: int = 1,
         goal_dim: int = 0,
         seed: int = 0,
-        action_low: Sequence[float] | None = None,
-        action_high: Sequence[float] | None = None,
+        action_low: Sequence[float] | np.ndarray | None = None,
+        action_high: Sequence[float] | np.ndarray | None = None,
     ) -> None:
         super().__init__(obs_dim, act_dim, action_low, action_high)
         name = type(self).__name__
@@ -138,7 +139,8 @@ class GenerativePolicy(Policy):
         return torch.randn(*shape, device=device, generator=self.generator(device))
 
     def reset(self, seed: int | None = None) -> None:
-        """Start an episode: drop queued chunk actions; reseed the sampler when ``seed`` is given."""
+        """Start an episode: drop queued chunk actions; reseed the sampler when ``seed`` is
+        given."""
         self._queue = None
         if seed is not None:
             self.seed = int(seed)
@@ -147,7 +149,8 @@ class GenerativePolicy(Policy):
     def loss(
         self, obs_n: torch.Tensor, act_n: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Loss on normalized ``(B, obs_dim)`` inputs and ``(B, act_dim)`` or ``(B, H, act_dim)`` targets."""
+        """Loss on normalized ``(B, obs_dim)`` inputs and ``(B, act_dim)`` or ``(B, H, act_dim)``
+        targets."""
         if act_n.ndim == 2 and self.chunk_size == 1:
             flat = act_n
         elif act_n.shape[1:] == (self.chunk_size, self.act_dim):
@@ -215,17 +218,19 @@ class GaussianPolicy(GenerativePolicy):
             "deterministic": self.deterministic,
         }
 
-    def distribution(self, obs_n: torch.Tensor) -> D.Independent:
-        """Distribution over flattened normalized chunks: batch ``(B,)``, event ``(H * act_dim,)``."""
+    def distribution(self, obs_n: torch.Tensor) -> distributions.Independent:
+        """Distribution over flattened normalized chunks: batch ``(B,)``, event
+        ``(H * act_dim,)``."""
         out = self.net(obs_n)
         if self.state_dependent_std:
             mean, raw = out.chunk(2, dim=-1)
         else:
+            assert self.log_std is not None  # set exactly when not state_dependent_std
             mean, raw = out, self.log_std.expand_as(out)
         std = self.min_std + nn.functional.softplus(
             raw + math.log(math.e - 1)
         )  # softplus(x+c)=1 at x=0
-        return D.Independent(D.Normal(mean, std), 1)
+        return distributions.Independent(distributions.Normal(mean, std), 1)
 
     def chunk_loss(
         self, obs_n: torch.Tensor, act_n: torch.Tensor
@@ -243,7 +248,8 @@ class GaussianPolicy(GenerativePolicy):
 
 @register_model
 class MixturePolicy(GenerativePolicy):
-    """Mixture density network: ``MixtureSameFamily`` of K diagonal Gaussians (``--policy mixture``).
+    """Mixture density network: ``MixtureSameFamily`` of K diagonal Gaussians
+    (``--policy mixture``).
 
     Args:
         num_components: K >= 1 (default 5).
@@ -285,15 +291,16 @@ class MixturePolicy(GenerativePolicy):
             "mode": self.mode,
         }
 
-    def distribution(self, obs_n: torch.Tensor) -> D.MixtureSameFamily:
+    def distribution(self, obs_n: torch.Tensor) -> distributions.MixtureSameFamily:
         """Mixture over flattened normalized chunks: batch ``(B,)``, event ``(H * act_dim,)``."""
         k, n = self.num_components, self.out_dim
         out = self.net(obs_n)
         logits = out[..., :k]
         mean, raw = out[..., k:].reshape(*out.shape[:-1], k, 2 * n).chunk(2, dim=-1)
         std = self.min_std + nn.functional.softplus(raw)
-        return D.MixtureSameFamily(
-            D.Categorical(logits=logits), D.Independent(D.Normal(mean, std), 1)
+        return distributions.MixtureSameFamily(
+            distributions.Categorical(logits=logits),
+            distributions.Independent(distributions.Normal(mean, std), 1),
         )
 
     def chunk_loss(
@@ -309,7 +316,10 @@ class MixturePolicy(GenerativePolicy):
             idx = probs.argmax(-1)
         else:
             idx = torch.multinomial(probs, 1, generator=self.generator(obs_n.device)).squeeze(-1)
-        comp = dist.component_distribution.base_dist
+        components = cast(  # as built by distribution()
+            distributions.Independent[distributions.Normal], dist.component_distribution
+        )
+        comp = components.base_dist
         rows = torch.arange(len(obs_n), device=obs_n.device)
         mean, std = comp.loc[rows, idx], comp.scale[rows, idx]  # (B, H * act_dim)
         if self.mode == "mode":
@@ -319,7 +329,8 @@ class MixturePolicy(GenerativePolicy):
 
 @register_model
 class CVAEPolicy(GenerativePolicy):
-    """Conditional VAE: encoder q(z|s,a), decoder p(a|s,z), z ~ N(0, I) at act time (``--policy cvae``).
+    """Conditional VAE: encoder q(z|s,a), decoder p(a|s,z), z ~ N(0, I) at act time
+    (``--policy cvae``).
 
     The decoder is a unit-variance Gaussian (squared-error reconstruction); the loss is
     ``recon + kl_weight * KL(q(z|s,a) || N(0, I))`` per sample.
@@ -348,22 +359,24 @@ class CVAEPolicy(GenerativePolicy):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "latent_dim": self.latent_dim, "kl_weight": self.kl_weight}
 
-    def posterior(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> D.Independent:
+    def posterior(self, obs_n: torch.Tensor, act_n: torch.Tensor) -> distributions.Independent:
         """q(z|s,a): batch ``(B,)``, event ``(latent_dim,)``."""
         mean, log_std = self.encoder(torch.cat([obs_n, act_n], -1)).chunk(2, dim=-1)
-        return D.Independent(D.Normal(mean, log_std.clamp(-8.0, 4.0).exp()), 1)
+        return distributions.Independent(
+            distributions.Normal(mean, log_std.clamp(-8.0, 4.0).exp()), 1
+        )
 
-    def prior(self, obs_n: torch.Tensor) -> D.Independent:
+    def prior(self, obs_n: torch.Tensor) -> distributions.Independent:
         """p(z) = N(0, I): batch ``(B,)``, event ``(latent_dim,)``."""
         zeros = obs_n.new_zeros(len(obs_n), self.latent_dim)
-        return D.Independent(D.Normal(zeros, torch.ones_like(zeros)), 1)
+        return distributions.Independent(distributions.Normal(zeros, torch.ones_like(zeros)), 1)
 
     def chunk_loss(
         self, obs_n: torch.Tensor, act_n: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         q = self.posterior(obs_n, act_n)
         recon = (self.decoder(torch.cat([obs_n, q.rsample()], -1)) - act_n).pow(2).sum(-1).mean()
-        kl = D.kl_divergence(q, self.prior(obs_n)).mean()
+        kl = distributions.kl_divergence(q, self.prior(obs_n)).mean()
         return recon + self.kl_weight * kl, {"recon": recon.detach(), "kl": kl.detach()}
 
     def sample_chunk(self, obs_n: torch.Tensor) -> torch.Tensor:
@@ -425,7 +438,7 @@ class DiscretePolicy(GenerativePolicy):
         mask = (dims[None, :] < dims[:, None]).to(act_n.dtype)  # (n, n): row i keeps dims < i
         prev = act_n[:, None, :] * mask  # (B, n, n)
         logits = self.logits(obs_n[:, None].expand(b, n, -1), prev, dims.expand(b, n))
-        nll = -D.Categorical(logits=logits).log_prob(target).sum(-1).mean()
+        nll = -distributions.Categorical(logits=logits).log_prob(target).sum(-1).mean()
         return nll, {"nll": nll.detach()}
 
     def sample_chunk(self, obs_n: torch.Tensor) -> torch.Tensor:
@@ -460,6 +473,12 @@ class DiffusionPolicy(GenerativePolicy):
         **kwargs: :class:`GenerativePolicy` arguments.
     """
 
+    alphas_cumprod: torch.Tensor  # (train_timesteps,) buffer
+    frequencies: torch.Tensor  # (time_features // 2,) buffer
+    ddim_timesteps: torch.Tensor  # (inference_steps,) buffer, long
+    ddim_cx: torch.Tensor  # (inference_steps,) buffer
+    ddim_ceps: torch.Tensor  # (inference_steps,) buffer
+
     def __init__(
         self,
         obs_dim: int,
@@ -471,7 +490,9 @@ class DiffusionPolicy(GenerativePolicy):
         **kwargs: Any,
     ) -> None:
         super().__init__(obs_dim, act_dim, **kwargs)
-        from diffusers import DDIMScheduler, DDPMScheduler  # slow import: only when used
+        # slow imports: only when used; from the defining modules, whose classes type-check
+        from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+        from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
 
         _check(
             "DiffusionPolicy",
@@ -543,7 +564,8 @@ class DiffusionPolicy(GenerativePolicy):
     def predict_noise(
         self, obs_n: torch.Tensor, noisy: torch.Tensor, t: torch.Tensor
     ) -> torch.Tensor:
-        """Predicted noise ``(B, H * act_dim)`` for noisy chunks at integer timesteps ``t`` ``(B,)``."""
+        """Predicted noise ``(B, H * act_dim)`` for noisy chunks at integer timesteps ``t``
+        ``(B,)``."""
         angles = t.to(obs_n.dtype)[:, None] * self.frequencies
         return self.net(torch.cat([obs_n, noisy, angles.sin(), angles.cos()], -1))
 
@@ -584,8 +606,8 @@ def make_policy(
     name: str,
     obs_dim: int,
     act_dim: int,
-    action_low: Sequence[float] | None = None,
-    action_high: Sequence[float] | None = None,
+    action_low: Sequence[float] | np.ndarray | None = None,
+    action_high: Sequence[float] | np.ndarray | None = None,
     **kwargs: Any,
 ) -> Policy:
     """Build the policy class ``name`` (a key of :data:`POLICY_CLASSES`) with ``kwargs``.

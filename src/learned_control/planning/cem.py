@@ -110,7 +110,8 @@ class CEMOptimizer:
         self.best_sequence, self.best_score = None, float("-inf")
 
     def initial_mean(self) -> torch.Tensor:
-        """``(horizon, act_dim)``: the previous solution shifted one step (warm start), else zeros."""
+        """``(horizon, act_dim)``: the previous solution shifted one step (warm start), else
+        zeros."""
         mean = torch.zeros(self.config.horizon, self.act_dim, device=self.device)
         if self.config.warm_start and self._previous is not None:
             mean[:-1] = self._previous[1:]
@@ -133,6 +134,7 @@ class CEMOptimizer:
         std = torch.full_like(mean, cfg.init_std)
         self.best_score, self.best_sequence = float("-inf"), None
         self.iterations_done = 0
+        started = time.perf_counter()  # start of the latest iteration
         for _ in range(cfg.iterations):
             if deadline is not None and self.iterations_done:
                 now = time.perf_counter()

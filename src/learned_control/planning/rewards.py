@@ -1,4 +1,5 @@
-"""Reward and termination of each task in torch, on (predicted) states, batched over any leading shape.
+"""Reward and termination of each task in torch, on (predicted) states, batched over any
+leading shape.
 
 A :data:`RewardFn` maps ``(obs, act, next_obs)`` of shapes ``(..., obs_dim)``, ``(..., act_dim)``,
 ``(..., obs_dim)`` to rewards ``(...)``; a :data:`TerminationFn` maps ``next_obs (..., obs_dim)``
@@ -112,7 +113,8 @@ REWARDS: dict[str, tuple[RewardFn, TerminationFn]] = {
 
 
 def get_reward_fns(name: str) -> tuple[RewardFn, TerminationFn]:
-    """``(reward, termination)`` registered as ``name``; :class:`ConfigError` listing the known ones."""
+    """``(reward, termination)`` registered as ``name``; :class:`ConfigError` listing the known
+    ones."""
     try:
         return REWARDS[name]
     except KeyError:

@@ -6,6 +6,7 @@ The ROS node :mod:`learned_control.ros.sim_bridge` only converts messages and ca
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
 
 import gymnasium as gym
 import mujoco
@@ -15,6 +16,20 @@ from ..errors import ConfigError
 from ..tasks import Task, get_task
 
 __all__ = ["BridgeConfig", "CommandGate", "SimSession", "StepOutcome", "JointStateSample"]
+
+
+class _SimEnv(Protocol):
+    """What a session uses of its task's unwrapped env: a MuJoCo env whose class (often from the
+    untyped gymnasium_robotics) ``gym.Env`` does not describe."""
+
+    model: mujoco.MjModel
+    data: mujoco.MjData
+    dt: float  # s per env step
+    goal: np.ndarray  # (goal_dim,) world frame; goal-conditioned tasks only
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        """The observation dict before the wrappers (goal-conditioned tasks only)."""
+
 
 MODES = ("lockstep", "realtime")
 TIMEOUT_POLICIES = ("zero", "hold")
@@ -176,9 +191,14 @@ class SimSession:
         self._index_joints()
 
     @property
+    def _sim(self) -> _SimEnv:
+        """The task's unwrapped env."""
+        return cast(_SimEnv, self.env.unwrapped)
+
+    @property
     def dt(self) -> float:
         """Simulated seconds per step."""
-        return float(self.env.unwrapped.dt)
+        return float(self._sim.dt)
 
     @property
     def rate_hz(self) -> float:
@@ -218,14 +238,15 @@ class SimSession:
 
     def _apply_goal(self) -> None:
         """Set the env's goal and recompute the observation through the wrappers' layout."""
-        unwrapped = self.env.unwrapped
+        assert self.goal is not None  # called once a goal is commanded
+        unwrapped = self._sim
         unwrapped.goal = self.goal.copy()
         wrappers, env = [], self.env
         while isinstance(env, gym.Wrapper):
             if isinstance(env, gym.ObservationWrapper):
                 wrappers.append(env)
             env = env.env
-        obs = unwrapped._get_obs()
+        obs: Any = unwrapped._get_obs()  # each wrapper below changes its type
         for wrapper in reversed(wrappers):  # innermost first
             obs = wrapper.observation(obs)
         self.observation = obs
@@ -267,7 +288,7 @@ class SimSession:
 
     def _index_joints(self) -> None:
         """Cache the 1-dof joints' names, state addresses and driving actuators (once per env)."""
-        model = self.env.unwrapped.model
+        model = self._sim.model
         joints = [
             j
             for j in range(model.njnt)
@@ -289,7 +310,7 @@ class SimSession:
     def joint_state(self) -> JointStateSample:
         """Named 1-dof joints (hinge and slide) with positions, velocities and actuator efforts
         (0 for joints no actuator drives)."""
-        data = self.env.unwrapped.data
+        data = self._sim.data
         effort = np.zeros(len(self._joint_names))
         effort[self._driven] = data.actuator_force[self._actuators]
         return JointStateSample(

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from ..actors import Actor, load_actor
 from ..errors import ConfigError, LearnedControlError
 from ..planning.cem import CEMConfig
-from ..planning.mpc import PLANNER_PARAMETERS, MPCConfig, mpc_config_from_parameters
+from ..planning.mpc import (
+    PLANNER_PARAMETERS,
+    MPCConfig,
+    MPCController,
+    mpc_config_from_parameters,
+)
 from ..planning.rewards import get_reward_fns
 from ..tasks import Task, get_task
 
@@ -212,17 +218,24 @@ class ModelSlot:
 
     def reset(self) -> None:
         """Episode start: the actor forgets its state (a planner its warm start)."""
-        if hasattr(self.actor, "reset"):
+        if self.actor is not None and hasattr(self.actor, "reset"):
             self.actor.reset()
 
     def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
         """The action for ``obs``; a planner stops refining at ``deadline``
-        (``time.perf_counter()`` seconds; see :meth:`CEMOptimizer.optimize`), a policy ignores it."""
+        (``time.perf_counter()`` seconds; see :meth:`CEMOptimizer.optimize`), a policy ignores
+        it."""
         if self.planner is not None:
-            return self.actor.act(obs, deadline)
+            return self._planner().act(obs, deadline)
+        assert self.actor is not None  # acting starts after the first successful swap
         return self.actor.act(obs)
 
     @property
     def iterations_done(self) -> int | None:
         """CEM iterations of the last plan; ``None`` for a policy."""
-        return self.actor.iterations_done if self.planner is not None else None
+        return self._planner().iterations_done if self.planner is not None else None
+
+    def _planner(self) -> MPCController:
+        """The running actor while ``planner`` is set: the CEM-MPC planner ``load_actor`` builds
+        for a ``cem:`` spec."""
+        return cast(MPCController, self.actor)

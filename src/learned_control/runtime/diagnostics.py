@@ -134,7 +134,8 @@ class ModelCheck:
 
 
 class CounterCheck:
-    """Event counters (rejected inputs, stale skips, timeouts): WARN while any exceeds ``max_count``.
+    """Event counters (rejected inputs, stale skips, timeouts): WARN while any exceeds
+    ``max_count``.
 
     Args:
         counters: a callable returning ``{name: count}``, read at every run.

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import IO, TextIO, cast
 
 from ..errors import ConfigError
 
@@ -66,6 +66,11 @@ def stop_processes(procs: dict[str, subprocess.Popen], grace_s: float) -> None:
             return
 
 
+def _pipe(key: selectors.SelectorKey) -> IO[bytes]:
+    """The child stdout pipe a selector key was registered with."""
+    return cast(IO[bytes], key.fileobj)
+
+
 def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float = 10.0) -> int:
     """Start ``specs`` and stream their output as ``[name] line`` until one exits or Ctrl-C.
 
@@ -103,11 +108,12 @@ def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float
                 stop_processes(procs, grace_s)
                 raise ConfigError(f"cannot start {spec.name} ({spec.argv[0]}): {err}") from err
             procs[spec.name] = proc
+            assert proc.stdout is not None  # stdout=PIPE above
             sel.register(proc.stdout, selectors.EVENT_READ, spec.name)
         code = None
         while code is None:
             for key, _ in sel.select(timeout=0.5):
-                line = key.fileobj.readline()
+                line = _pipe(key).readline()
                 if line:
                     out.write(f"[{key.data:<{width}}] {line.decode(errors='replace')}")
                     out.flush()
@@ -127,7 +133,7 @@ def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float
             signal.signal(sig, handler)
         stop_processes(procs, grace_s)
         for key in list(sel.get_map().values()):
-            rest = key.fileobj.read()
+            rest = _pipe(key).read()
             if rest:
                 out.write(
                     "".join(
@@ -135,6 +141,6 @@ def supervise(specs: list[ProcessSpec], out: TextIO = sys.stdout, grace_s: float
                         for ln in rest.decode(errors="replace").splitlines()
                     )
                 )
-            key.fileobj.close()
+            _pipe(key).close()
         sel.close()
     return code

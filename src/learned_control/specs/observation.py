@@ -226,17 +226,16 @@ def _compile(expr: Any, spec: ObservationSpec, where: str) -> tuple[int, _Fn]:
         if kind == "to_world":
             if not fld.endswith("velocity"):
                 raise SpecError(f"{where}: to_world rotates a velocity, not {fld!r}")
-            return _indexed(
-                where,
-                expr,
-                3,
-                lambda c, n=src.name, f=fld: _rotate(
-                    c.samples[n].orientation, getattr(c.samples[n], f)
-                ),
-            )
-        return _indexed(
-            where, expr, BODY_FIELDS[fld], lambda c, n=src.name, f=fld: getattr(c.samples[n], f)
-        )
+
+            def rotated(c: SampleContext, n: str = src.name, f: str = fld) -> list[float]:
+                return _rotate(c.samples[n].orientation, getattr(c.samples[n], f))
+
+            return _indexed(where, expr, 3, rotated)
+
+        def body_field(c: SampleContext, n: str = src.name, f: str = fld) -> Sequence[float]:
+            return getattr(c.samples[n], f)
+
+        return _indexed(where, expr, BODY_FIELDS[fld], body_field)
     if kind == "goal":
         src = spec.source(str(expr["goal"]))
         if src.type != "goal":
@@ -244,7 +243,11 @@ def _compile(expr: Any, spec: ObservationSpec, where: str) -> tuple[int, _Fn]:
         size = len(src.value) if src.value is not None else int(expr.get("size", 0))
         if size <= 0:
             raise SpecError(f"{where}: goal {src.name!r} has no value; give its size")
-        return _indexed(where, expr, size, lambda c, n=src.name: c.samples[n].value)
+
+        def goal_value(c: SampleContext, n: str = src.name) -> Sequence[float]:
+            return c.samples[n].value
+
+        return _indexed(where, expr, size, goal_value)
     if kind == "const":
         vals = [float(v) for v in expr["const"]]
         return len(vals), lambda c: vals

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -358,7 +358,7 @@ def mlp_policy_for(
     task: Task, hid_size: int = 64, num_layers: int = 2, activation: str = "relu"
 ) -> MLPPolicy:
     """An untrained :class:`MLPPolicy` sized for ``task``, clipped to its env's action bounds."""
-    return policy_for(task, "mse", hid_size, num_layers, activation)
+    return cast(MLPPolicy, policy_for(task, "mse", hid_size, num_layers, activation))
 
 
 def train_bc_run(

@@ -22,6 +22,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal, TypedDict
 
 from ..data.episodes import Transitions
 from ..data.sources import load_transitions
@@ -36,7 +37,7 @@ from .dynamics import DynamicsTrainConfig, train_dynamics_run
 __all__ = [
     "LearnerConfig",
     "EpochReport",
-    "JobCancelled",
+    "JobCancelledError",
     "resolve_sources",
     "load_sources",
     "run_learner_job",
@@ -197,7 +198,7 @@ class EpochReport:
     val_loss: float | None
 
 
-class JobCancelled(LearnedControlError):
+class JobCancelledError(LearnedControlError):
     """A training job stopped because its cancel flag was set; nothing was written."""
 
 
@@ -206,7 +207,7 @@ def _is_bag(path: Path) -> bool:
     return (path / "metadata.yaml").is_file()
 
 
-def resolve_sources(sources: list[str]) -> list[tuple[str, str]]:
+def resolve_sources(sources: list[str]) -> list[tuple[str, Literal["minari", "bag"]]]:
     """``(source, kind)`` pairs for :func:`~learned_control.data.sources.load_transitions`.
 
     A bag folder is a bag; a folder holding bags expands to every closed bag in it, sorted by
@@ -221,7 +222,7 @@ def resolve_sources(sources: list[str]) -> list[tuple[str, str]]:
             "the learner has no data sources; set 'sources' to bag folders, "
             "folders of bags or Minari dataset ids"
         )
-    resolved: list[tuple[str, str]] = []
+    resolved: list[tuple[str, Literal["minari", "bag"]]] = []
     for source in sources:
         path = Path(source)
         if path.is_dir():
@@ -281,18 +282,18 @@ def run_learner_job(
     Args:
         config: what to train, on which data, where to write it.
         cancel: when set, the job stops after the current epoch and raises
-            :class:`JobCancelled`; no checkpoint is written.
+            :class:`JobCancelledError`; no checkpoint is written.
         on_epoch: called after every epoch with an :class:`EpochReport`.
 
     Raises:
         DatasetError: no sources, or data that is missing or does not fit the task.
-        JobCancelled: ``cancel`` was set.
+        JobCancelledError: ``cancel`` was set.
     """
     cancel = cancel or threading.Event()
     task = get_task(config.task)
     data = load_sources(config.sources, config.task, config.labels == "expert")
     if cancel.is_set():
-        raise JobCancelled("cancelled before training started")
+        raise JobCancelledError("cancelled before training started")
     trainer_config = config.trainer_config()
     device = resolve_device(config.device)
 
@@ -300,7 +301,7 @@ def run_learner_job(
         if on_epoch is not None:
             on_epoch(EpochReport(epoch + 1, config.epochs, train_loss, val_loss))
         if cancel.is_set():
-            raise JobCancelled(f"cancelled after epoch {epoch + 1} of {config.epochs}")
+            raise JobCancelledError(f"cancelled after epoch {epoch + 1} of {config.epochs}")
 
     run_dir = _new_run_dir(Path(config.output_dir).absolute(), config.what)
     name = f"{run_dir.name}.pt"
@@ -308,6 +309,7 @@ def run_learner_job(
     seed_everything(config.seed)  # the initial weights
     try:
         if config.what == "bc":
+            assert isinstance(trainer_config, BCConfig)  # what == "bc"
             policy = policy_for(
                 task,
                 config.policy,
@@ -331,6 +333,7 @@ def run_learner_job(
                 checkpoint_name=name,
             )
         else:
+            assert isinstance(trainer_config, DynamicsTrainConfig)  # what == "dynamics"
             model = EnsembleDynamics(
                 task.obs_dim,
                 task.act_dim,
@@ -383,6 +386,15 @@ class LearnerStatus:
     last_outcome: str = ""
     last_checkpoint: str = ""
     last_error: str = ""
+
+
+class _JobOutcome(TypedDict, total=False):
+    """The :class:`LearnerStatus` fields a finished job sets."""
+
+    state: str
+    last_outcome: str
+    last_error: str
+    last_checkpoint: str
 
 
 class BackgroundLearner:
@@ -458,8 +470,12 @@ class BackgroundLearner:
     def _run(self, config: LearnerConfig, cancel: threading.Event) -> None:
         try:
             path = run_learner_job(config, cancel, self._progress)
-        except JobCancelled as err:
-            update = {"state": "idle", "last_outcome": "cancelled", "last_error": str(err)}
+        except JobCancelledError as err:
+            update: _JobOutcome = {
+                "state": "idle",
+                "last_outcome": "cancelled",
+                "last_error": str(err),
+            }
         except Exception as err:  # any crash ends the job, reported, never the node
             message = (
                 str(err)

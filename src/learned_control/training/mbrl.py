@@ -58,7 +58,8 @@ def random_episodes(task: Task, max_steps: int, seed: int) -> list[Episode]:
     """
     env = task.make_env()
     actor = RandomActor(task.action_low, task.action_high, seed)
-    episodes, total = [], 0
+    episodes: list[Episode] = []
+    total = 0
     while True:
         episode = rollout_episodes(actor, env, 1, seed + len(episodes), progress=False)[0]
         if total + len(episode) > max_steps:
@@ -84,7 +85,7 @@ def write_random_bag(
         returns=[float(e.episode_return) for e in episodes],
         lengths=[len(e) for e in episodes],
         successes=[None] * len(episodes),
-        seeds=[int(e.seed) for e in episodes],
+        seeds=[seed + i for i in range(len(episodes))],  # as random_episodes reset them
     )
     return IterationResult(0, "", 0, result, str(path), 0.0)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -336,7 +337,7 @@ def _train_expert(
 
     counters = [StepCounter(_training_env(config)) for _ in range(config.n_envs)]
     eval_counter = StepCounter(_training_env(config))
-    venv = DummyVecEnv([lambda c=c: Monitor(c) for c in counters])
+    venv = DummyVecEnv([partial(Monitor, c) for c in counters])
     eval_venv = DummyVecEnv([lambda: Monitor(eval_counter)])
     eval_venv.seed(config.seed + EXPERT_EVAL_SEED_OFFSET)  # same goals, same best model
     callback = EvalCallback(
@@ -370,6 +371,7 @@ def _collect(
     model: Any, env: gym.Env, steps: int, seed: int, dataset_id: str, progress: bool
 ) -> list[Episode]:
     """``steps`` real steps of ``model``'s sampled actions in ``env``, as Minari ``dataset_id``."""
+    assert env.spec is not None  # a gym.make env
     episodes = rollout_steps(env, _StochasticPPO(model).act, steps, seed, progress)
     save_episodes(
         dataset_id,
@@ -557,6 +559,7 @@ def run_world_model(
         )
         stages.update()
     stages.close()
+    assert learner is not None  # round 0 always runs
 
     expert = {
         **{name: r.summary() for name, r in expert_eval.items()},
