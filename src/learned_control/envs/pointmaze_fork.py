@@ -27,12 +27,14 @@ import mujoco
 import numpy as np
 
 from ..data.episodes import Episode
+from ..tasks import FlattenDictObservation
 
 __all__ = [
     "FORK_MAP",
     "GOAL_CELL",
     "TIE_CELL",
     "FREE_CELLS",
+    "FORK_OBS_KEYS",
     "make_fork_env",
     "reset_fork",
     "ForkExpert",
@@ -62,10 +64,15 @@ FREE_CELLS: tuple[tuple[int, int], ...] = tuple(
 """Start cells: every free cell except the goal."""
 
 
+FORK_OBS_KEYS = ("achieved_goal", "desired_goal", "observation")
+"""The dict observation keys of the fork env, in the order they are concatenated."""
+
+
 def make_fork_env(max_episode_steps: int = 300) -> gym.Env:
     """``PointMaze_UMaze-v3`` on :data:`FORK_MAP`, terminating at the goal, no position noise.
 
-    Observations are flattened (``FlattenObservation``) to ``(8,)``: achieved goal (= position)
+    Observations are flattened (:class:`~learned_control.tasks.FlattenDictObservation`, keys
+    in :data:`FORK_OBS_KEYS` order) to ``(8,)``: achieved goal (= position)
     ``[0:2]``, desired goal ``[2:4]``, position ``[4:6]`` (m), velocity ``[6:8]`` (m/s); so a
     policy on them is goal-conditioned with ``goal_dim`` covering the goal entries.
     """
@@ -79,7 +86,7 @@ def make_fork_env(max_episode_steps: int = 300) -> gym.Env:
         max_episode_steps=max_episode_steps,
     )
     env.unwrapped.position_noise_range = 0  # exact cell-centre starts (not a v3 constructor arg)
-    return gym.wrappers.FlattenObservation(env)
+    return FlattenDictObservation(env, FORK_OBS_KEYS)
 
 
 def reset_fork(env: gym.Env, cell: tuple[int, int], seed: int | None = None) -> np.ndarray:
