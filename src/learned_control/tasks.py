@@ -73,16 +73,18 @@ def flatten_dict_obs(
     return np.concatenate(parts, axis=-1)
 
 
-class FlattenDictObservation(gym.ObservationWrapper):
+class FlattenDictObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """An env with a Dict observation as one with a flat ``Box(obs_dim)`` one, by
-    :func:`flatten_dict_obs` in the order of ``keys`` (other keys are dropped).
+    :func:`flatten_dict_obs` in the order of ``keys`` (other keys are dropped). Recorded in the
+    env's spec, so ``gym.make(env.spec)`` (a Minari dataset's recovered env) rebuilds it.
 
     Raises:
         ConfigError: a non-Dict observation space, or a key that is missing or not a Box.
     """
 
     def __init__(self, env: gym.Env, keys: Sequence[str]) -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, keys=list(keys))  # in env.spec
+        gym.ObservationWrapper.__init__(self, env)
         space = env.observation_space
         if not isinstance(space, gym.spaces.Dict):
             raise ConfigError(f"dict_obs_keys {tuple(keys)} given for a {space} observation")
@@ -413,14 +415,19 @@ def _ensure_registered(env_id: str) -> None:
 
 
 def _gym_make(env_id: str, kwargs: dict[str, Any], name: str) -> gym.Env:
-    """``gym.make(env_id, **kwargs)``; one-line ConfigError for an unknown id or bad kwargs."""
+    """``gym.make(env_id, **kwargs)``; one-line ConfigError for an unknown id, an env that
+    cannot be made or kwargs it refuses."""
     _ensure_registered(env_id)
     try:
         return gym.make(env_id, **kwargs)
-    except (gym.error.Error, ImportError) as err:
+    except (gym.error.Error, ModuleNotFoundError) as err:
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        bare = env_id.split(":")[-1]
-        close = difflib.get_close_matches(bare, [*TASKS, *gym.registry], n=3)
+        unknown = isinstance(
+            err, (gym.error.UnregisteredEnv, gym.error.DeprecatedEnv, ModuleNotFoundError)
+        ) or first.startswith("No registered env")
+        if not unknown:
+            raise ConfigError(f"task {name!r}: gym.make({env_id!r}) failed: {first}") from None
+        close = difflib.get_close_matches(env_id.split(":")[-1], [*TASKS, *gym.registry], n=3)
         raise ConfigError(
             f"unknown task {name!r}: not registered, and gymnasium says: {first}"
             + (f"; close ids: {', '.join(close)}" if close else "")
