@@ -5,9 +5,13 @@
     ros2 launch launch/sim.launch.py checkpoint:=dynamics.pt actor:=cem   # CEM-MPC planner
     ros2 launch launch/sim.launch.py checkpoint:=policy.pt expert:=expert.zip record:=/tmp/dagger
         # DAgger data: the policy drives, the expert labels every observation (expert_command)
+    ros2 launch launch/sim.launch.py task:=Swimmer-v5 env_kwargs:='{"reset_noise_scale": 0.2}' \
+        checkpoint:=policy.pt   # any Gymnasium id, with keyword arguments for gym.make
 
 Parameters come from the task's parameter file, ``<task>.yaml`` in the installed package's
-``learned_control/config/`` (:func:`learned_control.params.parameter_file`); the managed nodes
+``learned_control/config/`` or ``default.yaml`` for a task without its own
+(:func:`learned_control.params.parameter_file`), with ``task`` and ``env_kwargs`` given to the
+bridge and the controller as overrides; the managed nodes
 start with ``autostart`` false and are configured, then activated, by the standard lifecycle events
 (controller first, so the bridge never steps without a listener).
 """
@@ -20,6 +24,7 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
+from launch_ros.parameter_descriptions import ParameterValue
 
 from learned_control.params import parameter_file
 
@@ -31,6 +36,9 @@ def _transition(node: LifecycleNode, transition_id: int) -> EmitEvent:
 
 def _nodes(context):
     task = LaunchConfiguration("task").perform(context)
+    # strings as they are (a JSON object or an id with a colon is not parsed as YAML)
+    task_value = ParameterValue(task, value_type=str)
+    env_kwargs = ParameterValue(LaunchConfiguration("env_kwargs").perform(context), value_type=str)
     mode = LaunchConfiguration("mode").perform(context)
     checkpoint = LaunchConfiguration("checkpoint").perform(context)
     actor = LaunchConfiguration("actor").perform(context)
@@ -39,11 +47,13 @@ def _nodes(context):
     params = str(parameter_file(task))
     bridge = LifecycleNode(package="learned_control", executable="sim_bridge", name="sim_bridge",
                            namespace="", output="screen",
-                           parameters=[params, {"mode": mode, "autostart": False,
+                           parameters=[params, {"task": task_value, "env_kwargs": env_kwargs,
+                                                "mode": mode, "autostart": False,
                                                 "wait_for_recorder": bool(record)}])
     controller = LifecycleNode(package="learned_control", executable="controller",
                                name="controller", namespace="", output="screen",
-                               parameters=[params, {"mode": mode, "checkpoint": checkpoint,
+                               parameters=[params, {"task": task_value, "env_kwargs": env_kwargs,
+                                                    "mode": mode, "checkpoint": checkpoint,
                                                     "actor": actor, "expert": expert,
                                                     "autostart": False}])
     configure = lifecycle_msgs.msg.Transition.TRANSITION_CONFIGURE
@@ -71,7 +81,12 @@ def _nodes(context):
 def generate_launch_description() -> launch.LaunchDescription:
     return launch.LaunchDescription([
         DeclareLaunchArgument("task", default_value="InvertedPendulum-v5",
-                              description="registry task; parameters from its <task>.yaml"),
+                              description="a registered task or any Gymnasium id (module:EnvId "
+                                          "too); parameters from its <task>.yaml, else "
+                                          "default.yaml"),
+        DeclareLaunchArgument("env_kwargs", default_value="",
+                              description="keyword arguments for gym.make as a JSON object "
+                                          "(empty: none)"),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="checkpoint (.pt) for the controller: a policy, or "
                                           "a dynamics ensemble with actor:=cem"),

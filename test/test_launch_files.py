@@ -60,7 +60,7 @@ def test_launch_file_names_only_existing_things(path):
                     assert ast.literal_eval(key) in DECLARED[executable], (executable, key)
     args = {ast.literal_eval(c.args[0]) for c in ast.walk(tree) if isinstance(c, ast.Call)
             and getattr(c.func, "id", None) == "DeclareLaunchArgument"}
-    assert args == {"task", "checkpoint", "mode", "record", "actor", "expert"}
+    assert args == {"task", "env_kwargs", "checkpoint", "mode", "record", "actor", "expert"}
     imports = {(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
                for a in n.names}
     assert ("learned_control.params", "parameter_file") in imports  # the package's own files
@@ -72,14 +72,16 @@ def test_parameter_files_are_package_data_installed_to_share_too():
     import learned_control
 
     assert PARAMETER_DIR == Path(learned_control.__file__).parent / "config"
-    assert {p.stem for p in PARAMETER_DIR.glob("*.yaml")} == set(TASKS)
+    assert {p.stem for p in PARAMETER_DIR.glob("*.yaml")} == set(TASKS) | {"default"}
     setup = (ROOT / "setup.py").read_text()
     assert '"config/*.yaml"' in setup and 'glob(f"src/{PACKAGE}/config/*.yaml")' in setup
 
 
-@pytest.mark.parametrize("task", sorted(TASKS))
+@pytest.mark.parametrize("task", [*sorted(TASKS), "Swimmer-v5"])
 def test_parameter_file_per_task_declares_only_known_parameters(task):
+    """Each registered task's file, and default.yaml for any other id (it names no task)."""
     path = parameter_file(task)
+    assert path.name == (f"{task}.yaml" if task in TASKS else "default.yaml")
     params = yaml.safe_load(path.read_text())
     assert set(params) == set(DECLARED)
     for node, section in params.items():
@@ -125,6 +127,24 @@ def test_up_starts_the_launch_files_nodes_with_declared_parameters_only(actor):
         assert set(overrides) <= DECLARED[spec.name], (spec.name, overrides)
         if spec.name == "controller":
             assert overrides["actor"] == actor and overrides["expert"] == "expert.zip"
+        if spec.name != "recorder":
+            assert overrides["task"] == "InvertedPendulum-v5" and "env_kwargs" not in overrides
+
+
+def test_up_gives_the_nodes_any_task_and_its_env_kwargs_as_strings():
+    """A task without its own parameter file runs on default.yaml, with ``task`` and
+    ``env_kwargs`` as ``-p`` overrides; the JSON object is YAML-quoted so it stays a string."""
+    from learned_control.cli.up import graph_specs
+
+    params_file = parameter_file("Swimmer-v5")
+    assert params_file.name == "default.yaml"
+    specs = graph_specs("Swimmer-v5", "model.pt", "lockstep", "", params_file,
+                        env_kwargs='{"reset_noise_scale": 0.2}')
+    for spec in specs:
+        overrides = dict(spec.argv[i + 1].split(":=", 1) for i, a in enumerate(spec.argv)
+                         if a == "-p")
+        assert overrides["task"] == "Swimmer-v5"
+        assert yaml.safe_load(overrides["env_kwargs"]) == '{"reset_noise_scale": 0.2}'
 
 
 @pytest.mark.parametrize(("discovery", "expected"), [("localhost", "LOCALHOST"), ("subnet", "SUBNET")])

@@ -363,7 +363,7 @@ def load_actor(
     spec = str(spec)
     dev = resolve_device(device)
     if spec.startswith("cem:"):
-        model = load_dynamics(spec[4:], task.obs_dim, task.act_dim, task.name, map_location=dev)
+        model = load_dynamics(spec[4:], task.obs_dim, task.act_dim, task, map_location=dev)
         return planner_for_task(model, task, planner, dev, seed)
     if planner is not None:
         raise ConfigError(
@@ -374,7 +374,7 @@ def load_actor(
     ckpt = load_checkpoint(
         spec, map_location=str(dev), action_low=task.action_low, action_high=task.action_high
     )
-    ckpt.check_fits(task.obs_dim, task.act_dim, task.name)
+    ckpt.check_fits(task.obs_dim, task.act_dim, task)
     if ckpt.model.kind != "policy":
         raise CheckpointError(
             f"{spec!r} holds a {ckpt.model.kind} model, not a policy (a "

@@ -5,9 +5,16 @@ A checkpoint is a ``torch.save`` of plain data only (no pickled objects)::
     {"format": "learned_control", "format_version": 1, "package_version": "0.1.0",
      "class": "MLPPolicy", "kind": "policy", "config": {...constructor kwargs...},
      "state_dict": {...}, "task": "Pusher-v5" | None,
+     "task_layout": {"env_id": "Pusher-v5", "env_kwargs": {...}, "obs_labels": [...],
+                     "dict_obs_keys": [...] | None} | None,
      "observation_shape": [obs_dim], "action_shape": [act_dim],
      "action_low": [...] | None, "action_high": [...] | None,
      "metadata": {...JSON-able training facts...}, "created": "2026-11-23T10:00:00"}
+
+``task_layout`` (:attr:`learned_control.tasks.Task.layout`, written when the model is saved with
+its :class:`~learned_control.tasks.Task`) lets :meth:`Checkpoint.resolve_task` rebuild the task
+in any process and :meth:`Checkpoint.check_fits` refuse a task whose observation is laid out
+differently; checkpoints without it load as before.
 
 It is written to a temporary file in the same folder and renamed, so a crash never leaves a
 half-written checkpoint behind, and read with ``torch.load(weights_only=True)``.
@@ -26,7 +33,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +44,9 @@ from .errors import CheckpointError
 from .models.base import MODEL_CLASSES, SavableModel
 from .models.dynamics import EnsembleDynamics
 from .models.policies import MLPPolicy
+
+if TYPE_CHECKING:
+    from .tasks import Task
 
 __all__ = [
     "Checkpoint",
@@ -65,21 +75,40 @@ _NUMPY_SAFE_GLOBALS: list[Callable[..., Any] | tuple[Callable[..., Any], str]] =
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the rebuilt model plus what was saved about it."""
+    """A loaded checkpoint: the rebuilt model plus what was saved about it.
+
+    Attributes:
+        task_layout: the task's env id, env kwargs, observation labels and dict keys
+            (:attr:`learned_control.tasks.Task.layout`); ``None`` for files saved without them.
+    """
 
     model: SavableModel
     path: Path
     task: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    task_layout: dict[str, Any] | None = None
 
     @property
     def identity(self) -> str:
         """Short human-readable identity for logs and diagnostics."""
         return f"{type(self.model).__name__}@{self.path.name}"
 
-    def check_fits(self, obs_dim: int, act_dim: int | None = None, task: str | None = None) -> None:
-        """Raise :class:`CheckpointError` naming both sides if the sizes or task do not match."""
+    def resolve_task(self) -> Task:
+        """The task it was trained for, with its env kwargs, in this process (registered, from
+        an entry point, or derived from the env id). CheckpointError when it names none."""
+        from .tasks import get_task
+
+        if self.task is None:
+            raise CheckpointError(f"{self.path}: the checkpoint names no task")
+        return get_task(self.task, (self.task_layout or {}).get("env_kwargs"))
+
+    def check_fits(
+        self, obs_dim: int, act_dim: int | None = None, task: str | Task | None = None
+    ) -> None:
+        """Raise :class:`CheckpointError` naming both sides if the sizes or task do not match;
+        for a :class:`~learned_control.tasks.Task`, also its observation layout (labels and
+        dict keys) when the checkpoint records one."""
         model_obs = getattr(self.model, "obs_dim", None)
         model_act = getattr(self.model, "act_dim", None)
         if model_obs is not None and model_obs != obs_dim:
@@ -92,16 +121,44 @@ class Checkpoint:
                 f"{self.path}: checkpoint outputs actions of size {model_act}, "
                 f"the task takes {act_dim}"
             )
-        if task is not None and self.task is not None and self.task != task:
+        name = task if task is None or isinstance(task, str) else task.name
+        if name is not None and self.task is not None and self.task != name:
             raise CheckpointError(
-                f"{self.path}: checkpoint was trained for task {self.task!r}, not {task!r}"
+                f"{self.path}: checkpoint was trained for task {self.task!r}, not {name!r}"
             )
+        if task is not None and not isinstance(task, str) and self.task_layout:
+            self._check_layout(task)
+
+    def _check_layout(self, task: Task) -> None:
+        saved_layout, given_layout = self.task_layout or {}, task.layout
+        for key, what in (("dict_obs_keys", "dict observation keys"), ("obs_labels", "labels")):
+            if key not in saved_layout or saved_layout[key] == given_layout[key]:
+                continue
+            saved, given = saved_layout[key], given_layout[key]
+            pairs = zip(saved or [], given or [], strict=False)
+            where = next(
+                (i for i, (a, b) in enumerate(pairs) if a != b),
+                min(len(saved or []), len(given or [])),
+            )
+            raise CheckpointError(
+                f"{self.path}: the checkpoint's observation {what} differ from task "
+                f"{task.name}'s at element {where} (checkpoint {_around(saved, where)}, "
+                f"task {_around(given, where)}); refusing a model that would read the "
+                "observation in another layout"
+            )
+
+
+def _around(items: list[str] | None, i: int) -> str:
+    """``items[i]`` for a message, or what stands there instead."""
+    if items is None:
+        return "none"
+    return repr(items[i]) if i < len(items) else f"ends after {len(items)}"
 
 
 def save_checkpoint(
     path: str | os.PathLike,
     model: SavableModel,
-    task: str | None = None,
+    task: str | Task | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` to ``path`` atomically; returns the path.
@@ -109,7 +166,8 @@ def save_checkpoint(
     Args:
         path: destination file (parent folders are created).
         model: a registered :class:`SavableModel`.
-        task: registry name of the task it was trained for.
+        task: the task it was trained for, or its name; a :class:`~learned_control.tasks.Task`
+            also records its env id, env kwargs and observation layout (``task_layout``).
         metadata: JSON-able facts (data source, epochs, losses, seed...).
     """
     name = type(model).__name__
@@ -126,7 +184,8 @@ def save_checkpoint(
         "kind": model.kind,
         "config": config,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "task": task,
+        "task": task if task is None or isinstance(task, str) else task.name,
+        "task_layout": None if task is None or isinstance(task, str) else task.layout,
         "observation_shape": [config["obs_dim"]] if "obs_dim" in config else None,
         "action_shape": [config["act_dim"]] if "act_dim" in config else None,
         "metadata": dict(metadata or {}),
@@ -194,7 +253,7 @@ def load_dynamics(
     path: str | os.PathLike,
     obs_dim: int,
     act_dim: int,
-    task: str | None = None,
+    task: str | Task | None = None,
     map_location: str | torch.device = "cpu",
 ) -> EnsembleDynamics:
     """The dynamics model of the checkpoint at ``path``, checked to fit the sizes (and ``task``).
@@ -233,8 +292,14 @@ def _from_ours(raw: dict, path: Path, map_location) -> Checkpoint:
         raise CheckpointError(
             f"{str(path)!r}: weights do not fit the saved {cls.__name__} config: {err}"
         ) from err
+    layout = raw.get("task_layout")
     return Checkpoint(
-        model.to(map_location), path, raw.get("task"), dict(raw.get("metadata") or {}), version
+        model.to(map_location),
+        path,
+        raw.get("task"),
+        dict(raw.get("metadata") or {}),
+        version,
+        dict(layout) if isinstance(layout, dict) else None,
     )
 
 

@@ -7,8 +7,7 @@ import argparse
 
 from ..data.bags import bag_to_episodes
 from ..data.minari_io import check_new_dataset_id, save_episodes
-from ..tasks import get_task
-from .common import add_task_arg
+from .common import add_task_arg, task_from_args
 
 __all__ = ["register", "run"]
 
@@ -39,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_new_dataset_id(args.dataset_id)
-    task = get_task(args.task)
+    task = task_from_args(args)
     episodes = bag_to_episodes(args.bag, task, args.max_episode_steps)
     save_episodes(
         args.dataset_id,

@@ -7,10 +7,9 @@ import argparse
 import numpy as np
 
 from ..actors import load_actor
-from ..tasks import get_task
 from ..training.experts import collect_dataset
 from ..utils import configure_torch, resolve_device
-from .common import add_runtime_args, add_task_arg
+from .common import add_runtime_args, add_task_arg, task_from_args
 
 __all__ = ["register", "run"]
 
@@ -50,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
-    task = get_task(args.task)
+    task = task_from_args(args)
     actor = load_actor(args.expert, task, str(resolve_device(args.device)))
     episodes = collect_dataset(
         actor,

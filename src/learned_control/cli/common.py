@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from typing import Literal
+from typing import Any, Literal
 
 from ..actors import ALGORITHMS
+from ..errors import ConfigError
 from ..models.mlp import ACTIVATIONS
-from ..tasks import TASKS
+from ..tasks import Task, get_task, parse_env_kwargs
 from ..training.bc import BCConfig
 
 __all__ = [
     "add_task_arg",
+    "task_from_args",
     "add_seed_arg",
     "add_runtime_args",
     "add_source_args",
@@ -26,18 +28,41 @@ __all__ = [
 ]
 
 
+def _env_kwargs(text: str) -> dict[str, Any]:
+    """``--env-kwargs``: a JSON object (argparse reports anything else as a usage error)."""
+    try:
+        return parse_env_kwargs(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def add_task_arg(
     parser: argparse.ArgumentParser, default: str | None = "InvertedPendulum-v5"
 ) -> None:
-    """``--task``, one of :data:`~learned_control.tasks.TASKS`; required when ``default`` is
-    None."""
-    parser.add_argument(
+    """The ``task`` group: ``--task`` (a registered task or any Gymnasium id; required when
+    ``default`` is None) and ``--env-kwargs`` (a JSON object for ``gym.make``). Both are checked
+    by :func:`task_from_args`."""
+    group = parser.add_argument_group("task")
+    group.add_argument(
         "--task",
         default=default,
-        choices=sorted(TASKS),
         required=default is None,
-        help="registered task (default: %(default)s)",
+        metavar="ID",
+        help="a registered task, any Gymnasium id (e.g. Swimmer-v5, FetchPush-v4) or "
+        "module:EnvId of your own package (default: %(default)s)",
     )
+    group.add_argument(
+        "--env-kwargs",
+        type=_env_kwargs,
+        default=None,
+        metavar="JSON",
+        help="keyword arguments for gym.make as a JSON object, e.g. '{\"reset_noise_scale\": 0.2}'",
+    )
+
+
+def task_from_args(args: argparse.Namespace) -> Task:
+    """The :class:`Task` of ``--task`` and ``--env-kwargs`` (ConfigError for an unknown id)."""
+    return get_task(args.task, args.env_kwargs)
 
 
 def add_seed_arg(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,6 @@ from rich.console import Console
 
 from ..actors import load_actor
 from ..checkpoint import save_checkpoint
-from ..tasks import get_task
 from ..training.dagger import DAggerConfig, dagger_table, plot_dagger, run_dagger
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import (
@@ -19,6 +18,7 @@ from .common import (
     add_runtime_args,
     add_task_arg,
     bc_config_from_args,
+    task_from_args,
 )
 
 __all__ = ["register", "run"]
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     seed_everything(args.seed)
-    task = get_task(args.task)
+    task = task_from_args(args)
     device = str(resolve_device(args.device))
     expert = load_actor(args.expert, task, device)
     run_dir = new_run_dir(args.runs_dir, f"dagger-{task.name}")
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     save_checkpoint(
         run_dir / "policy.pt",
         result.policy,
-        task.name,
+        task,
         {"trainer": "dagger", "expert": args.expert, **result.summary()},
     )
     plot_dagger(result, run_dir / "dagger.png", title=f"DAgger on {task.name}")

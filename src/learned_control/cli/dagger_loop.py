@@ -8,7 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from ..utils import new_run_dir
-from .common import add_loop_args, add_task_arg
+from .common import add_loop_args, add_task_arg, task_from_args
 from .mbrl_loop import show_iteration, show_loop
 
 __all__ = ["register", "run"]
@@ -46,10 +46,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..ros.dagger_loop import run_dagger_loop
 
+    task = task_from_args(args)
     out = Path(args.out) if args.out else new_run_dir("runs", "dagger-loop")
     learner = {"epochs": args.epochs, "hid_size": args.hid_size, "num_layers": args.num_layers}
     results = run_dagger_loop(
-        args.task,
+        task,
         args.expert,
         args.iterations,
         args.episodes,
@@ -60,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
         args.timeout,
         on_iteration=partial(show_iteration, first=FIRST),
     )
-    show_loop(results, f"{args.task}: DAgger through ROS", out, FIRST)
+    show_loop(results, f"{task.name}: DAgger through ROS", out, FIRST)
     return 0

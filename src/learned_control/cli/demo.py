@@ -16,7 +16,6 @@ from ..actors import RandomActor, load_sb3_expert
 from ..data.bags import bag_to_episodes
 from ..data.minari_io import load_transitions
 from ..evaluation import EvalResult, evaluate
-from ..tasks import get_task
 from ..training.bc import mlp_policy_for, train_bc_run
 from ..training.experts import collect_dataset, train_expert
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
@@ -27,6 +26,7 @@ from .common import (
     add_runtime_args,
     add_task_arg,
     bc_config_from_args,
+    task_from_args,
 )
 from .evaluate import format_success
 
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
     device = resolve_device(args.device)
     config = bc_config_from_args(args)
-    task = get_task(args.task)
+    task = task_from_args(args)
     run_dir = new_run_dir(args.runs_dir, "demo")
     console = Console()
     console.print(f"run directory: {run_dir}")
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
             f"lockstep); node logs in {run_dir / 'logs'}"
         )
         graph = run_lockstep_graph(
-            task.name,
+            task,
             ckpt,
             args.eval_episodes,
             args.seed,

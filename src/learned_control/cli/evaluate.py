@@ -7,9 +7,8 @@ import json
 
 from ..actors import load_actor
 from ..evaluation import EvalResult, evaluate
-from ..tasks import get_task
 from ..utils import configure_torch, new_run_dir, resolve_device
-from .common import add_runtime_args, add_task_arg
+from .common import add_runtime_args, add_task_arg, task_from_args
 
 __all__ = ["register", "run", "plot_returns", "format_success"]
 
@@ -59,7 +58,7 @@ def format_success(rate: float | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
-    task = get_task(args.task)
+    task = task_from_args(args)
     actor = load_actor(args.policy, task, str(resolve_device(args.device)))
     result = evaluate(actor, task.make_env(), args.episodes, args.seed, progress=True)
     print(f"episodes: {len(result.returns)}")

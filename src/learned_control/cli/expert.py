@@ -6,10 +6,9 @@ import argparse
 
 from ..actors import SB3Actor
 from ..evaluation import evaluate
-from ..tasks import get_task
 from ..training.experts import train_expert
 from ..utils import configure_torch, new_run_dir, resolve_device
-from .common import add_expert_args, add_runtime_args, add_task_arg
+from .common import add_expert_args, add_runtime_args, add_task_arg, task_from_args
 
 __all__ = ["register", "run"]
 
@@ -38,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
-    task = get_task(args.task)
+    task = task_from_args(args)
     run_dir = new_run_dir(args.runs_dir, "expert")
     print(f"run directory: {run_dir}")
     model = train_expert(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..training.mbrl import IterationResult
 from ..utils import new_run_dir
-from .common import add_loop_args, add_task_arg
+from .common import add_loop_args, add_task_arg, task_from_args
 
 __all__ = ["register", "run", "show_iteration", "show_loop"]
 
@@ -99,6 +99,7 @@ def show_loop(
 def run(args: argparse.Namespace) -> int:
     from ..ros.mbrl_loop import run_mbrl_loop
 
+    task = task_from_args(args)
     out = Path(args.out) if args.out else new_run_dir("runs", "mbrl-loop")
     learner = {
         "epochs": args.epochs,
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         "members": args.members,
     }
     results = run_mbrl_loop(
-        args.task,
+        task,
         args.iterations,
         args.episodes,
         args.seed,
@@ -119,5 +120,5 @@ def run(args: argparse.Namespace) -> int:
         args.timeout,
         on_iteration=show_iteration,
     )
-    show_loop(results, f"{args.task}: model-based loop through ROS", out)
+    show_loop(results, f"{task.name}: model-based loop through ROS", out)
     return 0

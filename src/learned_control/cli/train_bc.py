@@ -6,7 +6,6 @@ import argparse
 
 from ..data.sources import load_transitions
 from ..models.policy_classes import POLICY_CLASSES
-from ..tasks import get_task
 from ..training.bc import policy_for, train_bc_run
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import (
@@ -16,6 +15,7 @@ from .common import (
     add_task_arg,
     bc_config_from_args,
     source_from_args,
+    task_from_args,
 )
 
 __all__ = ["register", "run"]
@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
     config = bc_config_from_args(args)  # validate flags before loading data
-    task = get_task(args.task)
+    task = task_from_args(args)
     seed_everything(args.seed)  # the initial weights
     policy = policy_for(
         task,

@@ -6,7 +6,6 @@ import argparse
 
 from ..data.sources import load_transitions
 from ..models.dynamics import EnsembleDynamics
-from ..tasks import get_task
 from ..training.dynamics import DynamicsTrainConfig, train_dynamics_run
 from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import (
@@ -16,6 +15,7 @@ from .common import (
     add_source_args,
     add_task_arg,
     source_from_args,
+    task_from_args,
 )
 
 __all__ = ["register", "run"]
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         rollout_steps=args.rollout_steps,
         bootstrap=not args.no_bootstrap,
     )
-    task = get_task(args.task)
+    task = task_from_args(args)
     source, kind = source_from_args(args)
     transitions = load_transitions(source, task, kind, args.download)
     seed_everything(args.seed)

@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..params import parameter_file
+from ..params import parameter_file, ros_string
 from ..runtime.supervisor import ProcessSpec, supervise
-from ..tasks import get_task
-from .common import add_task_arg
+from .common import add_task_arg, task_from_args
 
 __all__ = ["register", "run", "graph_specs", "discovery_env", "DISCOVERY_RANGES"]
 
@@ -20,7 +19,8 @@ DISCOVERY_RANGES = {"localhost": "LOCALHOST", "subnet": "SUBNET"}
 
 
 DESCRIPTION = """Start the nodes of launch/sim.launch.py as separate processes with the same
-parameter file (--ros-args --params-file <task>.yaml), stream their logs with node prefixes,
+parameter file (--ros-args --params-file <task>.yaml, default.yaml for a task without its own)
+and --task/--env-kwargs as parameters, stream their logs with node prefixes,
 and stop all of them on Ctrl-C (SIGINT, then SIGTERM, then SIGKILL) or as soon as one dies (exit
 code non-zero)."""
 
@@ -90,9 +90,11 @@ def graph_specs(
     actor: str = "policy",
     expert: str = "",
     discovery: str = "localhost",
+    env_kwargs: str = "",
 ) -> list[ProcessSpec]:
     """The recorder (when ``record``), the controller and the bridge, in start order, each with
-    the environment of :func:`discovery_env`."""
+    the environment of :func:`discovery_env`; the controller and the bridge get ``task`` and
+    ``env_kwargs`` (a JSON object string, empty: none) as parameters."""
     env = {"PYTHONUNBUFFERED": "1", **discovery_env(discovery)}
 
     def node(name: str, **params: str) -> ProcessSpec:
@@ -111,9 +113,12 @@ def graph_specs(
     specs = [node("recorder", bag=record, mode=mode)] if record else []
     bridge = {"wait_for_recorder": "true"} if record else {}  # the bag starts at step 0
     labeller = {"expert": expert} if expert else {}
+    task_params = {"task": task, **({"env_kwargs": ros_string(env_kwargs)} if env_kwargs else {})}
     return specs + [
-        node("controller", checkpoint=checkpoint, mode=mode, actor=actor, **labeller),
-        node("sim_bridge", mode=mode, **bridge),
+        node(
+            "controller", **task_params, checkpoint=checkpoint, mode=mode, actor=actor, **labeller
+        ),
+        node("sim_bridge", **task_params, mode=mode, **bridge),
     ]
 
 
@@ -128,7 +133,7 @@ def discovery_env(discovery: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    task = get_task(args.task)
+    task = task_from_args(args)
     params = Path(args.params_file) if args.params_file else parameter_file(task.name)
     if not params.is_file():
         raise ConfigError(f"no parameter file {params}; pass --params-file")
@@ -152,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             args.actor,
             args.expert,
             args.discovery,
+            task.env_kwargs_json,
         ),
         grace_s=args.grace,
     )

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from ..actors import Actor
 from ..errors import DatasetError
-from ..tasks import Task
+from ..tasks import Task, flatten_dict_obs
 from .episodes import Episode, Transitions
 
 __all__ = [
@@ -50,7 +50,9 @@ def _datasets_root() -> str:
 
 
 def _flat(obs: Any, task: Task | None, dataset_id: str) -> np.ndarray:
-    """``(T+1, obs_dim)`` from a Box observation array or a dict one (task's key order)."""
+    """``(T+1, obs_dim)`` from a Box observation array or a dict one, flattened by
+    :func:`~learned_control.tasks.flatten_dict_obs` in the task's ``dict_obs_keys`` order (the
+    order of the task's env wrapper)."""
     if isinstance(obs, dict):
         if task is None or task.dict_obs_keys is None:
             raise DatasetError(
@@ -63,10 +65,7 @@ def _flat(obs: Any, task: Task | None, dataset_id: str) -> np.ndarray:
                 f"{dataset_id!r} observations lack the keys {missing} that task "
                 f"{task.name} flattens"
             )
-        return np.concatenate(
-            [np.asarray(obs[k], np.float64).reshape(len(obs[k]), -1) for k in task.dict_obs_keys],
-            axis=1,
-        )
+        return flatten_dict_obs(obs, task.dict_obs_keys, batch_dims=1).astype(np.float64)
     obs = np.asarray(obs, dtype=np.float64)
     return obs.reshape(len(obs), -1)
 

@@ -27,6 +27,7 @@ import mujoco
 import numpy as np
 
 from ..data.episodes import Episode
+from ..tasks import FlattenDictObservation
 
 if TYPE_CHECKING:
     from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv
@@ -36,6 +37,7 @@ __all__ = [
     "GOAL_CELL",
     "TIE_CELL",
     "FREE_CELLS",
+    "FORK_OBS_KEYS",
     "make_fork_env",
     "reset_fork",
     "ForkExpert",
@@ -65,10 +67,15 @@ FREE_CELLS: tuple[tuple[int, int], ...] = tuple(
 """Start cells: every free cell except the goal."""
 
 
+FORK_OBS_KEYS = ("achieved_goal", "desired_goal", "observation")
+"""The dict observation keys of the fork env, in the order they are concatenated."""
+
+
 def make_fork_env(max_episode_steps: int = 300) -> gym.Env:
     """``PointMaze_UMaze-v3`` on :data:`FORK_MAP`, terminating at the goal, no position noise.
 
-    Observations are flattened (``FlattenObservation``) to ``(8,)``: achieved goal (= position)
+    Observations are flattened (:class:`~learned_control.tasks.FlattenDictObservation`, keys
+    in :data:`FORK_OBS_KEYS` order) to ``(8,)``: achieved goal (= position)
     ``[0:2]``, desired goal ``[2:4]``, position ``[4:6]`` (m), velocity ``[6:8]`` (m/s); so a
     policy on them is goal-conditioned with ``goal_dim`` covering the goal entries.
     """
@@ -83,7 +90,7 @@ def make_fork_env(max_episode_steps: int = 300) -> gym.Env:
     )
     # exact cell-centre starts (not a v3 constructor arg)
     cast("PointMazeEnv", env.unwrapped).position_noise_range = 0
-    return gym.wrappers.FlattenObservation(env)
+    return FlattenDictObservation(env, FORK_OBS_KEYS)
 
 
 def reset_fork(env: gym.Env, cell: tuple[int, int], seed: int | None = None) -> np.ndarray:

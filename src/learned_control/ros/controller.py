@@ -153,7 +153,7 @@ class Controller(ManagedNode):
         except ConfigError as err:
             self.get_logger().error(f"configure failed: {err}")
             return TransitionCallbackReturn.FAILURE
-        task = get_task(self.config.task)
+        task = get_task(self.config.task, self.config.env_kwargs)
         self.slot = ModelSlot(task, self.config.device, self.config.planner(), self.config.seed)
         error = self.slot.swap(self.config.checkpoint)
         if not error and self.config.expert:

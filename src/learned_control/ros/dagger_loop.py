@@ -22,15 +22,15 @@ import time
 from .. import topics
 from ..checkpoint import load_checkpoint
 from ..params import parameter_file
-from ..tasks import get_task
+from ..tasks import Task, get_task
 from ..training.mbrl import IterationResult, save_curve
-from .graph_run import BRIDGE_TOPICS, LockstepGraph, new_loop_dir
+from .graph_run import BRIDGE_TOPICS, LockstepGraph, new_loop_dir, task_parameters
 
 __all__ = ["run_dagger_loop"]
 
 
 def run_dagger_loop(
-    task: str,
+    task: str | Task,
     expert: str,
     iterations: int,
     episodes_per_iteration: int,
@@ -46,7 +46,7 @@ def run_dagger_loop(
     policy iteration, also saved (after each iteration) as ``returns.json`` and ``returns.png``.
 
     Args:
-        task: registry task name.
+        task: a task name, or a :class:`Task` (its env kwargs go to the nodes too).
         expert: a policy checkpoint, an SB3 ``.zip`` or ``cem:<dynamics checkpoint>``.
         iterations: DAgger iterations k (>= 1) after the expert's demonstrations.
         episodes_per_iteration: lockstep episodes per iteration (>= 1); iteration ``i`` uses
@@ -63,19 +63,19 @@ def run_dagger_loop(
         ConfigError: bad counts, or ``out_dir`` already holding bags.
         LearnedControlError: a node exited, a training job failed or a wait timed out.
     """
-    get_task(task)
+    spec = task if isinstance(task, Task) else get_task(task)
     out, bags = new_loop_dir(out_dir, iterations, episodes_per_iteration)
     results: list[IterationResult] = []
     recorded = (*BRIDGE_TOPICS, topics.EXPERT_COMMAND)
     planner_expert = expert.startswith("cem:")
     controller = {
-        "task": task,
+        **task_parameters(spec),
         "mode": "lockstep",
         "seed": seed,
         "expert": expert,
         "torch_threads": torch_threads,
     }
-    params_file = parameter_file(task) if planner_expert else None
+    params_file = parameter_file(spec.name) if planner_expert else None
 
     with LockstepGraph(out / "logs", timeout, domain_id) as graph:
         graph.start(
@@ -84,7 +84,7 @@ def run_dagger_loop(
                 **(learner or {}),
                 "what": "bc",
                 "labels": "expert",
-                "task": task,
+                **task_parameters(spec),
                 "sources": f"['{bags}']",
                 "output_dir": str(out / "models"),
                 "seed": seed,
@@ -103,7 +103,7 @@ def run_dagger_loop(
             model = graph.wait_for_model(checkpoint)
             bag = bags / f"iteration-{iteration:02d}"
             run = graph.run_episodes(
-                task,
+                spec,
                 episodes_per_iteration,
                 seed + 1000 * iteration,
                 bag,
@@ -123,7 +123,7 @@ def run_dagger_loop(
                     iteration, model, trained_on, run.result, str(bag), time.perf_counter() - start
                 )
             )
-            save_curve(results, out, task, "DAgger through ROS", "the expert driving")
+            save_curve(results, out, spec.name, "DAgger through ROS", "the expert driving")
             if on_iteration is not None:
                 on_iteration(results[-1])
     return results

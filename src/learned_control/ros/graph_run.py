@@ -31,10 +31,12 @@ from std_srvs.srv import Trigger
 from .. import topics
 from ..errors import ConfigError, LearnedControlError
 from ..evaluation import EvalResult
+from ..params import ros_string
 from ..runtime.supervisor import die_with_parent, stop_processes
+from ..tasks import Task
 from . import qos, services
 
-__all__ = ["GraphRun", "LockstepGraph", "run_lockstep_graph", "new_loop_dir"]
+__all__ = ["GraphRun", "LockstepGraph", "run_lockstep_graph", "new_loop_dir", "task_parameters"]
 
 BRIDGE_TOPICS = ("observation", "applied_command", "reward", "episode")
 
@@ -55,6 +57,15 @@ class GraphRun:
     seconds_per_step: float
     control: dict[str, str] = field(default_factory=dict)
     bag: Path | None = None
+
+
+def task_parameters(task: str | Task) -> dict[str, str]:
+    """The ``task`` and ``env_kwargs`` node parameters (``-p`` values) of ``task``; a name has no
+    env kwargs."""
+    if isinstance(task, str):
+        return {"task": task}
+    kwargs = task.env_kwargs_json
+    return {"task": task.name, **({"env_kwargs": ros_string(kwargs)} if kwargs else {})}
 
 
 def new_loop_dir(
@@ -242,7 +253,7 @@ class LockstepGraph:
 
     def run_episodes(
         self,
-        task: str,
+        task: str | Task,
         episodes: int,
         seed: int,
         bag: str | os.PathLike | None = None,
@@ -256,7 +267,8 @@ class LockstepGraph:
         writers to match the recorder (``wait_for_recorder``): discovery runs per endpoint, and a
         reader that matched a writer says nothing of the writer's side, whose first samples
         would not reach the bag. Give each call in one graph its own ``suffix``,
-        so no earlier node's services or diagnostics are mistaken for the new one's."""
+        so no earlier node's services or diagnostics are mistaken for the new one's. ``task``: a
+        name, or a :class:`Task` whose env kwargs the bridge gets too."""
         bridge, recorder = f"sim_bridge{suffix}", f"recorder{suffix}"
         observer = self.observer
         first = len(observer.summaries)
@@ -269,7 +281,7 @@ class LockstepGraph:
         self.start(
             bridge,
             {
-                "task": task,
+                **task_parameters(task),
                 "seed": seed,
                 "mode": "lockstep",
                 "max_episodes": episodes,
@@ -358,7 +370,7 @@ class LockstepGraph:
 
 
 def run_lockstep_graph(
-    task: str,
+    task: str | Task,
     checkpoint: str | os.PathLike,
     episodes: int,
     seed: int,
@@ -371,7 +383,7 @@ def run_lockstep_graph(
     """``episodes`` lockstep episodes (reset seeds ``seed``, ``seed + 1``, ...) through the graph.
 
     Args:
-        task: registry task name.
+        task: a task name, or a :class:`Task` (its env kwargs go to the nodes too).
         checkpoint: the controller's policy checkpoint.
         episodes: episodes to run; the bridge stops stepping after them.
         seed: reset seed of the first episode.
@@ -388,7 +400,7 @@ def run_lockstep_graph(
         graph.start(
             "controller",
             {
-                "task": task,
+                **task_parameters(task),
                 "checkpoint": str(checkpoint),
                 "mode": "lockstep",
                 "torch_threads": torch_threads,

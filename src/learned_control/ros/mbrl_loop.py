@@ -24,15 +24,15 @@ import time
 from ..checkpoint import load_checkpoint
 from ..errors import LearnedControlError
 from ..params import parameter_file
-from ..tasks import get_task
+from ..tasks import Task, get_task
 from ..training.mbrl import IterationResult, save_curve, write_random_bag
-from .graph_run import LockstepGraph, new_loop_dir
+from .graph_run import LockstepGraph, new_loop_dir, task_parameters
 
 __all__ = ["run_mbrl_loop"]
 
 
 def run_mbrl_loop(
-    task: str,
+    task: str | Task,
     iterations: int,
     episodes_per_iteration: int,
     seed: int,
@@ -48,7 +48,7 @@ def run_mbrl_loop(
     saved (after each iteration) as ``returns.json`` and ``returns.png`` in ``out_dir``.
 
     Args:
-        task: registry task name.
+        task: a task name, or a :class:`Task` (its env kwargs go to the nodes too).
         iterations: planning iterations k (>= 1).
         episodes_per_iteration: lockstep episodes per iteration (>= 1); iteration ``i`` uses reset
             seeds ``seed + 1000 i``, ``seed + 1000 i + 1``, ...
@@ -67,13 +67,13 @@ def run_mbrl_loop(
         ConfigError: bad counts, or ``out_dir`` already holding bags.
         LearnedControlError: a node exited, a training job failed or a wait timed out.
     """
-    spec = get_task(task)
+    spec = task if isinstance(task, Task) else get_task(task)
     out, bags = new_loop_dir(out_dir, iterations, episodes_per_iteration)
     results: list[IterationResult] = []
 
     def report(result: IterationResult) -> None:
         results.append(result)
-        save_curve(results, out, task)
+        save_curve(results, out, spec.name)
         if on_iteration is not None:
             on_iteration(result)
 
@@ -84,7 +84,7 @@ def run_mbrl_loop(
             {
                 **(learner or {}),
                 "what": "dynamics",
-                "task": task,
+                **task_parameters(spec),
                 "sources": f"['{bags}']",
                 "output_dir": str(out / "models"),
                 "seed": seed,
@@ -95,21 +95,21 @@ def run_mbrl_loop(
         graph.start(
             "controller",
             {
-                "task": task,
+                **task_parameters(spec),
                 "checkpoint": checkpoint,
                 "actor": "cem",
                 "mode": "lockstep",
                 "seed": seed,
                 "torch_threads": torch_threads,
             },
-            params_file=parameter_file(task),
+            params_file=parameter_file(spec.name),
         )
         for iteration in range(1, iterations + 1):
             start = time.perf_counter()
             model = graph.wait_for_model(checkpoint)
             bag = bags / f"iteration-{iteration:02d}"
             run = graph.run_episodes(
-                task, episodes_per_iteration, seed + 1000 * iteration, bag, suffix=f"_{iteration}"
+                spec, episodes_per_iteration, seed + 1000 * iteration, bag, suffix=f"_{iteration}"
             )
             if run.control.get("model") != model:
                 raise LearnedControlError(

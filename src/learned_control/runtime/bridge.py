@@ -41,7 +41,8 @@ class BridgeConfig:
     """Settings of the simulation bridge (the node's parameters, same names).
 
     Attributes:
-        task: registry task name.
+        task: a registered task or any Gymnasium id (``module:EnvId`` included).
+        env_kwargs: keyword arguments for ``gym.make`` as a JSON object; empty: none.
         seed: reset seed of episode 0; episode ``k`` resets with ``seed + k``.
         mode: ``lockstep`` (wait for one command per observation; deterministic) or
             ``realtime`` (step at ``rate_hz`` with the newest command, zero-order hold).
@@ -65,6 +66,7 @@ class BridgeConfig:
     """
 
     task: str = "InvertedPendulum-v5"
+    env_kwargs: str = ""
     seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
     mode: str = "lockstep"
     rate_hz: float = field(default=0.0, metadata={"range": (0.0, 10000.0)})
@@ -79,7 +81,7 @@ class BridgeConfig:
     goal_frame: str = "world"
 
     def __post_init__(self) -> None:
-        get_task(self.task)  # raises ConfigError naming the known tasks
+        get_task(self.task, self.env_kwargs)  # ConfigError for an unknown id or bad kwargs
         if self.interface not in INTERFACES:
             raise ConfigError(f"interface={self.interface!r}; expected one of {INTERFACES}")
         if self.mode not in MODES:
@@ -183,7 +185,7 @@ class SimSession:
     goal: np.ndarray | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.task = get_task(self.config.task)
+        self.task = get_task(self.config.task, self.config.env_kwargs)
         self.env = self.task.make_env()
         low, high = self.task.action_low, self.task.action_high
         self.gate = CommandGate(low, high)
@@ -287,8 +289,14 @@ class SimSession:
         ]
 
     def _index_joints(self) -> None:
-        """Cache the 1-dof joints' names, state addresses and driving actuators (once per env)."""
-        model = self._sim.model
+        """Cache the 1-dof joints' names, state addresses and driving actuators (once per env;
+        none for an env without a MuJoCo model)."""
+        model = getattr(self.env.unwrapped, "model", None)
+        if not isinstance(model, mujoco.MjModel):
+            empty = np.zeros(0, dtype=int)
+            self._joint_names, self._qpos_adr, self._dof_adr = [], empty, empty
+            self._driven, self._actuators = np.zeros(0, dtype=bool), empty
+            return
         joints = [
             j
             for j in range(model.njnt)
@@ -309,7 +317,10 @@ class SimSession:
 
     def joint_state(self) -> JointStateSample:
         """Named 1-dof joints (hinge and slide) with positions, velocities and actuator efforts
-        (0 for joints no actuator drives)."""
+        (0 for joints no actuator drives); empty for an env without a MuJoCo model."""
+        if not self._joint_names:
+            empty = np.zeros(0)
+            return JointStateSample([], empty, empty.copy(), empty.copy())
         data = self._sim.data
         effort = np.zeros(len(self._joint_names))
         effort[self._driven] = data.actuator_force[self._actuators]

@@ -40,7 +40,9 @@ class ControllerConfig:
     """Settings of the controller (the node's parameters, same names).
 
     Attributes:
-        task: registry task name; the checkpoint must fit its observation and action sizes.
+        task: a registered task or any Gymnasium id (``module:EnvId`` included); the
+            checkpoint must fit its observation and action sizes and layout.
+        env_kwargs: keyword arguments for ``gym.make`` as a JSON object; empty: none.
         checkpoint: path of the policy checkpoint to run.
         expert: DAgger labelling: an expert (policy checkpoint, SB3 ``.zip`` or
             ``cem:<dynamics checkpoint>``) that acts on every observation beside the actor; its
@@ -72,6 +74,7 @@ class ControllerConfig:
     """
 
     task: str = "InvertedPendulum-v5"
+    env_kwargs: str = ""
     checkpoint: str = ""
     expert: str = ""
     mode: str = "lockstep"
@@ -96,7 +99,7 @@ class ControllerConfig:
     seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
 
     def __post_init__(self) -> None:
-        get_task(self.task)
+        get_task(self.task, self.env_kwargs)
         if self.mode not in MODES:
             raise ConfigError(f"mode={self.mode!r}; expected one of {MODES}")
         if self.actor not in ACTORS:

@@ -402,4 +402,4 @@ def train_bc_run(
     )
     plot_losses(result, run_dir / "loss_curve.png", title=f"behavior cloning on {task.name}")
     meta = {"trainer": "bc", "bc_config": asdict(config), **result.summary(), **(metadata or {})}
-    return result, save_checkpoint(run_dir / checkpoint_name, policy, task.name, meta)
+    return result, save_checkpoint(run_dir / checkpoint_name, policy, task, meta)

@@ -280,7 +280,7 @@ def train_dynamics_run(
     path = save_checkpoint(
         run_dir / checkpoint_name,
         model,
-        task.name,
+        task,
         metadata={
             "trainer": "dynamics",
             "transitions": len(data),

@@ -29,7 +29,7 @@ from ..data.sources import load_transitions
 from ..errors import ConfigError, DatasetError, LearnedControlError
 from ..models.dynamics import EnsembleDynamics
 from ..models.mlp import ACTIVATIONS
-from ..tasks import get_task
+from ..tasks import Task, get_task
 from ..utils import resolve_device, seed_everything
 from .bc import BCConfig, check_policy_options, policy_for, train_bc_run
 from .dynamics import DynamicsTrainConfig, train_dynamics_run
@@ -65,7 +65,9 @@ class LearnerConfig:
             ensemble for CEM-MPC).
         sources: data sources, each a rosbag2 bag folder, a folder of bags (every closed bag in
             it, listed again at each job), or a Minari dataset id.
-        task: registry task name; every source must fit its observation and action sizes.
+        task: a registered task or any Gymnasium id (``module:EnvId`` included); every source
+            must fit its observation and action sizes.
+        env_kwargs: keyword arguments for ``gym.make`` as a JSON object; empty: none.
         labels: bc: ``applied`` (the action the robot applied) or ``expert`` (the expert's
             relabel of each observation, a bag's ``expert_command``: DAgger).
         output_dir: folder that receives one numbered run folder per job.
@@ -95,6 +97,7 @@ class LearnerConfig:
     what: str = "bc"
     sources: list[str] = field(default_factory=list)
     task: str = "InvertedPendulum-v5"
+    env_kwargs: str = ""
     labels: str = "applied"
     output_dir: str = "learner"
     device: str = "cpu"
@@ -130,7 +133,7 @@ class LearnerConfig:
                 "(bag folders, folders of bags, Minari dataset ids)"
             )
         self.sources = list(self.sources)
-        get_task(self.task)  # ConfigError naming the known tasks
+        get_task(self.task, self.env_kwargs)  # ConfigError for an unknown id or bad kwargs
         if self.labels not in LABELS or (self.labels == "expert" and self.what != "bc"):
             raise ConfigError(
                 f"labels={self.labels!r}; expected one of {LABELS} (expert: what=bc only)"
@@ -241,7 +244,7 @@ def resolve_sources(sources: list[str]) -> list[tuple[str, Literal["minari", "ba
     return resolved
 
 
-def load_sources(sources: list[str], task_name: str, expert_labels: bool = False) -> Transitions:
+def load_sources(sources: list[str], task: Task, expert_labels: bool = False) -> Transitions:
     """All transitions of ``sources``, read now, in order (``expert_labels``: see
     :func:`~learned_control.data.sources.load_transitions`).
 
@@ -249,7 +252,6 @@ def load_sources(sources: list[str], task_name: str, expert_labels: bool = False
         DatasetError: a source that is missing, unreadable, or whose observation/action sizes do
             not fit the task (the source and both sizes named).
     """
-    task = get_task(task_name)
     parts = [
         load_transitions(source, task, kind, expert_labels=expert_labels)
         for source, kind in resolve_sources(sources)
@@ -290,8 +292,8 @@ def run_learner_job(
         JobCancelledError: ``cancel`` was set.
     """
     cancel = cancel or threading.Event()
-    task = get_task(config.task)
-    data = load_sources(config.sources, config.task, config.labels == "expert")
+    task = get_task(config.task, config.env_kwargs)
+    data = load_sources(config.sources, task, config.labels == "expert")
     if cancel.is_set():
         raise JobCancelledError("cancelled before training started")
     trainer_config = config.trainer_config()

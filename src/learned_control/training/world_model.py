@@ -570,7 +570,7 @@ def run_world_model(
     checkpoint = save_checkpoint(
         out / "policy.pt",
         policy,
-        POLICY_TASK,
+        get_task(POLICY_TASK),
         metadata={
             "trainer": "world_model",
             "env_id": FIXED_GOAL_ENV_ID,
