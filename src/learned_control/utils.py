@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
 
 from .errors import ConfigError
 
-__all__ = ["configure_torch", "resolve_device", "seed_everything", "new_run_dir"]
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+__all__ = ["configure_torch", "resolve_device", "seed_everything", "new_run_dir", "config_from"]
+
+C = TypeVar("C", bound="DataclassInstance")
 
 
 def configure_torch(threads: int | None) -> None:
@@ -51,3 +58,13 @@ def new_run_dir(root: str | os.PathLike = "runs", name: str = "run") -> Path:
         suffix += 1
     path.mkdir(parents=True)
     return path
+
+
+def config_from(cls: type[C], source: object, **values: Any) -> C:
+    """An instance of the dataclass ``cls``: each field from ``values``, else from the attribute of
+    the same name of ``source`` (a parsed command line, a wider config), else its default.
+    ConfigError from ``cls`` names a bad value."""
+    shared = {
+        f.name: getattr(source, f.name) for f in dataclasses.fields(cls) if hasattr(source, f.name)
+    }
+    return cls(**{**shared, **values})

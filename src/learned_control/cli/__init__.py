@@ -1,9 +1,9 @@
 """``learned-control``: the core from the shell.
 
-Each subcommand lives in its own module of this package, which defines
-``register(subparsers)``: add a parser with a useful ``--help``, every hyperparameter a flag,
-and ``set_defaults(func=run)`` where ``run(args) -> int``. Add the module name to
-``COMMAND_MODULES`` to expose it.
+Each subcommand lives in its own module of this package, named as the command with ``_`` for
+``-``. The module defines ``HELP`` (its line in the command list), ``DESCRIPTION`` (its
+``--help`` text), ``add_arguments(parser)`` (every hyperparameter a flag) and
+``run(args) -> int``. Add the module name to ``COMMAND_MODULES`` to expose it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+        module = importlib.import_module(f"{__name__}.{name}")
+        command = sub.add_parser(
+            name.replace("_", "-"), help=module.HELP, description=module.DESCRIPTION
+        )
+        module.add_arguments(command)
+        command.set_defaults(func=module.run)
     return parser
 
 

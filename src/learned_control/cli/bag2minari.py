@@ -9,8 +9,10 @@ from ..data.bags import bag_to_episodes
 from ..data.minari_io import check_new_dataset_id, save_episodes
 from .common import add_task_arg, task_from_args
 
-__all__ = ["register", "run"]
+__all__ = ["add_arguments", "run"]
 
+
+HELP = "convert a recorded rosbag2 bag into a local Minari dataset"
 
 DESCRIPTION = """Read a bag written by the recorder node (sqlite3 or mcap), pair each observation
 with the command the bridge applied to it (see learned_control.topics), and store the complete
@@ -18,12 +20,7 @@ episodes as a new local Minari dataset under $MINARI_DATASETS_PATH (default ~/.m
 episode cut before its summary is dropped."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "bag2minari",
-        help="convert a recorded rosbag2 bag into a local Minari dataset",
-        description=DESCRIPTION,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bag", help="bag folder")
     parser.add_argument("dataset_id", help="id of the new dataset, '[namespace/]name-v<N>'")
     add_task_arg(parser)
@@ -33,7 +30,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="time limit that marks truncation (default: the task's)",
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,20 +11,17 @@ from ..training.experts import collect_dataset
 from ..utils import configure_torch, resolve_device
 from .common import add_runtime_args, add_task_arg, task_from_args
 
-__all__ = ["register", "run"]
+__all__ = ["add_arguments", "run"]
 
+
+HELP = "roll out an expert into a new local Minari dataset"
 
 DESCRIPTION = """Roll out an expert (a stable-baselines3 .zip, loaded without unpickling, or a
 learned_control checkpoint) and store the episodes as a local Minari dataset under
 $MINARI_DATASETS_PATH (default ~/.minari/datasets)."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "collect",
-        help="roll out an expert into a new local Minari dataset",
-        description=DESCRIPTION,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--expert", required=True, help="expert file: SB3 .zip or policy .pt")
     parser.add_argument(
         "--dataset-id",
@@ -44,7 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "noisy action is applied and recorded (default: %(default)s)",
     )
     add_runtime_args(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,10 +6,13 @@ import argparse
 from typing import Any, Literal
 
 from ..actors import ALGORITHMS
+from ..data.episodes import Transitions
+from ..data.sources import load_transitions
 from ..errors import ConfigError
 from ..models.mlp import ACTIVATIONS
 from ..tasks import Task, get_task, parse_env_kwargs
 from ..training.bc import BCConfig
+from ..training.dynamics import DynamicsTrainConfig
 
 __all__ = [
     "add_task_arg",
@@ -17,13 +20,13 @@ __all__ = [
     "add_seed_arg",
     "add_runtime_args",
     "add_source_args",
-    "source_from_args",
+    "load_source",
     "add_expert_args",
     "add_activation_arg",
     "add_network_args",
-    "add_eval_episodes_arg",
+    "add_config_args",
+    "add_training_args",
     "add_bc_args",
-    "bc_config_from_args",
     "add_loop_args",
 ]
 
@@ -101,9 +104,15 @@ def add_source_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def source_from_args(args: argparse.Namespace) -> tuple[str, Literal["minari", "bag"]]:
-    """``(source, kind)`` for :func:`learned_control.data.sources.load_transitions`."""
-    return (args.dataset, "minari") if args.dataset else (args.bag, "bag")
+def load_source(args: argparse.Namespace, task: Task) -> tuple[Transitions, dict[str, str]]:
+    """The transitions of ``--dataset`` or ``--bag`` for ``task``, and the checkpoint metadata
+    that names their source."""
+    source = args.dataset or args.bag
+    kind: Literal["minari", "bag"] = "minari" if args.dataset else "bag"
+    return load_transitions(source, task, kind, args.download), {
+        "source": source,
+        "source_kind": kind,
+    }
 
 
 def add_expert_args(
@@ -159,58 +168,49 @@ def add_network_args(
     )
 
 
-def add_eval_episodes_arg(parser: argparse.ArgumentParser, default: int) -> None:
-    """``--eval-episodes``: seeded evaluation episodes per policy."""
-    parser.add_argument(
-        "--eval-episodes",
-        type=int,
-        default=default,
-        help="seeded evaluation episodes per policy (default: %(default)s)",
+_TRAINING_HELP: dict[str, str] = {
+    "epochs": "passes over the training split",
+    "batch_size": "samples per minibatch; an ensemble draws one per member",
+    "lr": "Adam learning rate",
+    "weight_decay": "Adam weight decay",
+    "val_fraction": "share of samples held out for validation",
+    "patience": "early-stopping patience in epochs, 0 = off",
+    "rollout_steps": "k of the k-step open-loop validation error",
+}
+"""Trainer field -> help of its flag (:func:`add_training_args`)."""
+
+
+def add_config_args(parser: argparse.ArgumentParser, config: type, helps: dict[str, str]) -> None:
+    """``--<name>`` (``_`` as ``-``) for each ``name`` of ``helps``, in its order, typed and
+    defaulted by the field's default in the dataclass ``config``; ``helps[name]`` is its help."""
+    for name, text in helps.items():
+        default = getattr(config, name)
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(default),
+            default=default,
+            help=f"{text} (default: %(default)s)",
+        )
+
+
+def add_training_args(
+    parser: argparse.ArgumentParser, config: type[BCConfig] | type[DynamicsTrainConfig]
+) -> None:
+    """The trainer flags of ``config``'s fields: ``--epochs``, ``--batch-size``, ``--lr``,
+    ``--val-fraction``; for dynamics also ``--weight-decay``, ``--patience``,
+    ``--rollout-steps``."""
+    add_config_args(
+        parser,
+        config,
+        {name: text for name, text in _TRAINING_HELP.items() if hasattr(config, name)},
     )
 
 
 def add_bc_args(parser: argparse.ArgumentParser) -> None:
-    """The BC hyperparameter flags: :class:`BCConfig`'s defaults and an MLP of 64 x 2, ReLU."""
-    defaults = BCConfig()
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=defaults.epochs,
-        help="passes over the training split (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=defaults.batch_size,
-        help="samples per gradient step (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--lr", type=float, default=defaults.lr, help="Adam learning rate (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=defaults.val_fraction,
-        help="share of samples held out for validation (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--hid-size", type=int, default=64, help="width of each hidden layer (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--num-layers", type=int, default=2, help="number of hidden layers (default: %(default)s)"
-    )
+    """The BC flags: :class:`BCConfig`'s training flags and an MLP of 64 x 2, ReLU."""
+    add_training_args(parser, BCConfig)
+    add_network_args(parser, hid_size=64, num_layers=2)
     add_activation_arg(parser, "relu")
-
-
-def bc_config_from_args(args: argparse.Namespace) -> BCConfig:
-    """The :class:`BCConfig` of the :func:`add_bc_args` flags and ``--seed``."""
-    return BCConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        val_fraction=args.val_fraction,
-        seed=args.seed,
-    )
 
 
 def add_loop_args(

@@ -10,19 +10,15 @@ from rich.console import Console
 
 from ..actors import load_actor
 from ..checkpoint import save_checkpoint
+from ..training.bc import BCConfig
 from ..training.dagger import DAggerConfig, dagger_table, plot_dagger, run_dagger
-from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
-from .common import (
-    add_bc_args,
-    add_eval_episodes_arg,
-    add_runtime_args,
-    add_task_arg,
-    bc_config_from_args,
-    task_from_args,
-)
+from ..utils import config_from, configure_torch, new_run_dir, resolve_device, seed_everything
+from .common import add_bc_args, add_config_args, add_runtime_args, add_task_arg, task_from_args
 
-__all__ = ["register", "run"]
+__all__ = ["add_arguments", "run"]
 
+
+HELP = "DAgger: BC on expert demos, then relabel the learner's states"
 
 DESCRIPTION = """BC on expert demonstrations, then ITERATIONS rounds of: roll out the learner
 (expert action with probability beta), label the visited states with the expert, aggregate, retrain
@@ -30,78 +26,34 @@ from scratch; returns the iterate best on validation episodes. Compares with pla
 expert samples. Writes RUN_DIR/policy.pt, RUN_DIR/dagger.png and RUN_DIR/dagger.json."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "dagger",
-        help="DAgger: BC on expert demos, then relabel the learner's states",
-        description=DESCRIPTION,
-    )
+_FLAG_HELP = {
+    "iterations": "DAgger iterations after the initial BC",
+    "demo_episodes": "expert episodes for the initial BC",
+    "rollout_episodes": "learner episodes relabelled per iteration",
+    "eval_episodes": "seeded evaluation episodes per policy",
+    "validation_episodes": "learner-only episodes per policy that pick the returned one; 0: the "
+    "last iterate",
+    "beta": "probability of the expert's action at iteration 1",
+    "beta_decay": "factor on beta per further iteration",
+}
+"""DAggerConfig field -> help of its flag, in the order of ``--help``."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--expert",
         required=True,
         help="expert: SB3 .zip, policy checkpoint, or cem:<dynamics checkpoint>",
     )
     add_task_arg(parser)
-    defaults = DAggerConfig()
-    parser.add_argument(
-        "--iterations",
-        type=int,
-        default=defaults.iterations,
-        help="DAgger iterations after the initial BC (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--demo-episodes",
-        type=int,
-        default=defaults.demo_episodes,
-        help="expert episodes for the initial BC (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--rollout-episodes",
-        type=int,
-        default=defaults.rollout_episodes,
-        help="learner episodes relabelled per iteration (default: %(default)s)",
-    )
-    add_eval_episodes_arg(parser, defaults.eval_episodes)
-    parser.add_argument(
-        "--validation-episodes",
-        type=int,
-        default=defaults.validation_episodes,
-        help="learner-only episodes per policy that pick the returned one; 0: "
-        "the last iterate (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--beta",
-        type=float,
-        default=defaults.beta,
-        help="probability of the expert's action at iteration 1 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--beta-decay",
-        type=float,
-        default=defaults.beta_decay,
-        help="factor on beta per further iteration (default: %(default)s)",
-    )
+    add_config_args(parser, DAggerConfig, _FLAG_HELP)
     add_bc_args(parser)
     add_runtime_args(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
-    config = DAggerConfig(
-        iterations=args.iterations,
-        demo_episodes=args.demo_episodes,
-        rollout_episodes=args.rollout_episodes,
-        validation_episodes=args.validation_episodes,
-        eval_episodes=args.eval_episodes,
-        beta=args.beta,
-        beta_decay=args.beta_decay,
-        hid_size=args.hid_size,
-        num_layers=args.num_layers,
-        activation=args.activation,
-        bc=bc_config_from_args(args),
-        seed=args.seed,
-    )
+    config = config_from(DAggerConfig, args, bc=config_from(BCConfig, args))
     seed_everything(args.seed)
     task = task_from_args(args)
     device = str(resolve_device(args.device))

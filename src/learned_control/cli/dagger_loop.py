@@ -11,10 +11,15 @@ from ..utils import new_run_dir
 from .common import add_loop_args, add_task_arg, task_from_args
 from .mbrl_loop import show_iteration, show_loop
 
-__all__ = ["register", "run"]
+__all__ = ["add_arguments", "run"]
 
 FIRST = "the expert driving"
 
+
+HELP = (
+    "DAgger through ROS: the policy drives, the expert labels, the learner retrains and "
+    "hot-swaps, k times"
+)
 
 DESCRIPTION = """Record seeded lockstep episodes with the expert driving, train a BC policy on them
 with the learner node (labels: the expert's), then k times: run episodes with the policy driving
@@ -24,13 +29,7 @@ checkpoint. Prints the return per iteration and saves returns.json and returns.p
 directory."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "dagger-loop",
-        help="DAgger through ROS: the policy drives, the expert labels, the "
-        "learner retrains and hot-swaps, k times",
-        description=DESCRIPTION,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_arg(parser)
     parser.add_argument(
         "--expert",
@@ -40,7 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_loop_args(
         parser, "DAgger iterations k after the expert's episodes", epochs=50, run_name="dagger-loop"
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,34 +16,23 @@ from ..actors import RandomActor, load_sb3_expert
 from ..data.bags import bag_to_episodes
 from ..data.minari_io import load_transitions
 from ..evaluation import EvalResult, evaluate
-from ..training.bc import mlp_policy_for, train_bc_run
+from ..training.bc import BCConfig, mlp_policy_for, train_bc_run
 from ..training.experts import collect_dataset, train_expert
-from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
-from .common import (
-    add_bc_args,
-    add_eval_episodes_arg,
-    add_expert_args,
-    add_runtime_args,
-    add_task_arg,
-    bc_config_from_args,
-    task_from_args,
-)
+from ..utils import config_from, configure_torch, new_run_dir, resolve_device, seed_everything
+from .common import add_bc_args, add_expert_args, add_runtime_args, add_task_arg, task_from_args
 from .evaluate import format_success
 
-__all__ = ["register", "run", "percent", "normalized_score"]
+__all__ = ["add_arguments", "run", "percent", "normalized_score"]
 
+
+HELP = "expert -> Minari dataset -> BC -> evaluation table (the README's main job)"
 
 DESCRIPTION = """Train an SB3 expert, collect a local Minari dataset with it, train a BC policy on
 that dataset, then evaluate expert, BC and a random policy on the same seeded episodes and print a
 table. Outputs go in a run directory."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="expert -> Minari dataset -> BC -> evaluation table (the README's main job)",
-        description=DESCRIPTION,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_arg(parser)
     add_expert_args(parser, "--expert-steps", what="expert ")
     parser.add_argument(
@@ -58,7 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=0.0,
         help="action noise during collection, fraction of the half-range (default: %(default)s)",
     )
-    add_eval_episodes_arg(parser, 10)
+    parser.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=10,
+        help="seeded evaluation episodes per policy (default: %(default)s)",
+    )
     parser.add_argument(
         "--no-ros",
         action="store_true",
@@ -67,7 +61,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_bc_args(parser)
     parser.set_defaults(epochs=30)
     add_runtime_args(parser)
-    parser.set_defaults(func=run)
 
 
 def percent(policy: float, expert: float) -> float:
@@ -87,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     configure_torch(args.torch_threads)
     device = resolve_device(args.device)
-    config = bc_config_from_args(args)
+    config = config_from(BCConfig, args)
     task = task_from_args(args)
     run_dir = new_run_dir(args.runs_dir, "demo")
     console = Console()

@@ -10,19 +10,16 @@ from ..evaluation import EvalResult, evaluate
 from ..utils import configure_torch, new_run_dir, resolve_device
 from .common import add_runtime_args, add_task_arg, task_from_args
 
-__all__ = ["register", "run", "plot_returns", "format_success"]
+__all__ = ["add_arguments", "run", "plot_returns", "format_success"]
 
+
+HELP = "evaluate a policy checkpoint or an SB3 zip on seeded episodes"
 
 DESCRIPTION = """Run seeded episodes (reset seeds SEED, SEED+1, ...) with deterministic actions and
 print the mean and std of the return and the success rate (n/a when the env reports none)."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="evaluate a policy checkpoint or an SB3 zip on seeded episodes",
-        description=DESCRIPTION,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("policy", help="learned_control checkpoint (.pt) or SB3 model (.zip)")
     add_task_arg(parser)
     parser.add_argument(
@@ -32,7 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--plot", action="store_true", help="save RUN_DIR/returns.png and RUN_DIR/returns.json"
     )
     add_runtime_args(parser)
-    parser.set_defaults(func=run)
 
 
 def plot_returns(result: EvalResult, path, title: str) -> None:

@@ -10,19 +10,16 @@ from ..training.experts import train_expert
 from ..utils import configure_torch, new_run_dir, resolve_device
 from .common import add_expert_args, add_runtime_args, add_task_arg, task_from_args
 
-__all__ = ["register", "run"]
+__all__ = ["add_arguments", "run"]
 
+
+HELP = "train a stable-baselines3 expert (PPO/SAC/TD3/TQC) for a task"
 
 DESCRIPTION = """Train a stable-baselines3 expert with the algorithm's default hyperparameters and
 save it as RUN_DIR/expert.zip (TensorBoard curves in RUN_DIR/tensorboard)."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "expert",
-        help="train a stable-baselines3 expert (PPO/SAC/TD3/TQC) for a task",
-        description=DESCRIPTION,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_arg(parser)
     add_expert_args(parser, "--steps", example=True)
     parser.add_argument(
@@ -32,7 +29,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="seeded episodes to evaluate the trained expert (0: skip; default: %(default)s)",
     )
     add_runtime_args(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

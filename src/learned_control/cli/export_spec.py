@@ -7,8 +7,10 @@ import sys
 
 from ..specs import default_specs, dump_specs
 
-__all__ = ["register", "run"]
+__all__ = ["add_arguments", "run"]
 
+
+HELP = "write a task's robot observation/command specs as editable YAML"
 
 DESCRIPTION = """Print the default observation spec (which robot topics and joints make up the
 policy observation) and command spec (controller topic, message type, joint order, limits, rate
@@ -16,17 +18,11 @@ limit) of TASK. Edit the file for your robot and give it to the controller's spe
 learned-control export-spec Hopper-v5 > my_robot.yaml"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "export-spec",
-        help="write a task's robot observation/command specs as editable YAML",
-        description=DESCRIPTION,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("task", help="registered task, e.g. Hopper-v5")
     parser.add_argument(
         "--output", "-o", default=None, help="write to this file instead of standard output"
     )
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

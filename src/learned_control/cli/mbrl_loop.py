@@ -10,8 +10,10 @@ from ..training.mbrl import IterationResult
 from ..utils import new_run_dir
 from .common import add_loop_args, add_task_arg, task_from_args
 
-__all__ = ["register", "run", "show_iteration", "show_loop"]
+__all__ = ["add_arguments", "run", "show_iteration", "show_loop"]
 
+
+HELP = "PETS-style loop through ROS: plan, record, refit, hot-swap, k times"
 
 DESCRIPTION = """Write at most --initial-random-steps random-policy transitions as a bag, train a
 dynamics ensemble on it with the learner node, then k times: run seeded lockstep episodes with the
@@ -20,12 +22,7 @@ and have the learner refit on every bag so far while the controller hot-swaps th
 Prints the return per iteration and saves returns.json and returns.png in the run directory."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "mbrl-loop",
-        help="PETS-style loop through ROS: plan, record, refit, hot-swap, k times",
-        description=DESCRIPTION,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_arg(parser)
     add_loop_args(parser, "planning iterations k", epochs=200, run_name="mbrl-loop")
     parser.add_argument(
@@ -43,7 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--members", type=int, default=5, help="learner: ensemble size (default: %(default)s)"
     )
-    parser.set_defaults(func=run)
 
 
 def show_iteration(result: IterationResult, first: str = "random policy") -> None:

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.sources import load_transitions
 from ..models.policy_classes import POLICY_CLASSES
-from ..training.bc import policy_for, train_bc_run
-from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
+from ..training.bc import BCConfig, policy_for, train_bc_run
+from ..utils import config_from, configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import (
     add_bc_args,
     add_runtime_args,
     add_source_args,
     add_task_arg,
-    bc_config_from_args,
-    source_from_args,
+    load_source,
     task_from_args,
 )
 
-__all__ = ["register", "run"]
+__all__ = ["add_arguments", "run"]
 
+
+HELP = "train a behavior-cloning policy (class chosen by --policy)"
 
 DESCRIPTION = """Behavior cloning: fit a policy of the class chosen by --policy (mse: an MLP trained
 by MSE; gaussian, mixture, cvae, discrete, diffusion: multimodal classes, optionally predicting
@@ -28,12 +28,7 @@ and targets. Writes RUN_DIR/policy.pt, RUN_DIR/loss_curve.png and TensorBoard sc
 RUN_DIR/tensorboard."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "train-bc",
-        help="train a behavior-cloning policy (class chosen by --policy)",
-        description=DESCRIPTION,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_args(parser)
     add_task_arg(parser)
     parser.add_argument(
@@ -59,12 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_bc_args(parser)
     add_runtime_args(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
-    config = bc_config_from_args(args)  # validate flags before loading data
+    config = config_from(BCConfig, args)  # validate flags before loading data
     task = task_from_args(args)
     seed_everything(args.seed)  # the initial weights
     policy = policy_for(
@@ -77,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
         args.execute_steps,
         args.seed,
     )
-    source, kind = source_from_args(args)
-    transitions = load_transitions(source, task, kind, args.download)
+    transitions, metadata = load_source(args, task)
     run_dir = new_run_dir(args.runs_dir, "train-bc")
     print(f"run directory: {run_dir}")
     result, path = train_bc_run(
@@ -88,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         config,
         run_dir,
         resolve_device(args.device),
-        metadata={"source": source, "source_kind": kind},
+        metadata=metadata,
     )
     val = "n/a" if not result.val_losses else f"{result.val_losses[-1]:.4g}"
     print(

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.sources import load_transitions
 from ..models.dynamics import EnsembleDynamics
 from ..training.dynamics import DynamicsTrainConfig, train_dynamics_run
-from ..utils import configure_torch, new_run_dir, resolve_device, seed_everything
+from ..utils import config_from, configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import (
     add_activation_arg,
     add_network_args,
     add_runtime_args,
     add_source_args,
     add_task_arg,
-    source_from_args,
+    add_training_args,
+    load_source,
     task_from_args,
 )
 
-__all__ = ["register", "run"]
+__all__ = ["add_arguments", "run"]
 
+
+HELP = "train a dynamics ensemble (for CEM-MPC)"
 
 DESCRIPTION = """Fit an ensemble of MLP dynamics models s' = s + f(s, a) (deterministic: MSE,
 probabilistic: Gaussian NLL; bootstrap minibatches per member) to a Minari dataset or a rosbag2 bag.
@@ -27,11 +29,7 @@ Writes RUN_DIR/dynamics.pt, RUN_DIR/curves.png, RUN_DIR/history.json and TensorB
 RUN_DIR/tensorboard."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    defaults = DynamicsTrainConfig()
-    parser = subparsers.add_parser(
-        "train-dynamics", help="train a dynamics ensemble (for CEM-MPC)", description=DESCRIPTION
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_args(parser)
     add_task_arg(parser)
     parser.add_argument(
@@ -44,64 +42,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="predict mean and log-std of the delta (Gaussian NLL)",
     )
-    parser.add_argument(
-        "--epochs", type=int, default=defaults.epochs, help="(default: %(default)s)"
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=defaults.batch_size,
-        help="minibatch per member (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--lr", type=float, default=defaults.lr, help="Adam lr (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--weight-decay",
-        type=float,
-        default=defaults.weight_decay,
-        help="Adam weight decay (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--val-fraction",
-        type=float,
-        default=defaults.val_fraction,
-        help="share held out for validation (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--patience",
-        type=int,
-        default=defaults.patience,
-        help="early-stopping patience in epochs, 0 = off (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--rollout-steps",
-        type=int,
-        default=defaults.rollout_steps,
-        help="k of the k-step open-loop validation error (default: %(default)s)",
-    )
+    add_training_args(parser, DynamicsTrainConfig)
     parser.add_argument(
         "--no-bootstrap", action="store_true", help="train every member on the whole training split"
     )
     add_runtime_args(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
-    config = DynamicsTrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        val_fraction=args.val_fraction,
-        patience=args.patience,
-        rollout_steps=args.rollout_steps,
-        bootstrap=not args.no_bootstrap,
-    )
+    config = config_from(DynamicsTrainConfig, args, bootstrap=not args.no_bootstrap)
     task = task_from_args(args)
-    source, kind = source_from_args(args)
-    transitions = load_transitions(source, task, kind, args.download)
+    transitions, metadata = load_source(args, task)
     seed_everything(args.seed)
     model = EnsembleDynamics(
         task.obs_dim,
@@ -123,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir,
         args.seed,
         progress=True,
-        metadata={"source": source, "source_kind": kind},
+        metadata=metadata,
     )
     print(
         f"best epoch {history.best_epoch}: validation one-step MSE "

@@ -12,11 +12,13 @@ from ..params import parameter_file, ros_string
 from ..runtime.supervisor import ProcessSpec, supervise
 from .common import add_task_arg, task_from_args
 
-__all__ = ["register", "run", "graph_specs", "discovery_env", "DISCOVERY_RANGES"]
+__all__ = ["add_arguments", "run", "graph_specs", "discovery_env", "DISCOVERY_RANGES"]
 
 DISCOVERY_RANGES = {"localhost": "LOCALHOST", "subnet": "SUBNET"}
 """``--discovery`` choice -> ``ROS_AUTOMATIC_DISCOVERY_RANGE`` (ROS 2 Iron and later)."""
 
+
+HELP = "run sim_bridge + controller (+ recorder) as supervised processes"
 
 DESCRIPTION = """Start the nodes of launch/sim.launch.py as separate processes with the same
 parameter file (--ros-args --params-file <task>.yaml, default.yaml for a task without its own)
@@ -25,12 +27,7 @@ and stop all of them on Ctrl-C (SIGINT, then SIGTERM, then SIGKILL) or as soon a
 code non-zero)."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "up",
-        help="run sim_bridge + controller (+ recorder) as supervised processes",
-        description=DESCRIPTION,
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_task_arg(parser)
     parser.add_argument(
         "--checkpoint",
@@ -78,7 +75,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=10.0,
         help="seconds each stop signal is given before escalating (default: %(default)s)",
     )
-    parser.set_defaults(func=run)
 
 
 def graph_specs(

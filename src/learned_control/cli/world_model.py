@@ -5,14 +5,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..models.mlp import ACTIVATIONS
 from ..training.world_model import WorldModelConfig, run_world_model
-from ..utils import configure_torch, new_run_dir, resolve_device
-from .common import add_runtime_args
+from ..utils import config_from, configure_torch, new_run_dir, resolve_device
+from .common import add_activation_arg, add_config_args, add_runtime_args
 
-__all__ = ["register", "run"]
+__all__ = ["add_arguments", "run"]
 
-_HELP = {
+HELP = "FetchReach: PPO expert -> data -> world model -> PPO in the model"
+
+DESCRIPTION = """The world-model recipe on the fixed-goal FetchReach: a PPO expert (best checkpoint
+by SB3's EvalCallback), its transitions as a Minari dataset, a dynamics ensemble, PPO trained
+inside the model, real-env evaluations (fixed goal with stochastic actions; random goals with the
+deterministic policy) and data-aggregation rounds. Prints a table by round and the real env steps
+of each stage. Writes RUN_DIR/policy.pt (a policy checkpoint for task FetchReach-v4), expert/,
+round<k>/ (dynamics.pt, curves.png), rounds.txt, rounds.json, rounds.png and result.json."""
+
+_FLAG_HELP = {
     "expert_steps": "real env steps of PPO expert training (a multiple of n_steps * n_envs)",
     "collect_steps": "real env steps of expert data collection",
     "aggregation_steps": "real env steps of learner rollouts per aggregation round",
@@ -34,33 +42,17 @@ _HELP = {
     "model_batch_size": "dynamics minibatch per member",
     "val_fraction": "share of transitions held out for validation",
     "patience": "dynamics early-stopping patience in epochs, 0 = off",
-    "dataset_prefix": "Minari ids PREFIX-collect-v0, PREFIX-round<k>-v0; "
-    "none: learned_control/<run dir name>",
 }
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "world-model",
-        help="FetchReach: PPO expert -> data -> world model -> PPO in the model",
-        description="The world-model recipe on the fixed-goal FetchReach: a PPO expert "
-        "(best checkpoint by SB3's EvalCallback), its transitions as a Minari dataset, "
-        "a dynamics ensemble, PPO trained inside the model, real-env evaluations (fixed "
-        "goal with stochastic actions; random goals with the deterministic policy) and "
-        "data-aggregation rounds. Prints a table by round and the real env steps of "
-        "each stage. Writes RUN_DIR/policy.pt (a policy checkpoint for task "
-        "FetchReach-v4), expert/, round<k>/ (dynamics.pt, curves.png), rounds.txt, "
-        "rounds.json, rounds.png and result.json.",
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_args(parser, WorldModelConfig, _FLAG_HELP)
+    parser.add_argument(
+        "--dataset-prefix",
+        default=None,
+        help="Minari ids PREFIX-collect-v0, PREFIX-round<k>-v0; none: learned_control/<run dir "
+        "name> (default: %(default)s)",
     )
-    for f in dataclasses.fields(WorldModelConfig):
-        if f.name in _HELP:
-            default = None if f.name == "dataset_prefix" else f.default
-            parser.add_argument(
-                f"--{f.name.replace('_', '-')}",
-                type=type(f.default) if default is not None else str,
-                default=default,
-                help=f"{_HELP[f.name]} (default: %(default)s)",
-            )
     parser.add_argument(
         "--random-goals",
         action="store_true",
@@ -83,12 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "MLP world model: --members 1 --hidden-sizes 32 64 --activation relu --lr 1e-4 "
         "--patience 0)",
     )
-    parser.add_argument(
-        "--activation",
-        choices=sorted(ACTIVATIONS),
-        default=WorldModelConfig.activation,
-        help="dynamics activation (default: %(default)s)",
-    )
+    add_activation_arg(parser, WorldModelConfig.activation)
     parser.add_argument(
         "--probabilistic",
         action="store_true",
@@ -96,23 +83,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     add_runtime_args(parser)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     configure_torch(args.torch_threads)
-    values = {name: getattr(args, name) for name in _HELP}
-    prefix = values.pop("dataset_prefix")
-    config = WorldModelConfig(
-        **values,
-        hidden_sizes=args.hidden_sizes,
-        activation=args.activation,
-        probabilistic=args.probabilistic,
-        random_goals=args.random_goals,
+    prefix = args.dataset_prefix
+    config = config_from(
+        WorldModelConfig,
+        args,
         ppo_from_expert=not args.ppo_from_scratch,
-        seed=args.seed,
         device=str(resolve_device(args.device)),
-        **({} if prefix is None else {"dataset_prefix": prefix}),
+        dataset_prefix=WorldModelConfig.dataset_prefix if prefix is None else prefix,
     )  # checked first
     run_dir = new_run_dir(args.runs_dir, "world-model")
     if prefix is None:

@@ -25,6 +25,18 @@ from .mlp import ACTIVATIONS, Normalizer
 __all__ = ["EnsembleLinear", "EnsembleDynamics", "FoldedEnsemble"]
 
 
+def _soft_bounded(logstd: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """``logstd`` pulled smoothly into ``(low, high)`` (the PETS soft bounds, learned ``low`` and
+    ``high`` of shape ``(obs_dim,)``); same shape as ``logstd``."""
+    logstd = high - nn.functional.softplus(high - logstd)
+    return low + nn.functional.softplus(logstd - low)
+
+
+def _gaussian_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise of ``like``'s shape, device and dtype, drawn from ``generator``."""
+    return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+
 class EnsembleLinear(nn.Module):
     """``E`` independent linear maps applied in one batched matmul.
 
@@ -165,9 +177,7 @@ class EnsembleDynamics(SavableModel):
         if not self.probabilistic:
             return out, None
         mean, logstd = out.chunk(2, dim=-1)
-        logstd = self.max_logstd - nn.functional.softplus(self.max_logstd - logstd)
-        logstd = self.min_logstd + nn.functional.softplus(logstd - self.min_logstd)
-        return mean, logstd
+        return mean, _soft_bounded(logstd, self.min_logstd, self.max_logstd)
 
     def _expand(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, d)`` -> ``(E, B, d)`` (shared by all members); ``(E, B, d)`` passes through."""
@@ -199,10 +209,7 @@ class EnsembleDynamics(SavableModel):
         obs, act = self._expand(obs), self._expand(act)
         mean, logstd = self(obs, act)
         if sample and logstd is not None:
-            noise = torch.randn(
-                mean.shape, generator=generator, device=mean.device, dtype=mean.dtype
-            )
-            mean = mean + noise * logstd.exp()
+            mean = mean + _gaussian_noise(mean, generator) * logstd.exp()
         return obs + self.delta_normalizer.denormalize(mean)
 
     @torch.no_grad()
@@ -293,10 +300,6 @@ class FoldedEnsemble:
         next_obs = torch.baddbmm(obs + self.b_mean, h, self.w_mean)
         if sample and self.probabilistic:
             logstd = torch.baddbmm(self.b_logstd, h, self.w_logstd)
-            logstd = self.max_logstd - nn.functional.softplus(self.max_logstd - logstd)
-            logstd = self.min_logstd + nn.functional.softplus(logstd - self.min_logstd)
-            noise = torch.randn(
-                next_obs.shape, generator=generator, device=next_obs.device, dtype=next_obs.dtype
-            )
-            next_obs = next_obs + noise * logstd.exp() * self.delta_std
+            std = _soft_bounded(logstd, self.min_logstd, self.max_logstd).exp()
+            next_obs = next_obs + _gaussian_noise(next_obs, generator) * std * self.delta_std
         return next_obs

@@ -68,16 +68,8 @@ from ..specs import (
     specs_for,
 )
 from ..tasks import get_task
-from ..utils import configure_torch
 from . import qos
-from .node_utils import (
-    ManagedNode,
-    array_msg,
-    declare_config,
-    publish_diagnostics,
-    read_config,
-    run_node,
-)
+from .node_utils import ManagedNode, array_msg, publish_diagnostics, run_node
 from .robot_msgs import MSG_TYPES, command_msg, sample_from_msg, stamp_seconds
 
 ASSEMBLED_OBSERVATION = "assembled_observation"
@@ -103,15 +95,12 @@ class _PendingSwap:
     origin: str
 
 
-class Controller(ManagedNode):
+class Controller(ManagedNode[ControllerConfig]):
     """Runs a policy checkpoint, or CEM-MPC through a dynamics checkpoint, against the
     ``observation`` topic."""
 
     def __init__(self, node_name: str = "controller") -> None:
-        super().__init__(node_name)
-        declare_config(self, ControllerConfig)
-        self.declare_parameter("autostart", True)
-        self.declare_parameter("torch_threads", 1)
+        super().__init__(node_name, ControllerConfig)
         self.config: ControllerConfig | None = None  # set from configure on
         self.slot: ModelSlot | None = None  # set from configure on
         self.expert: Actor | None = None  # DAgger labeller
@@ -148,8 +137,7 @@ class Controller(ManagedNode):
     # ---- lifecycle -------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            self.config = read_config(self, ControllerConfig)
-            configure_torch(self.get_parameter("torch_threads").value)
+            self.config = self.load_config()
         except ConfigError as err:
             self.get_logger().error(f"configure failed: {err}")
             return TransitionCallbackReturn.FAILURE

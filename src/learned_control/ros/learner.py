@@ -30,9 +30,8 @@ from .. import topics
 from ..errors import ConfigError
 from ..runtime.diagnostics import ERROR, Status
 from ..training.learner import BackgroundLearner, LearnerConfig
-from ..utils import configure_torch
 from . import qos
-from .node_utils import ManagedNode, declare_config, publish_diagnostics, read_config, run_node
+from .node_utils import ManagedNode, publish_diagnostics, read_config, run_node
 
 __all__ = ["Learner", "main"]
 
@@ -40,14 +39,11 @@ JOIN_TIMEOUT_S = 30.0
 """How long cleanup/shutdown wait for a cancelled job's thread to end (one epoch at most)."""
 
 
-class Learner(ManagedNode):
+class Learner(ManagedNode[LearnerConfig]):
     """A thin shell around :class:`~learned_control.training.learner.BackgroundLearner`."""
 
     def __init__(self, node_name: str = "learner") -> None:
-        super().__init__(node_name)
-        declare_config(self, LearnerConfig)
-        self.declare_parameter("autostart", True)
-        self.declare_parameter("torch_threads", 1)
+        super().__init__(node_name, LearnerConfig)
         self.learner = BackgroundLearner(on_finished=self._wake)
         self.active = False
         self.published = ""  # the last checkpoint announced on model_updated
@@ -60,8 +56,7 @@ class Learner(ManagedNode):
     # ---- lifecycle -------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            read_config(self, LearnerConfig)
-            configure_torch(self.get_parameter("torch_threads").value)
+            self.load_config()
         except ConfigError as err:
             self.get_logger().error(f"configure failed: {err}")
             return TransitionCallbackReturn.FAILURE

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -29,6 +29,7 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
 from ..errors import ConfigError
 from ..runtime.diagnostics import Status, plain_text
+from ..utils import configure_torch
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -135,13 +136,16 @@ def publish_diagnostics(node: Node, publisher: Publisher, statuses: dict[str, St
     publisher.publish(msg)
 
 
-class ManagedNode(LifecycleNode):
-    """A lifecycle node whose cleanup and shutdown both release everything through ``close()``
-    (idempotent; ``run_node`` calls it too on Ctrl-C). A ``change_state`` request for a
-    transition the current state lacks is refused (rclpy's own handler raises, which would end
-    the node: ``ros2 lifecycle set`` with the wrong transition must not stop a robot's node)."""
+class ManagedNode(LifecycleNode, Generic[C]):
+    """A lifecycle node configured by the dataclass ``config``: one parameter per field (see
+    :func:`declare_config`) plus ``autostart`` (configure and activate at start, see
+    :func:`run_node`) and ``torch_threads``. Its cleanup and shutdown both release everything
+    through ``close()`` (idempotent; ``run_node`` calls it too on Ctrl-C). A ``change_state``
+    request for a transition the current state lacks is refused (rclpy's own handler raises,
+    which would end the node: ``ros2 lifecycle set`` with the wrong transition must not stop a
+    robot's node)."""
 
-    def __init__(self, node_name: str, **kwargs) -> None:
+    def __init__(self, node_name: str, config: type[C], **kwargs) -> None:
         super().__init__(node_name, **kwargs)
         serve = self._service_change_state.callback
 
@@ -157,6 +161,17 @@ class ManagedNode(LifecycleNode):
             return serve(request, response)
 
         self._service_change_state.callback = change_state
+        self._config_class = config
+        declare_config(self, config)
+        self.declare_parameter("autostart", True)
+        self.declare_parameter("torch_threads", 1)
+
+    def load_config(self) -> C:
+        """The config of the current parameters (ConfigError names a bad value), after setting
+        torch's threads from ``torch_threads``."""
+        config = read_config(self, self._config_class)
+        configure_torch(self.get_parameter("torch_threads").value)
+        return config
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self.close()

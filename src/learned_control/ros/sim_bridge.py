@@ -42,29 +42,18 @@ from ..runtime.bridge import BridgeConfig, SimSession, StepOutcome
 from ..runtime.diagnostics import CounterCheck, Status
 from ..runtime.stats import LatencyStats
 from ..specs import GoalSample, RobotSpecs, command_to_action, driver_samples, specs_for
-from ..utils import configure_torch
 from . import qos
-from .node_utils import (
-    ManagedNode,
-    array_msg,
-    declare_config,
-    publish_diagnostics,
-    read_config,
-    run_node,
-)
+from .node_utils import ManagedNode, array_msg, publish_diagnostics, run_node
 from .robot_msgs import MSG_TYPES, command_values, msg_from_sample, to_stamp
 
 __all__ = ["SimBridge", "main"]
 
 
-class SimBridge(ManagedNode):
+class SimBridge(ManagedNode[BridgeConfig]):
     """Publishes the env's state, applies checked commands, steps in lockstep or realtime."""
 
     def __init__(self, node_name: str = "sim_bridge") -> None:
-        super().__init__(node_name)
-        declare_config(self, BridgeConfig)
-        self.declare_parameter("autostart", True)
-        self.declare_parameter("torch_threads", 1)
+        super().__init__(node_name, BridgeConfig)
         self.session: SimSession | None = None  # set from configure until cleanup
         self.specs: RobotSpecs | None = None  # interface ros2_control: the robot specs
         self.active = False
@@ -84,8 +73,7 @@ class SimBridge(ManagedNode):
     # ---- lifecycle -------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
-            config = read_config(self, BridgeConfig)
-            configure_torch(self.get_parameter("torch_threads").value)
+            config = self.load_config()
             self.session = SimSession(config)
             self.specs = (
                 specs_for(config.task, config.spec_file)

@@ -30,7 +30,7 @@ from ..errors import ConfigError, DatasetError, LearnedControlError
 from ..models.dynamics import EnsembleDynamics
 from ..models.mlp import ACTIVATIONS
 from ..tasks import Task, get_task
-from ..utils import resolve_device, seed_everything
+from ..utils import config_from, resolve_device, seed_everything
 from .bc import BCConfig, check_policy_options, policy_for, train_bc_run
 from .dynamics import DynamicsTrainConfig, train_dynamics_run
 
@@ -165,22 +165,8 @@ class LearnerConfig:
     def trainer_config(self) -> BCConfig | DynamicsTrainConfig:
         """The trainer settings these fields describe (ConfigError names a bad value)."""
         if self.what == "bc":
-            return BCConfig(
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                lr=self.lr,
-                val_fraction=self.val_fraction,
-                seed=self.seed,
-            )
-        return DynamicsTrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            weight_decay=self.weight_decay,
-            val_fraction=self.val_fraction,
-            patience=self.patience,
-            rollout_steps=self.rollout_steps,
-        )
+            return config_from(BCConfig, self)
+        return config_from(DynamicsTrainConfig, self)
 
 
 @dataclass(frozen=True)
