@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 STAMP  := $(VENV)/.installed
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test lint bench multimodal clean
+.PHONY: install demo test test-stress lint bench multimodal clean
 
 install: $(STAMP)
 
@@ -24,6 +24,13 @@ demo: install
 
 test: install
 	$(PY) -m pytest
+
+# The suite on a loaded machine: two busy CPU hogs beside it, always killed afterwards (also on
+# failure or Ctrl-C). ARGS narrows the run, e.g. make test-stress ARGS=test/ros/test_robot_mode.py
+test-stress: install
+	$(PY) -c "while True: pass" & hog1=$$!; $(PY) -c "while True: pass" & hog2=$$!; \
+	trap 'kill $$hog1 $$hog2 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
+	$(PY) -m pytest $(ARGS)
 
 # ruff (lint and format check) and mypy on the package, zero findings; .ci/run runs it first.
 lint: install

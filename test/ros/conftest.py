@@ -1,15 +1,17 @@
 """Real rclpy over DDS: each node in its own process, the test process observes.
 
-Every test gets its own ROS_DOMAIN_ID so concurrent test runs never see each other's graphs.
+Every test gets its own ROS_DOMAIN_ID, held under a lock file while it runs, so concurrent test
+runs on one machine never share a graph.
 """
 
 from __future__ import annotations
 
-import itertools
+import fcntl
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,13 +25,58 @@ from learned_control.ros import services  # noqa: E402
 from learned_control.runtime.supervisor import die_with_parent  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 
-_domains = itertools.count()
+DOMAINS = range(1, 101)
+"""ROS_DOMAIN_IDs the tests use: their DDS ports stay below Linux's ephemeral ports."""
+
+DOMAIN_LOCKS = Path(tempfile.gettempdir()) / "learned_control-ros-domains"
+"""One lock file per domain; a process holds a domain while it holds the file's flock."""
+
+COOL_DOWN_S = 30.0
+"""A domain released less than this long ago (s) is taken only when no other is free: the
+stopped nodes' DDS participants may still be announced in it for a while."""
+
+_cursor = os.getpid()  # where this process starts looking, so processes spread out
 
 
-def new_domain() -> int:
-    """A ROS_DOMAIN_ID in 1..100, the range whose DDS ports stay below Linux's ephemeral ports;
-    concurrent pytest processes take different quarters of it, tests cycle within theirs."""
-    return 1 + (os.getpid() % 4) * 25 + next(_domains) % 25
+def claim_domain() -> tuple[int, int]:
+    """``(domain, fd)``: a domain of :data:`DOMAINS` that no other process on this machine holds,
+    locked by an exclusive ``flock`` on its lock file (``fd``) until :func:`release_domain` or
+    the process ends (the kernel drops the lock even on SIGKILL: no stale locks)."""
+    global _cursor
+    try:
+        DOMAIN_LOCKS.mkdir()
+        DOMAIN_LOCKS.chmod(0o1777)  # every user's test runs claim here, as in /tmp
+    except FileExistsError:
+        pass
+    now = time.time()
+    ordered = [DOMAINS[(_cursor + i) % len(DOMAINS)] for i in range(len(DOMAINS))]
+    for cooled in (True, False):
+        for domain in ordered:
+            path = DOMAIN_LOCKS / f"{domain}.lock"
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+                if os.fstat(fd).st_uid == os.getuid():
+                    os.fchmod(fd, 0o666)  # openable by every user, past the umask
+            except OSError:  # another user's lock file it may not open
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held by another process (or by this one)
+                os.close(fd)
+                continue
+            released = os.fstat(fd)  # a released domain's file holds a byte, stamped then
+            if cooled and released.st_size and now - released.st_mtime < COOL_DOWN_S:
+                os.close(fd)  # closing drops the lock
+                continue
+            _cursor = domain  # the next claim starts after this one
+            return domain, fd
+    raise RuntimeError(f"every ROS domain in {DOMAINS} is held by another process")
+
+
+def release_domain(fd: int) -> None:
+    """Release a domain from :func:`claim_domain`, stamping its lock file with the time."""
+    os.pwrite(fd, b"\n", 0)
+    os.close(fd)
 
 
 class NodeProcess:
@@ -63,7 +110,7 @@ class Graph:
     """Starts node processes and an observer node in one ROS domain; tears everything down."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.domain = new_domain()
+        self.domain, self._domain_lock = claim_domain()
         self.env = {**os.environ, "ROS_DOMAIN_ID": str(self.domain), "PYTHONUNBUFFERED": "1"}
         self.tmp_path = tmp_path
         self.procs: list[NodeProcess] = []
@@ -110,6 +157,7 @@ class Graph:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
+        release_domain(self._domain_lock)
 
 
 @pytest.fixture

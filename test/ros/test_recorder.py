@@ -44,8 +44,11 @@ def test_recorded_bag_cut_by_sigint_equals_offline_rollout(graph, short_policy, 
     graph.spin_until(lambda: graph.node.count_subscribers(topics.OBSERVATION) >= 2
                      and graph.node.count_subscribers(topics.EPISODE) >= 2, 120,
                      "recorder and controller subscriptions")
-    # configured but inactive until the recorder has discovered its publishers
-    graph.start("sim_bridge", task=task.name, seed=seed, mode="lockstep", autostart=False)
+    # configured but inactive until the recorder has discovered its publishers; that is the
+    # recorder's side only (discovery runs per endpoint), so the bridge also waits for its own
+    # writers to match the recorder before the first episode (wait_for_recorder)
+    graph.start("sim_bridge", task=task.name, seed=seed, mode="lockstep", wait_for_recorder=True,
+                autostart=False)
     assert graph.change_state("sim_bridge", Transition.TRANSITION_CONFIGURE)
     recording = []  # the recorder's own report: publishers matched, messages written
     graph.node.create_subscription(

@@ -18,7 +18,7 @@ from geometry_msgs.msg import PoseStamped
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import GetState
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64, Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from conftest import diagnostic_values
@@ -28,7 +28,7 @@ from learned_control.evaluation import evaluate
 from learned_control.ros import qos
 from learned_control.ros.controller import ASSEMBLED_OBSERVATION
 from learned_control.ros.robot_msgs import to_stamp
-from learned_control.specs import default_specs, dump_specs
+from learned_control.specs import default_specs, dump_specs, specs_for
 from learned_control.tasks import get_task
 from learned_control.training.bc import mlp_policy_for
 
@@ -75,23 +75,38 @@ def _state(graph, node: str) -> str:
 def _start_robot_pair(graph, task: str, checkpoint: str, spec_file: str, mode: str = "lockstep",
                       controller: dict | None = None, **bridge):
     """Driver-shaped bridge (active) and a robot-mode controller driven to active through the
-    standard lifecycle services once the observer sees its outputs (so it misses none)."""
+    standard lifecycle services once every writer whose output the observer reads has matched
+    the observer's readers, so it misses none. Discovery runs per endpoint: the observer's reader
+    matching a writer says nothing of the writer's side, and a volatile sample sent before the
+    writer matched is lost. So the observer reads every side topic, which makes it the recorder
+    the bridge waits for (``wait_for_recorder``: the first episode starts once the bridge's
+    writers matched it), and the controller is activated once its own diagnostics report that its
+    writers matched the observer (and the bridge, for commands)."""
+    for topic, msg_type, profile in ((topics.APPLIED_COMMAND, Float64MultiArray, qos.RECORDING),
+                                     (topics.REWARD, Float64, qos.RECORDING),
+                                     (topics.EPISODE, Float64MultiArray, qos.SUMMARY)):
+        if not any(s.topic_name == "/" + topic for s in graph.node.subscriptions):
+            _collect(graph, topic, msg_type, profile)
+    diags = _collect(graph, topics.DIAGNOSTICS, DiagnosticArray)
     graph.start("sim_bridge", task=task, mode=mode, interface="ros2_control",
-                spec_file=spec_file, **bridge)
+                spec_file=spec_file, wait_for_recorder=True, **bridge)
     graph.start("controller", task=task, checkpoint=checkpoint, mode=mode, spec_file=spec_file,
                 autostart=False, **(controller or {}))
     assert _state(graph, "controller") == "unconfigured"
     _transition(graph, "controller", Transition.TRANSITION_CONFIGURE)
     assert _state(graph, "controller") == "inactive"
-    outputs = ("/" + ASSEMBLED_OBSERVATION, "/" + topics.APPLIED_COMMAND,
-               "/effort_controller/commands")
+    command_topic = specs_for(task, spec_file).command.topic
+    readers = {"/" + ASSEMBLED_OBSERVATION: 0, command_topic: 1}  # 1: the bridge reads commands
+    for sub in graph.node.subscriptions:
+        if sub.topic_name in readers:
+            readers[sub.topic_name] += 1
 
-    def observed() -> bool:  # in the graph, and every observer reader matched (reader side)
-        readers = [s for s in graph.node.subscriptions if s.topic_name in outputs]
-        return all(graph.node.count_publishers(t) > 0 for t in outputs[:2]) and all(
-            s.get_publisher_count() > 0 for s in readers)
+    def matched() -> bool:  # the controller's latest report of its own writers (writer side)
+        values = next((v for m in reversed(diags) if (v := diagnostic_values(m, "control"))), None)
+        return values is not None and all(
+            int(values.get(f"subscribers/{topic}", -1)) >= n for topic, n in readers.items())
 
-    graph.spin_until(observed, 30, "the observer matched the controller's and bridge's outputs")
+    graph.spin_until(matched, 60, "the controller's writers matching the observer's readers")
     _transition(graph, "controller", Transition.TRANSITION_ACTIVATE)
 
 

@@ -27,7 +27,9 @@ kept, when it fails). Robot mode (parameter ``spec_file``): subscribes
 ``observation``, assembles the observation with the core
 :class:`~learned_control.specs.ObservationAssembler` (also published on ``assembled_observation``
 for checks and recording), and publishes the shaped command on the spec's controller topic; a
-stale source stops commanding and is named on ``/diagnostics``. Setting the ``checkpoint``
+stale source stops commanding and is named on ``/diagnostics``. Diagnostics also carry, per
+writer, the readers it has matched (``subscribers/<topic>``): discovery runs per endpoint, so only
+the writer's own count says that a reader will receive what it sends. Setting the ``checkpoint``
 parameter swaps the model between ticks; a file that fails to load is refused and the old model
 keeps running (the on-set validator only loads, a post-set callback runs what it loaded).
 """
@@ -550,6 +552,9 @@ class Controller(ManagedNode[ControllerConfig]):
             if self.stale_sources:
                 status.summary(WARN, f"stale: {','.join(self.stale_sources)}; not commanding")
         status.add("state", self._state_machine.current_state[1])
+        for pub in (self.command_pub, self.assembled_pub, self.expert_pub):
+            if pub is not None:  # readers each writer matched: its own side of discovery
+                status.add(f"subscribers/{pub.topic_name}", pub.get_subscription_count())
         for check in self.checks:
             check.run(status)
         statuses = {"control": status}

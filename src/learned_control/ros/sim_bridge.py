@@ -192,8 +192,9 @@ class SimBridge(ManagedNode[BridgeConfig]):
     # ---- stepping --------------------------------------------------------------------------
     def _awaited_roles(self) -> list[str]:
         """Who the first episode waits for: in lockstep on the observation interface the
-        controller, with ``wait_for_recorder`` the recorder. Both then get every message live:
-        a late joiner's transient-local sample is not reliably delivered (Fast DDS #3822)."""
+        controller, with ``wait_for_recorder`` (either interface) the recorder. Both then get
+        every message live: a late joiner's transient-local sample is not reliably delivered
+        (Fast DDS #3822), and a volatile one sent before its writer matched is never delivered."""
         assert self.session is not None
         lockstep = self.session.config.mode == "lockstep" and self.specs is None
         return (["a controller"] if lockstep else []) + (
@@ -203,8 +204,11 @@ class SimBridge(ManagedNode[BridgeConfig]):
     def _unmatched(self) -> list[str]:
         """What the first episode still waits for, by name; empty once a controller (a node
         reading ``observation`` and writing ``command``) and a recorder (a node reading every
-        side topic) show in the graph and each of those topics' writers matched every reader the
-        graph shows. A reader that never matches (incompatible QoS) is waited on for 2 s."""
+        side topic: ``applied_command``, ``reward``, ``episode`` and, on the observation
+        interface, ``observation``) show in the graph and each of those topics' writers matched
+        every reader the graph shows. Discovery runs per endpoint: a reader that matched the
+        writer says nothing of the writer's side, so the writers' own counts decide. A reader
+        that never matches (incompatible QoS) is waited on for 2 s."""
 
         def nodes(infos) -> set[tuple[str, str]]:
             return {(info.node_namespace, info.node_name) for info in infos}
@@ -214,10 +218,10 @@ class SimBridge(ManagedNode[BridgeConfig]):
             for key in ("obs", "applied", "reward", "episode")
             if key in self._own_pubs
         }
-        readers = {
-            key: nodes(self.get_subscriptions_info_by_topic(pub.topic_name))
-            for key, pub in pubs.items()
+        infos = {
+            key: self.get_subscriptions_info_by_topic(pub.topic_name) for key, pub in pubs.items()
         }
+        readers = {key: nodes(found) for key, found in infos.items()}
         missing = []
         if "a controller" in self._awaited_roles() and not readers["obs"] & nodes(
             self.get_publishers_info_by_topic(self._own_subs[0].topic_name)
@@ -231,8 +235,8 @@ class SimBridge(ManagedNode[BridgeConfig]):
         self._matched_since = self._matched_since or time.monotonic()
         unmatched = [
             pub.topic_name
-            for key, pub in pubs.items()
-            if pub.get_subscription_count() < len(readers[key])
+            for key, pub in pubs.items()  # endpoints, not nodes
+            if pub.get_subscription_count() < len(infos[key])
         ]
         if unmatched and time.monotonic() - self._matched_since > 2.0:
             self.get_logger().warn(
@@ -380,9 +384,10 @@ class SimBridge(ManagedNode[BridgeConfig]):
         self.get_logger().info(f"goal {np.round(point, 4).tolist()} in {frame!r}")
 
     def _on_tick(self) -> None:
-        """Realtime: one step with the newest command, or the timeout policy when it is stale."""
+        """Realtime: one step with the newest command, or the timeout policy when it is stale
+        (nothing before the first episode, which may wait for a recorder)."""
         assert self.session is not None
-        if self.paused or self.session.finished:
+        if self.paused or self.session.finished or self.session.observation is None:
             return
         if self.latest is not None and (
             time.monotonic() - self.latest[1] <= self.session.config.command_timeout
