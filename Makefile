@@ -23,7 +23,7 @@ demo: install
 	$(VENV)/bin/learned-control demo
 
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest $(ARGS)
 
 # The suite on a loaded machine: two busy CPU hogs beside it, always killed afterwards (also on
 # failure or Ctrl-C). ARGS narrows the run, e.g. make test-stress ARGS=test/ros/test_robot_mode.py
