@@ -16,6 +16,7 @@ Usage: ``python bench/bc_train.py [--samples 100000] [--epochs 5] [--repeats 3]
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -68,7 +69,7 @@ def ours(obs: np.ndarray, act: np.ndarray, config: BCConfig) -> tuple[float, flo
     return result.samples_per_second, result.val_losses[-1]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=100_000,
                         help="dataset size (default: %(default)s)")
@@ -89,6 +90,7 @@ def main() -> None:
               f"{'ours val MSE':>13} {'plain val MSE':>14} {'val diff':>9}")
     print(header)
     print("-" * len(header))
+    met = False
     for batch in (256, 1024):
         config = BCConfig(epochs=args.epochs, batch_size=batch, val_fraction=0.1, seed=0)
         runs = [(ours(obs, act, config), plain_loop(obs, act, config))
@@ -98,8 +100,11 @@ def main() -> None:
         ours_val, plain_val = runs[0][0][1], runs[0][1][1]  # seeded: the same in every repeat
         print(f"{batch:>6} {ours_sps:>15.0f} {plain_sps:>16.0f} {ours_sps / plain_sps:>5.2f}x "
               f"{ours_val:>13.5f} {plain_val:>14.5f} {100 * (ours_val / plain_val - 1):>+8.1f}%")
-    print("target: ratio >= 3x at batch 1024 with validation loss within 5%")
+        met = ours_sps / plain_sps >= 3 and abs(ours_val / plain_val - 1) <= 0.05  # batch 1024
+    print(f"target: ratio >= 3x at batch 1024 with validation loss within 5%: "
+          f"{'MET' if met else 'NOT MET'}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -178,7 +178,7 @@ def realtime_rates(task_name: str, seconds: float, seed: int, log_dir: Path,
     return configured, rates[0], rates[1]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="HalfCheetah-v5")
     parser.add_argument("--episodes", type=int, default=4,
@@ -225,19 +225,23 @@ def main() -> None:
     print(f"ROS / offline time per step: {ros_s / rollout_s:.1f}x")
     print(f"controller inference latency: p50 {float(control['p50_ms']):.3f} ms, "
           f"p99 {float(control['p99_ms']):.3f} ms (act + publish)")
+    met = overhead_ms <= 0.5
     print(f"ROS overhead per step: {overhead_ms:.3f} ms (target <= 0.5 ms: "
-          f"{'MET' if overhead_ms <= 0.5 else 'NOT MET'})")
+          f"{'MET' if met else 'NOT MET'})")
     for name, rtt in rtt_s.items():
         target_ms = rtt * 1e3 + 0.3
+        met &= overhead_ms <= target_ms
         print(f"  target <= {name} round trip + 0.3 ms = {target_ms:.3f} ms: "
               f"{'MET' if overhead_ms <= target_ms else 'NOT MET'}")
     print(f"realtime {args.realtime_task}, {args.realtime_seconds:.0f} s at {configured_hz:.1f} Hz "
           "configured (target: within 5%):")
     for name, hz in (("bridge steps", bridge_hz), ("controller commands", controller_hz)):
         error = hz / configured_hz - 1
+        met &= abs(error) <= 0.05
         print(f"  {name:20s}{hz:8.2f} Hz ({error:+.1%}): "
               f"{'MET' if abs(error) <= 0.05 else 'NOT MET'}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -13,6 +13,7 @@ Run: ``.venv/bin/python bench/goal_reach.py [--demos 50] [--episodes 100] [--epo
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -36,7 +37,7 @@ def act_ms(actor, observations: np.ndarray) -> float:
     return 1000 * float(np.median(times))
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demos", type=int, default=50, help="expert episodes for BC")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes")
@@ -60,14 +61,17 @@ def main() -> None:
           f"({len(data)} transitions, {args.epochs} epochs), evaluated on {args.episodes} "
           f"episodes with fresh goals (seeds from 10000)")
     print(f"{'actor':<10}{'success':>9}{'return mean':>13}{'act ms':>8}")
+    met = False
     for name, actor in (("expert", expert), ("BC", policy)):
         result = evaluate(actor, env, args.episodes, seed=10_000)
         print(f"{name:<10}{result.success_rate:>9.2f}{result.mean:>13.2f}"
               f"{act_ms(actor, obs):>8.3f}")
         if name == "BC":
-            verdict = "MET" if result.success_rate >= 0.95 else "NOT MET"
+            met = result.success_rate >= 0.95
+            verdict = "MET" if met else "NOT MET"
             print(f"target: BC success >= 0.95 -> {verdict}  ({time.perf_counter() - start:.0f} s)")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

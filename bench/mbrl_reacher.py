@@ -17,6 +17,7 @@ Run: ``.venv/bin/python bench/mbrl_reacher.py [--budget 10000] [--out runs/mbrl_
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -41,7 +42,7 @@ def _result(episodes: list[Episode]) -> EvalResult:
                       seeds=[int(e.seed) for e in episodes])
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=10_000, help="env steps, random included")
     parser.add_argument("--random-steps", type=int, default=5000, help="initial random env steps")
@@ -95,7 +96,8 @@ def main() -> None:
     json_path, png_path = save_curve(rounds, args.out, TASK, "model-based loop (offline)",
                                      first="random actions")
     print(f"curve: {png_path}, {json_path}")
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

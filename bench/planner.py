@@ -18,6 +18,7 @@ Run: ``.venv/bin/python bench/planner.py [--threads 2] [--repeats 15]``
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -119,7 +120,7 @@ def workload_gflop(obs_dim: int, act_dim: int) -> float:
     return 2 * per_row * WORKLOAD["samples"] * WORKLOAD["horizon"] * WORKLOAD["iterations"] / 1e9
 
 
-def part1(repeats: int) -> None:
+def part1(repeats: int) -> bool:
     task = get_task("InvertedPendulum-v5")
     torch.manual_seed(0)
     plain = PlainDynamics(task.obs_dim, task.act_dim, WORKLOAD["hidden"], WORKLOAD["layers"]).eval()
@@ -161,6 +162,7 @@ def part1(repeats: int) -> None:
     print(f"speed-up ours vs straightforward: {ratio:.2f}x (target >= 2x) | ours "
           f"{100 * gflop / mo / peak:.0f}% of peak (target >= 75%) -> "
           f"{'MET' if met else 'NOT MET'}")
+    return met
 
 
 DEFAULT_MODELS = {  # the ensemble each task's default config plans through
@@ -171,9 +173,10 @@ DEFAULT_MODELS = {  # the ensemble each task's default config plans through
 }
 
 
-def part2(plans: int) -> None:
+def part2(plans: int) -> bool:
     print(f"\ntorch threads {torch.get_num_threads()}")
     print(f"{'task':<22}{'model':<26}{'p50 ms':>8}{'p99 ms':>8}{'period ms':>10}  p99 <= period/2")
+    met = True
     for name, kw in DEFAULT_MODELS.items():
         task = get_task(name)
         env = make_env(name)
@@ -188,9 +191,11 @@ def part2(plans: int) -> None:
         model = f"{kw['members']}x{kw['num_layers']}x{kw['hid_size']}"
         print(f"{name:<22}{model:<26}{p50:>8.1f}{p99:>8.1f}{period:>10.1f}  "
               f"{'yes' if p99 <= period / 2 else 'NO'}")
+        met &= bool(p99 <= period / 2)
+    return met
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads of part 1 (default: %(default)s)")
@@ -201,10 +206,11 @@ def main() -> None:
     parser.add_argument("--plans", type=int, default=200, help="plans per task in part 2")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    part1(args.repeats)
+    met = part1(args.repeats)
     torch.set_num_threads(args.controller_threads)
-    part2(args.plans)
+    met &= part2(args.plans)
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

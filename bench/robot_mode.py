@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -74,7 +75,7 @@ def time_robot(task: str, samples: list, actions: list, dt: float) -> float:
     return (time.perf_counter() - start) / len(samples)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000, help="ticks per pass (default: 1000)")
     parser.add_argument("--repeats", type=int, default=5,
@@ -83,6 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{'task':<22}{'plain us/tick':>15}{'robot us/tick':>15}{'extra us/tick':>15}"
           f"{'ratio':>8}  target <= {TARGET_MS * 1000:.0f} us extra")
+    met = True
     for task in TASKS:
         plain, samples, actions = record(task, args.steps, args.seed)
         dt = get_task(task).dt
@@ -93,7 +95,9 @@ def main() -> None:
         p, r = statistics.median(p_times) * 1e6, statistics.median(r_times) * 1e6
         verdict = "met" if r - p <= TARGET_MS * 1000 else "NOT met"
         print(f"{task:<22}{p:>15.1f}{r:>15.1f}{r - p:>15.1f}{r / p:>8.1f}  {verdict}")
+        met &= r - p <= TARGET_MS * 1000
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

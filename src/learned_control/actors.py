@@ -3,13 +3,15 @@
 :func:`load_actor` turns a spec into an actor for a task:
 
 - ``cem:<dynamics checkpoint>``: the CEM-MPC planner (:class:`MPCController`) over the dynamics
-  ensemble, with the task's default planner settings or given ones (:func:`planner_for_task`);
+  ensemble, with the task's default planner settings or given ones (:func:`planner_for_task`),
+  scoring plans with the task's torch reward or else the model's learned reward heads;
+- ``random``: uniform random actions within the task's bounds (:class:`RandomActor`, seeded);
 - ``<path>.zip``: a stable-baselines3 (or sb3-contrib TQC) model, loaded without unpickling;
 - any other path: one of our policy checkpoints, or the seed-format MLP checkpoint.
 
 An SB3 zip stores some of its attributes cloudpickled (the ``:serialized:`` entries of its
 ``data`` JSON); ``BaseAlgorithm.load`` unpickles every one that ``custom_objects`` does not
-override, which runs arbitrary code from the file. :func:`load_sb3_expert` reads the JSON
+override, which runs arbitrary code from the file. :func:`load_sb3_model` reads the JSON
 itself and overrides every such entry with an object built here (policy class from the
 algorithm, the task's spaces, constant schedules, ...), so nothing is unpickled; the weights are
 read by SB3 with ``torch.load(weights_only=True)``.
@@ -34,7 +36,7 @@ from .errors import CheckpointError, ConfigError
 from .models.dynamics import EnsembleDynamics
 from .params import node_parameters
 from .planning.mpc import PLANNER_PARAMETERS, MPCConfig, MPCController, mpc_config_from_parameters
-from .planning.rewards import get_reward_fns
+from .planning.rewards import LEARNED, RewardFn, TerminationFn, get_reward_fns, has_reward
 from .tasks import Task
 from .utils import resolve_device
 
@@ -46,6 +48,7 @@ __all__ = [
     "SB3Actor",
     "NoisyActor",
     "RandomActor",
+    "load_sb3_model",
     "load_sb3_expert",
     "default_mpc_config",
     "planner_for_task",
@@ -54,7 +57,8 @@ __all__ = [
 
 
 class Actor(Protocol):
-    """Anything with ``act(obs) -> action`` (numpy in, numpy out); ``reset()`` is optional."""
+    """Anything with ``act(obs) -> action`` (numpy in, numpy out). ``reset()`` at episode start
+    is optional; policies take ``reset(seed=None)``, the seed reseeding their own sampling."""
 
     def act(self, obs: np.ndarray) -> np.ndarray: ...
 
@@ -249,9 +253,14 @@ def _custom_objects(
     }
 
 
-def load_sb3_expert(
-    path: str | os.PathLike, task: Task, algo: str | None = None, device: str = "cpu"
-) -> SB3Actor:
+def load_sb3_model(
+    path: str | os.PathLike,
+    task: Task,
+    algo: str | None = None,
+    device: str = "cpu",
+    env: gym.Env | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[Any, str]:
     """Load an SB3 (or sb3-contrib TQC) zip for ``task`` without unpickling anything.
 
     Args:
@@ -259,9 +268,12 @@ def load_sb3_expert(
         task: the task it acts in; it supplies the observation and action spaces.
         algo: ``ppo``, ``sac``, ``td3`` or ``tqc``; ``None`` detects it from the file.
         device: torch device of the loaded model.
+        env: the env to go on training in (``None``: acting only).
+        overrides: values for serialized entries that further training needs as they were
+            (e.g. ``train_freq``), instead of the defaults built here.
 
     Returns:
-        An actor whose ``act(obs)`` gives the model's deterministic action.
+        The SB3 model and its algorithm name.
 
     Raises:
         CheckpointError: missing or foreign file, unknown algorithm, or spaces that do not fit
@@ -280,13 +292,21 @@ def load_sb3_expert(
             )
     cls = _import(ALGORITHMS[name][0])
     objects = _custom_objects(data, name, observation_space, action_space)
+    objects.update({k: v for k, v in (overrides or {}).items() if k in objects})
     try:
-        model = cls.load(path, device=device, custom_objects=objects)
+        model = cls.load(path, env=env, device=device, custom_objects=objects)
     except (RuntimeError, ValueError, KeyError, TypeError) as err:
         raise CheckpointError(
             f"{str(path)!r} does not load as a {name.upper()} model for task {task.name}: {err}"
         ) from err
-    return SB3Actor(model, name)
+    return model, name
+
+
+def load_sb3_expert(
+    path: str | os.PathLike, task: Task, algo: str | None = None, device: str = "cpu"
+) -> SB3Actor:
+    """The deterministic actor of an SB3 zip, loaded by :func:`load_sb3_model` (same errors)."""
+    return SB3Actor(*load_sb3_model(path, task, algo, device))
 
 
 def default_mpc_config(task: str, **overrides: Any) -> MPCConfig:
@@ -310,7 +330,8 @@ def planner_for_task(
     seed: int = 0,
 ) -> MPCController:
     """The CEM-MPC planner for ``task`` through ``model``: the task's action bounds and torch
-    reward/termination (or ``config.reward``'s).
+    reward/termination (or ``config.reward``'s); for a task without a torch reward (or
+    ``config.reward`` ``learned``), the model's learned reward and termination heads.
 
     Args:
         model: the dynamics ensemble; its sizes must be the task's.
@@ -320,8 +341,9 @@ def planner_for_task(
         seed: seed of the planner's sampling.
 
     Raises:
-        ConfigError: model sizes that do not fit the task, an unknown reward, or settings the
-            model cannot take (ts1/tsinf divisibility).
+        ConfigError: model sizes that do not fit the task, an unknown reward, a model without
+            reward heads where they are needed, or settings the model cannot take (ts1/tsinf
+            divisibility).
     """
     if model.obs_dim != task.obs_dim or model.act_dim != task.act_dim:
         raise ConfigError(
@@ -329,10 +351,36 @@ def planner_for_task(
             f"not fit task {task.name} (obs={task.obs_dim} act={task.act_dim})"
         )
     config = config or default_mpc_config(task.name)
-    reward_fn, done_fn = get_reward_fns(config.reward or task.name)
     return MPCController(
-        model, reward_fn, done_fn, task.action_low, task.action_high, config, device, seed
+        model,
+        *_reward_fns(model, task, config.reward),
+        task.action_low,
+        task.action_high,
+        config,
+        device,
+        seed,
     )
+
+
+def _reward_fns(
+    model: EnsembleDynamics, task: Task, reward: str | None
+) -> tuple[RewardFn | None, TerminationFn | None]:
+    """The planner's ``(reward_fn, done_fn)``: the torch functions named ``reward`` (``None``:
+    the task's), or ``(None, None)`` for the model's heads (``learned``, or a task without a
+    torch reward). ConfigError when the heads are needed and the model has none."""
+    if reward is None and not has_reward(task.name):
+        needs = f"task {task.name} has no torch reward, so the planner needs"
+    elif reward == LEARNED:
+        needs = f"reward {LEARNED!r} names"
+    else:
+        return get_reward_fns(reward or task.name)
+    if not model.reward_heads:
+        raise ConfigError(
+            f"{needs} the dynamics model's learned reward and termination heads, and this model "
+            "has none: retrain it with them (learned-control train-dynamics --reward-heads on, "
+            "or the learner's reward_heads parameter)"
+        )
+    return None, None
 
 
 def load_actor(
@@ -346,12 +394,12 @@ def load_actor(
     """The actor ``spec`` describes, checked against ``task``.
 
     Args:
-        spec: ``cem:<dynamics checkpoint>`` (the CEM-MPC planner), an SB3 ``.zip``, or one of
-            our policy checkpoints (or the seed-format MLP checkpoint).
+        spec: ``cem:<dynamics checkpoint>`` (the CEM-MPC planner), ``random``, an SB3 ``.zip``,
+            or one of our policy checkpoints (or the seed-format MLP checkpoint).
         task: the task it acts in.
         device: torch device (``cpu``, ``cuda``, ``auto``).
         planner: ``cem:`` only: the planner settings (``None``: the task's defaults).
-        seed: ``cem:`` only: the planner's seed.
+        seed: ``cem:`` and ``random`` only: the planner's or the random actions' seed.
         algo: ``.zip`` only: the SB3 algorithm (``None``: detected from the file).
 
     Raises:
@@ -369,6 +417,8 @@ def load_actor(
         raise ConfigError(
             f"planner settings given for {spec!r}; they apply to a cem:<dynamics checkpoint> spec"
         )
+    if spec == "random":
+        return RandomActor(task.action_low, task.action_high, seed)
     if Path(spec).suffix == ".zip":
         return load_sb3_expert(spec, task, algo, str(dev))
     ckpt = load_checkpoint(

@@ -22,7 +22,8 @@ half-written checkpoint behind, and read with ``torch.load(weights_only=True)``.
 The seed-format saved dict loads too: a plain ``torch.save`` of ``net`` (the state_dict of an
 ``obs_dim -> hid_size x num_layers -> act_dim`` ReLU MLP, whatever its layer keys are called) with
 ``hid_size``, ``num_layers`` and the input and target statistics ``X_mean``, ``X_std`` (shape
-``(obs_dim,)``), ``Y_mean``, ``Y_std`` (shape ``(act_dim,)``).
+``(obs_dim,)``), ``Y_mean``, ``Y_std`` (shape ``(act_dim,)``); :func:`export_seed_format`
+writes an MLP policy in that format.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "load_dynamics",
+    "export_seed_format",
     "FORMAT",
     "FORMAT_VERSION",
 ]
@@ -191,7 +193,11 @@ def save_checkpoint(
         "metadata": dict(metadata or {}),
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
     }
-    path = Path(path)
+    return _write_atomically(payload, Path(path))
+
+
+def _write_atomically(payload: dict[str, Any], path: Path) -> Path:
+    """``torch.save`` ``payload`` to a temporary file beside ``path``, then rename it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -204,6 +210,44 @@ def save_checkpoint(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def export_seed_format(policy: SavableModel, path: str | os.PathLike) -> Path:
+    """Write an :class:`MLPPolicy` with ReLU hidden layers as the seed-format saved dict (see
+    the module docstring), atomically; :func:`load_checkpoint` reads it back.
+
+    ``net`` holds ``hidden.<i>.weight``/``bias`` for each hidden layer and ``out.weight``/
+    ``bias``; the statistics are float32 tensors, the stds including the normalizer's eps. The
+    format carries no action bounds: a tool that reads it gets the network's unclipped output.
+
+    Raises:
+        CheckpointError: any other policy class or activation (the format cannot hold it).
+    """
+    if type(policy) is not MLPPolicy or policy.activation != "relu":
+        what = type(policy).__name__
+        if isinstance(policy, MLPPolicy):
+            what += f" with {policy.activation} activations"
+        raise CheckpointError(
+            f"the seed format holds a ReLU MLPPolicy (train-bc --policy mse --activation "
+            f"relu); this is a {what}"
+        )
+    layers = policy.net.linear_layers()
+    names = [f"hidden.{i}" for i in range(len(layers) - 1)] + ["out"]
+    net = {
+        f"{name}.{key}": value.detach().cpu().clone()
+        for name, layer in zip(names, layers, strict=True)
+        for key, value in layer.state_dict().items()
+    }
+    payload = {
+        "net": net,
+        "hid_size": policy.hid_size,
+        "num_layers": policy.num_layers,
+        "X_mean": policy.obs_normalizer.mean.detach().cpu().clone(),
+        "X_std": policy.obs_normalizer.std.detach().cpu().clone(),
+        "Y_mean": policy.act_normalizer.mean.detach().cpu().clone(),
+        "Y_std": policy.act_normalizer.std.detach().cpu().clone(),
+    }
+    return _write_atomically(payload, Path(path))
 
 
 def load_checkpoint(

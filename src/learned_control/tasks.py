@@ -390,6 +390,20 @@ for _task in (
         expert_algo="ppo",
         expert_steps=40_960,
     ),
+    # The multimodal benchmark's PointMaze forks (learned_control.envs.pointmaze_fork): the goal
+    # is fixed, each reset starts at a free cell drawn from its seed.
+    *(
+        Task(
+            name,
+            f"learned_control.envs.pointmaze_fork:LearnedControl/{name}",
+            8,
+            2,
+            dict_obs_keys=("achieved_goal", "desired_goal", "observation"),
+            obs_labels=("achieved_x", "achieved_y", "goal_x", "goal_y", "x", "y", "vx", "vy"),
+            has_success=True,
+        )
+        for name in ("PointMazeFork-v0", "PointMazeForkWide-v0")
+    ),
 ):
     register_task(_task)
 

@@ -26,6 +26,7 @@ __all__ = [
     "DIAGNOSTICS",
     "MODEL_UPDATED",
     "GOAL",
+    "ASSEMBLED_OBSERVATION",
     "EPISODE_FIELDS",
     "RESET",
     "PAUSE",
@@ -47,6 +48,7 @@ CLOCK = "/clock"  # rosgraph_msgs/Clock
 DIAGNOSTICS = "/diagnostics"  # diagnostic_msgs/DiagnosticArray
 MODEL_UPDATED = "model_updated"  # std_msgs/String, checkpoint path (latched)
 GOAL = "goal"  # geometry_msgs/PointStamped, goal of a goal-conditioned task
+ASSEMBLED_OBSERVATION = "assembled_observation"  # std_msgs/Float64MultiArray, robot mode
 
 EPISODE_FIELDS = ("episode_index", "return", "length", "success", "seed")
 """Layout of the ``episode`` summary: these five values (success is 1/0, NaN when the env reports

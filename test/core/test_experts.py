@@ -124,3 +124,28 @@ def test_noisy_and_random_actors_stay_in_bounds():
     assert rand.shape == (50, 1) and np.all((rand >= -3) & (rand <= 3))
     with pytest.raises(ConfigError, match="noise_std=-1"):
         NoisyActor(Zero(), low, high, noise_std=-1)
+
+
+def test_a_checkpointed_run_resumes_with_its_replay_buffer_and_settings(tmp_path, no_unpickling):
+    from learned_control.training.experts import read_progress
+
+    hyper = {"learning_starts": 40, "batch_size": 16, "train_freq": 2, "gamma": 0.9,
+             "policy_kwargs": {"net_arch": [16, 16]}}
+    run = tmp_path / "run"
+    first = train_expert(TASK, "sac", steps=120, seed=0, progress=False, hyperparams=hyper,
+                         run_dir=run, checkpoint_every=50, eval_episodes=1)
+    assert [r["step"] for r in read_progress(run)] == [50, 100, 120]
+    assert (run / "learning_curve.png").is_file()
+    saved_obs = first.replay_buffer.observations[:120].copy()
+    with pytest.raises(ConfigError, match="holds a sac run"):
+        train_expert(TASK, "td3", steps=200, run_dir=run)
+    resumed = train_expert(TASK, steps=200, seed=0, progress=False, run_dir=run,
+                           checkpoint_every=50, eval_episodes=1)  # settings from the run
+    assert resumed.num_timesteps == 200 and resumed.gamma == 0.9 and resumed.batch_size == 16
+    assert resumed.train_freq.frequency == 2
+    assert resumed.policy.actor.latent_pi[0].out_features == 16
+    np.testing.assert_array_equal(resumed.replay_buffer.observations[:120], saved_obs)
+    assert resumed.replay_buffer.pos == 200
+    assert [r["step"] for r in read_progress(run)] == [50, 100, 120, 150, 200]
+    with pytest.raises(ConfigError, match="hyperparameters"):
+        train_expert(TASK, "sac", steps=10, hyperparams={"no_such_option": 1})

@@ -224,3 +224,36 @@ def test_background_learner_answers_at_once_refuses_a_second_job_and_reports(lqr
     status = learner.status()
     assert (status.state, status.last_outcome, status.jobs_done) == ("idle", "completed", 1)
     assert load_checkpoint(status.last_checkpoint).metadata["epochs"] == 1
+
+
+def test_robot_bags_convert_with_the_spec_and_the_expert_relabels_them(lqr_dataset, tmp_path):
+    """spec_file: the bags hold a robot's topics (joint states, effort commands), converted with
+    the spec; expert: an actor (here an untrained seeded MLP) relabels every observation as the
+    job loads them, so the policy learns the expert, not the applied (LQR) actions."""
+    from learned_control.checkpoint import save_checkpoint
+    from learned_control.data.robot_bags import episodes_to_bag
+    from learned_control.specs import default_specs, dump_specs
+    from learned_control.training.bc import mlp_policy_for
+
+    _, episodes = lqr_dataset
+    spec = tmp_path / "robot.yaml"
+    spec.write_text(dump_specs(default_specs(TASK.name)))
+    episodes_to_bag(tmp_path / "bags" / "robot", episodes, TASK, default_specs(TASK.name))
+    torch.manual_seed(3)
+    expert = mlp_policy_for(TASK, hid_size=16, num_layers=1)
+    expert_path = save_checkpoint(tmp_path / "expert.pt", expert, TASK.name)
+    config = LearnerConfig(sources=[str(tmp_path / "bags")], spec_file=str(spec), epochs=20,
+                           labels="expert", expert=str(expert_path),
+                           output_dir=str(tmp_path / "out"))
+    ckpt = load_checkpoint(run_learner_job(config))
+    assert ckpt.metadata["transitions"] == 5000
+    obs = np.concatenate([ep.observations[:-1] for ep in episodes])[::25]
+    learned = np.stack([ckpt.model.act(o)[0] for o in obs])
+    labels = np.stack([expert.act(o)[0] for o in obs])
+    applied = np.concatenate([ep.actions[:, 0] for ep in episodes])[::25]
+    assert np.corrcoef(learned, labels)[0, 1] > 0.95
+    assert abs(np.corrcoef(learned, applied)[0, 1]) < 0.9
+    with pytest.raises(ConfigError, match="a robot's bags carry no expert_command"):
+        LearnerConfig(spec_file=str(spec), labels="expert")
+    with pytest.raises(ConfigError, match="it needs labels='expert'"):
+        LearnerConfig(expert=str(expert_path))

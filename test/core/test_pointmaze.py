@@ -8,17 +8,41 @@ import pytest
 import torch
 
 from learned_control.data.episodes import Transitions
-from learned_control.envs.pointmaze_fork import (FREE_CELLS, TIE_CELL, ForkExpert, WallContacts,
+from learned_control.envs.pointmaze_fork import (FORK_MAPS, ForkExpert, WallContacts,
                                                  expert_demos, make_fork_env, reset_fork,
                                                  route_of, run_episode)
 from learned_control.models.policy_classes import make_policy
 from learned_control.training.bc import BCConfig, train_bc
 
 
+FREE_CELLS, TIE_CELL = FORK_MAPS["narrow"].free_cells, FORK_MAPS["narrow"].tie
+
+
 @pytest.fixture(scope="module")
 def env():
     env = make_fork_env()
     yield env
+    env.close()
+
+
+@pytest.mark.parametrize("fork_map", sorted(FORK_MAPS))
+def test_expert_is_clean_on_every_map_and_resets_start_at_free_cells(fork_map):
+    """Seeded resets without options start at the centre of a free cell, goal at the map's goal;
+    the expert reaches it from every free cell and from the tie (both routes) without contact."""
+    env, spec = make_fork_env(fork_map), FORK_MAPS[fork_map]
+    centres = {tuple(env.unwrapped.maze.cell_rowcol_to_xy(np.array(c))) for c in spec.free_cells}
+    goal = env.unwrapped.maze.cell_rowcol_to_xy(np.array(spec.goal))
+    for seed in range(5):
+        obs, info = env.reset(seed=seed)
+        assert tuple(obs[4:6]) in centres and np.allclose(obs[2:4], goal)
+        assert "is_success" in info
+    expert, contacts, routes = ForkExpert(env, seed=0), WallContacts(env), []
+    for i, cell in enumerate([*spec.free_cells, *[spec.tie] * 10]):
+        expert.reset(cell)
+        ep = run_episode(env, expert, cell, i, contacts)
+        assert ep["success"] and ep["contacts"] == 0, cell
+        routes.append(route_of(ep["xy"][:, 0]))
+    assert {"left", "right"} <= set(routes[-10:])
     env.close()
 
 

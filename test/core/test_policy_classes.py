@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
+from pathlib import Path
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
 
 from learned_control.checkpoint import load_checkpoint, save_checkpoint
 from learned_control.errors import ConfigError
-from learned_control.models.policy_classes import (POLICY_CLASSES, GenerativePolicy,
+from learned_control.models.policy_classes import (POLICY_CLASSES, PRESETS, GenerativePolicy,
                                                    make_policy)
-from learned_control.training.bc import BCConfig, train_bc
+from learned_control.training.bc import BCConfig, loss_figure, train_bc
 
 OBS_DIM, ACT_DIM = 3, 2
 SMALL = {"hid_size": 32, "num_layers": 2}
@@ -154,3 +159,55 @@ def test_bimodal_toy(name):
         assert np.all(np.abs(samples) < 0.3), samples[np.abs(samples) >= 0.3][:5]
     else:
         assert high >= 0.3 and low >= 0.3, (high, low)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_class_resets_with_an_optional_seed(name):
+    """One signature, ``reset(seed=None)``, on every class; a seed reproduces the sampling (a
+    deterministic class acts the same either way), no seed lets the sampling move on."""
+    signature = inspect.signature(POLICY_CLASSES[name].reset)
+    assert list(signature.parameters) == ["self", "seed"]
+    assert signature.parameters["seed"].default is None
+    policy = _fitted(name)
+    obs = np.random.default_rng(4).normal(size=(8, OBS_DIM))
+    policy.reset(seed=7)
+    first = policy.act(obs)
+    policy.reset()
+    again = policy.act(obs)
+    policy.reset(seed=7)
+    np.testing.assert_array_equal(policy.act(obs), first)
+    assert np.array_equal(again, first) == (name == "mse")
+
+
+def test_bench_and_cli_read_one_preset_table():
+    """``bench/multimodal.py`` and ``train-bc --preset`` import the table, neither copies it."""
+    from learned_control.cli import train_bc as cli
+
+    path = Path(__file__).parents[2] / "bench" / "multimodal.py"
+    spec = importlib.util.spec_from_file_location("bench_multimodal", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.PRESET is PRESETS["multimodal"] and cli.PRESETS is PRESETS
+    assert set(bench.CLASSES) == set(POLICY_CLASSES) == set(PRESETS["multimodal"])
+
+
+@pytest.mark.parametrize("name", ["mixture", "mse"])
+def test_loss_curve_shows_negative_losses(name):
+    """The mixture's NLL on nearly deterministic targets goes below 0: its curve is drawn on a
+    linear axis whose limits hold every loss; positive losses (mse) keep a log axis."""
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(512, OBS_DIM))
+    act = np.tanh(obs[:, :ACT_DIM]) * 0.5
+    policy = _policy(name)
+    result = train_bc(policy, obs, act, BCConfig(epochs=15, batch_size=32), progress=False)
+    losses = result.train_losses + result.val_losses
+    fig = loss_figure(result)
+    ax = fig.axes[0]
+    assert (min(losses) < 0) == (name == "mixture"), losses
+    assert ax.get_yscale() == ("linear" if name == "mixture" else "log")
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    np.testing.assert_array_equal(lines["train"].get_ydata(), result.train_losses)
+    np.testing.assert_array_equal(lines["validation"].get_ydata(), result.val_losses)
+    low, high = ax.get_ylim()
+    assert low <= min(losses) and max(losses) <= high
+    plt.close(fig)

@@ -18,13 +18,15 @@ from learned_control.tasks import get_task, make_env
 
 def test_command_gate_rejects_counts_and_clips():
     gate = CommandGate(np.array([-1.0, -2.0]), np.array([1.0, 2.0]))
-    assert gate.check([0.1])[0] is None and "length 1" in gate.check([0.1])[1]
+    assert gate.check([0.1])[0] is None and "size 1 rejected: expected 2" in gate.check([0.1])[1]
     assert gate.check([math.nan, 0.0])[0] is None
     assert gate.check([0.0, math.inf])[0] is None
+    assert gate.check([1e300, 0.0]) == (None, "command beyond float32 (|value| > 3.403e+38) "
+                                              "rejected")  # garbage, not a saturated command
     np.testing.assert_array_equal(gate.check([5.0, -0.5])[0], [1.0, -0.5])
     np.testing.assert_array_equal(gate.check([0.5, -0.5])[0], [0.5, -0.5])
     assert gate.counters() == {"accepted": 2, "rejected_size": 2, "rejected_nonfinite": 2,
-                               "clipped": 1}
+                               "rejected_overflow": 1, "clipped": 1}
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -121,7 +123,8 @@ def test_session_goal_is_the_envs_goal_until_changed_and_is_checked():
     np.testing.assert_allclose(session.env.unwrapped.goal, [1.4, 0.8, 0.6])
     np.testing.assert_allclose(session.reset()[:3], [1.4, 0.8, 0.6])  # outlives the reset
     for goal, match in (([1.0, 2.0], "size 2 refused: task FetchReach-v4 takes a goal of size 3"),
-                        ([1.0, math.nan, 0.5], "NaN or inf")):
+                        ([1.0, math.nan, 0.5], "NaN or inf"),
+                        ([1.0, 1e300, 0.5], "beyond float32")):
         with pytest.raises(ConfigError, match=match):
             session.set_goal(goal)
     with pytest.raises(ConfigError, match="takes no goal"):

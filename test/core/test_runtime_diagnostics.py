@@ -56,7 +56,7 @@ def test_model_check_and_counter_check(tmp_path):
     check = CounterCheck(lambda: counts)
     assert check.run(Status()).level == OK
     counts["stale_skips"] = 3
-    assert check.run(Status()).message == "stale_skips: 3"
+    assert check.run(Status()).message == "stale_skips: 3 in the last 5 s"
 
 
 def test_status_keeps_the_worst_level_and_joins_its_messages():
@@ -80,3 +80,12 @@ def test_status_update_keeps_a_key_in_its_place():
     status.update({"a": 1, "b": 2})
     CounterCheck(lambda: {"a": 3}).run(status)
     assert list(status.values.items()) == [("a", 3), ("b", 2)] and status.level == WARN
+
+
+def test_a_restarted_window_rates_the_new_run_only_and_keeps_the_totals():
+    stats = _stats(0.001, period=0.02)  # 50 Hz for 1 s, then 10 s inactive
+    stats.restart()
+    for i in range(10):
+        stats.add(0.001, now=11.0 + i * 0.02)
+    assert math.isclose(stats.rate_hz(), 50.0)  # not (60 - 1) / 11.2 s
+    assert stats.count == 60

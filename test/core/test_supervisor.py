@@ -55,8 +55,38 @@ def test_a_child_ignoring_sigint_is_escalated(tmp_path):
             time.sleep(1)
         """)
     dier = _script(tmp_path, "dier", "raise SystemExit(0)\n")
+    out = io.StringIO()
     assert supervise([ProcessSpec("stubborn", stubborn), ProcessSpec("dier", dier)],
-                     io.StringIO(), grace_s=0.5) == 1  # a clean exit of a node is still a death
+                     out, grace_s=0.5) == 1  # a clean exit of a node is still a death
+    text = out.getvalue()
+    assert text.index("[stubborn] still running 0.5 s after the last signal: SIGTERM") < text.index(
+        "[stubborn] still running 0.5 s after the last signal: SIGKILL")
+
+
+def test_every_line_is_written_as_it_comes_and_the_last_one_even_unterminated(tmp_path):
+    """Two lines in one write are both shown while the child still runs (a buffered readline
+    would hold the second back until the child wrote again); a last line with no newline is
+    written when the child ends."""
+    quiet = _script(tmp_path, "quiet", """
+        import sys, time
+        sys.stdout.write("first\\nsecond\\n")
+        sys.stdout.flush()
+        time.sleep(1.5)
+        sys.stdout.write("last words")
+        """)
+    out = io.StringIO()
+    start = time.monotonic()
+    lines: list[tuple[float, str]] = []
+
+    class Timed(io.StringIO):
+        def write(self, text):
+            lines.append((time.monotonic() - start, text))
+            return out.write(text)
+
+    assert supervise([ProcessSpec("quiet", quiet)], Timed()) == 1
+    when = {text.strip(): t for t, text in lines}
+    assert when["[quiet] second"] < 1.5  # shown before the child wrote again
+    assert "[quiet] last words" in when
 
 
 def _supervisor_with_two_children(tmp_path) -> tuple[subprocess.Popen, Path]:
@@ -119,3 +149,32 @@ def test_children_die_with_a_killed_supervisor(tmp_path):
     while not all(map(_gone, pids)):
         assert time.monotonic() < deadline, f"children {pids} outlived their supervisor"
         time.sleep(0.05)
+
+
+def test_respawn_restarts_a_dead_child_but_not_one_whose_configuration_is_wrong(tmp_path):
+    """First run: killed by SIGKILL (respawned); second run: exit code 2, a configuration error,
+    which stops the graph with that code."""
+    marker = tmp_path / "ran"
+    flaky = _script(tmp_path, "flaky", f"""
+        import os, pathlib, signal
+        marker = pathlib.Path({str(marker)!r})
+        if not marker.exists():
+            marker.write_text("once")
+            print("first run")
+            os.kill(os.getpid(), signal.SIGKILL)
+        print("second run")
+        raise SystemExit(2)
+        """)
+    out = io.StringIO()
+    assert supervise([ProcessSpec("flaky", flaky)], out, respawn=True, respawn_delay_s=0.1) == 2
+    text = out.getvalue()
+    assert text.index("[flaky] first run") < text.index(
+        "[flaky] killed by SIGKILL; respawning in 0.1 s") < text.index("[flaky] second run")
+    assert "[flaky] exited with 2; stopping the others" in text
+
+
+def test_a_child_killed_by_a_signal_exits_with_128_plus_its_number(tmp_path):
+    killed = _script(tmp_path, "killed", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)\n")
+    out = io.StringIO()
+    assert supervise([ProcessSpec("killed", killed)], out) == 128 + signal.SIGKILL
+    assert "[killed] killed by SIGKILL; stopping the others" in out.getvalue()

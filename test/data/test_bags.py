@@ -83,6 +83,25 @@ def test_missing_messages_are_reported(tmp_path):
         bag_to_episodes(tmp_path / "bad")
 
 
+def test_an_episode_that_lost_expert_labels_is_dropped_not_left_unlabelled(tmp_path):
+    """A DAgger bag whose recorder missed the first label of episode 0: that episode is dropped
+    with the reason, episode 1 keeps its labels (none silently become ``None``)."""
+    eps = _episodes(np.random.default_rng(4), lengths=(4, 3), expert=True)
+    write_bag(tmp_path / "bag", eps)
+    from rosbags.rosbag2 import Reader
+    with Reader(tmp_path / "bag") as reader:
+        raws = [(c.topic, ts, raw) for c, ts, raw in reader.messages()]
+    first_label = next(i for i, (topic, _, _) in enumerate(raws)
+                       if topic == topics.EXPERT_COMMAND)
+    with BagWriter(tmp_path / "lost") as bag:
+        for topic, ts, raw in raws[:first_label] + raws[first_label + 1:]:
+            bag.write_raw(topic, ts, raw)
+    notes = []
+    (kept,) = bag_to_episodes(tmp_path / "lost", notes=notes)
+    np.testing.assert_array_equal(kept.expert_actions, eps[1].expert_actions)
+    assert len(notes) == 1 and "episode 0: 3 'expert_command' messages for 4 steps" in notes[0]
+
+
 def test_refuses_existing_path_and_bad_storage(tmp_path):
     (tmp_path / "bag").mkdir()
     with pytest.raises(DatasetError, match="already exists"):
@@ -91,3 +110,68 @@ def test_refuses_existing_path_and_bad_storage(tmp_path):
         BagWriter(tmp_path / "new", storage="rosbag1")
     with pytest.raises(DatasetError, match="no bag at"):
         bag_to_episodes(tmp_path / "missing")
+
+
+KILLED_WRITER = """
+import os, signal, sys
+import numpy as np
+from learned_control.data import bags
+sys.path.insert(0, {test_dir!r})
+from test_bags import _episodes
+
+write, summaries = bags.BagWriter.write, []
+def flushing_write(self, topic, stamp, msg):
+    write(self, topic, stamp, msg)
+    if topic == "episode":
+        summaries.append(stamp)
+        if len(summaries) == 2:  # the third episode is written but never flushed
+            self.flush()
+bags.BagWriter.write = flushing_write
+bags.BagWriter.close = lambda self: os.kill(os.getpid(), signal.SIGKILL)
+bags.write_bag({bag!r}, _episodes(np.random.default_rng(1), lengths=(4, 6, 5)), {storage!r})
+"""
+
+
+@pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
+def test_bag_of_a_killed_writer_is_reindexed(tmp_path, storage, capsys):
+    """SIGKILL after two flushed episodes and one unflushed: the bag has no metadata.yaml;
+    reindex (run by bag_to_episodes) recovers exactly the two, an mcap's cut tail dropped."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from learned_control.data.bags import reindex
+
+    bag = tmp_path / "killed"
+    script = KILLED_WRITER.format(test_dir=str(Path(__file__).parent), bag=str(bag),
+                                  storage=storage)
+    assert subprocess.run([sys.executable, "-c", script]).returncode == -9
+    assert not (bag / "metadata.yaml").exists()
+    if storage == "mcap":  # a chunk record cut short, as a kill in the middle of a write leaves
+        (mcap,) = bag.glob("*.mcap")
+        with mcap.open("ab") as f:
+            f.write(b"\x06" + (500).to_bytes(8, "little") + b"\0" * 100)
+    want = _episodes(np.random.default_rng(1), lengths=(4, 6, 5))
+    back = bag_to_episodes(bag, max_episode_steps=10)
+    assert "reindexed" in capsys.readouterr().err
+    assert [len(ep) for ep in back] == [4, 6]
+    for a, b in zip(want[:2], back, strict=True):
+        np.testing.assert_array_equal(a.observations, b.observations)
+        np.testing.assert_array_equal(a.actions, b.actions)
+    assert reindex(bag) is None  # metadata.yaml written: nothing more to do
+    from rosbags.rosbag2 import Reader
+    with Reader(bag) as reader:
+        assert {c.topic: c.msgcount for c in reader.connections}["episode"] == 2
+
+
+def test_reindex_refuses_what_is_not_a_bag(tmp_path):
+    from learned_control.data.bags import reindex
+
+    with pytest.raises(DatasetError, match="no bag folder"):
+        reindex(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="0 storage files"):
+        reindex(tmp_path / "empty")
+    (tmp_path / "empty" / "empty.mcap").write_bytes(b"not mcap")
+    with pytest.raises(DatasetError, match="not an mcap file"):
+        reindex(tmp_path / "empty")

@@ -134,6 +134,13 @@ class Graph:
                 pytest.fail(f"timed out after {timeout} s waiting for {what}\n{logs}")
             self.executor.spin_once(timeout_sec=0.05)
 
+    def publish_matched(self, pub, msg, timeout: float = 60.0) -> None:
+        """Publish ``msg`` once ``pub`` has matched a reader: a lockstep controller reads live
+        observations only."""
+        self.spin_until(lambda: pub.get_subscription_count() >= 1, timeout,
+                        f"a reader of {pub.topic_name}")
+        pub.publish(msg)
+
     def spin_for(self, seconds: float) -> None:
         """Spin the observer for ``seconds``."""
         deadline = time.monotonic() + seconds

@@ -31,7 +31,7 @@ def _collect(graph, topic, msg_type, qos_profile):
 def _answers(graph, observe, commands, n=1):
     """Publish one observation and wait for the controller's command."""
     before = len(commands)
-    observe.publish(array_msg([0.0, 0.05, 0.0, 0.0]))
+    graph.publish_matched(observe, array_msg([0.0, 0.05, 0.0, 0.0]))
     graph.spin_until(lambda: len(commands) >= before + n, 30, "a command answering an observation")
 
 
@@ -106,7 +106,7 @@ def test_lifecycle_inactive_controller_publishes_nothing(graph, pendulum_policy)
     assert graph.change_state("controller", Transition.TRANSITION_CONFIGURE)
     assert graph.call(get, GetState.Request(), resend=5.0).current_state.label == "inactive"
 
-    observe.publish(array_msg([0.0, 0.05, 0.0, 0.0]))
+    graph.publish_matched(observe, array_msg([0.0, 0.05, 0.0, 0.0]))
     # a round trip through the controller's executor proves the observation was handled
     assert graph.call(get, GetState.Request(), resend=5.0).current_state.label == "inactive"
     graph.call(get, GetState.Request(), resend=5.0)
@@ -157,7 +157,7 @@ def test_a_lockstep_command_waits_until_the_observations_publisher_reads_command
     graph.start("controller", task="InvertedPendulum-v5", checkpoint=pendulum_policy,
                 mode="lockstep")
     obs = np.array([0.0, 0.05, 0.0, 0.0])
-    observe.publish(array_msg(obs))  # latched: the controller gets it whenever it matches
+    graph.publish_matched(observe, array_msg(obs))
 
     def acted() -> bool:
         values = diagnostic_values(diags[-1], "control") if diags else None

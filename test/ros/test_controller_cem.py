@@ -170,7 +170,7 @@ def test_corrupt_dynamics_checkpoint_and_bad_planner_settings_keep_the_old_plann
 
     def answer():
         before = len(commands)
-        observe.publish(array_msg([0.0, 0.05, 0.0, 0.0]))
+        graph.publish_matched(observe, array_msg([0.0, 0.05, 0.0, 0.0]))
         graph.spin_until(lambda: len(commands) > before, 30, "a command answering an observation")
 
     answer()

@@ -2,6 +2,7 @@
 mid-run; the bag stays readable, its episodes equal the offline rollout, bag2minari loads back."""
 
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -92,3 +93,42 @@ def test_recorder_refuses_an_existing_bag_path(graph, tmp_path):
     proc = graph.start("recorder", bag=str(tmp_path / "exists"))
     assert proc.proc.wait(60) == 2
     assert "already exists" in proc.output
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("storage", ["mcap", "sqlite3"])
+def test_sigkilled_recorder_bag_is_reindexed_and_converts(graph, short_policy, tmp_path,
+                                                         monkeypatch, capsys, storage):
+    """SIGKILL leaves no metadata.yaml (and an mcap without footer, a sqlite3 transaction
+    open); bag2minari reindexes the bag and converts it. What the recorder reported written
+    at least 1 s before the kill is in it (flushed every 0.5 s), equal to the offline rollout."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    task, seed, bag = get_task("InvertedPendulum-v5"), 5, tmp_path / "killed"
+    reports = []  # (receive time, episodes the recorder had written)
+    graph.node.create_subscription(
+        DiagnosticArray, topics.DIAGNOSTICS,
+        lambda m: reports.append((time.monotonic(), int((diagnostic_values(
+            m, "recorder: recording") or {}).get("written//episode", -1)))), qos.RELIABLE)
+    recorder = graph.start("recorder", bag=str(bag), storage=storage, wait_for="[command]")
+    graph.start("controller", task=task.name, checkpoint=short_policy, mode="lockstep")
+    graph.start("sim_bridge", task=task.name, seed=seed, mode="lockstep", wait_for_recorder=True)
+    graph.spin_until(lambda: max((n for _, n in reports), default=0) >= 10, 120,
+                     "10 episodes recorded")
+    graph.spin_for(1.6)  # reports 1 s older than the kill, written while the bridge ran on
+    killed_at = time.monotonic()
+    recorder.proc.kill()
+    recorder.proc.wait(10)
+    assert not (bag / "metadata.yaml").exists()
+    flushed = max(n for t, n in reports if t <= killed_at - 1.0)
+
+    assert cli_main(["bag2minari", str(bag), f"test/killed-{storage}-v0", "--task", task.name]) == 0
+    assert "reindexed" in capsys.readouterr().err  # the one-line notice
+    episodes = bag_to_episodes(bag, task)  # now with its metadata.yaml
+    assert len(episodes) >= flushed >= 10
+    loaded, _ = load_episodes(f"test/killed-{storage}-v0", task)
+    assert [len(ep) for ep in loaded] == [len(ep) for ep in episodes]
+    offline = rollout_episodes(load_checkpoint(short_policy).model, task.make_env(), 3, seed,
+                               progress=False)
+    for got, want in zip(episodes[:3], offline, strict=True):
+        np.testing.assert_allclose(got.observations, want.observations, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got.actions, want.actions, rtol=0, atol=1e-9)

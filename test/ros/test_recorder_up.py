@@ -1,8 +1,11 @@
-"""``learned-control up --record``: the graph as supervised processes, stopped by Ctrl-C."""
+"""``learned-control up --record``: the graph as supervised processes, stopped by SIGINT sent to
+every process at once; every recorded topic starts with the run."""
 
+import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +26,12 @@ pytestmark = pytest.mark.ros
 CLI = [sys.executable, "-c", "import sys; from learned_control.cli import main; sys.exit(main())"]
 
 
+def _children(pid: int) -> list[int]:
+    """The child process ids of ``pid`` (Linux /proc)."""
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.mark.faults
 def test_up_records_and_stops_cleanly_on_sigint(graph, tmp_path):
     task = get_task("InvertedPendulum-v5")
     torch.manual_seed(3)
@@ -41,16 +50,26 @@ def test_up_records_and_stops_cleanly_on_sigint(graph, tmp_path):
         graph.spin_until(lambda: max(written, default=0) >= 3 or proc.poll() is not None, 300,
                          "3 episodes recorded")
         assert proc.poll() is None, "up ended early:\n" + log.read_text()
-        proc.send_signal(signal.SIGINT)
+        nodes = _children(proc.pid)
+        assert len(nodes) == 3
+        for pid in [proc.pid] + nodes:  # the whole graph at once, as a terminal's Ctrl-C
+            os.kill(pid, signal.SIGINT)
         assert proc.wait(60) == 0, log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
     output = log.read_text()
-    assert any(ln.startswith("[recorder  ]") for ln in output.splitlines())
-    assert "closed" in output  # the recorder closed its bag
+    others = "\n".join(ln for ln in output.splitlines() if not ln.startswith("[sim_bridge]"))
+    assert "[recorder  ]" in others, output
+    assert "closed" in others, others  # the recorder closed its bag
+    assert "Traceback" not in output and "exited with" not in output, output
     with Reader(bag) as reader:  # metadata written on SIGINT: a readable bag
         counts = {c.topic: c.msgcount for c in reader.connections}
+        order = [c.topic for c, _, _ in reader.messages()]
+    # /command starts with the run: the recorder subscribed to the bridge's topics only once the
+    # controller's command writer had matched it, so no command of the first steps is missing
+    assert order.index("/command") <= order.index("/observation") + 2
+    assert counts["/command"] >= counts["/observation"] - 2
     assert counts["/episode"] >= 3 and counts["/applied_command"] >= counts["/episode"]
     # the bridge waited for the recorder: every episode from step 0, equal to the offline rollout
     episodes = bag_to_episodes(bag, task)

@@ -37,6 +37,10 @@ pytestmark = pytest.mark.ros
 TASKS = ["InvertedPendulum-v5", "Reacher-v5", "Pusher-v5", "HalfCheetah-v5", "Hopper-v5"]
 TRAJECTORY_TASKS = ("Reacher-v5", "Pusher-v5")  # their controller takes JointTrajectory here
 STEPS = 40  # compared steps per task
+EPISODES = {"InvertedPendulum-v5": 6, "Hopper-v5": 6}  # random-policy episodes: 10 to 13 steps
+"""Episodes of the random policy the bridge runs: enough for :data:`STEPS`, and few enough that
+the observer's queues (1000 deep) hold every message, however far behind it falls (a free-running
+lockstep bridge outran it and its oldest applied commands were replaced)."""
 
 
 def _collect(graph, topic, msg_type, qos_profile=qos.RECORDING):
@@ -81,7 +85,10 @@ def _start_robot_pair(graph, task: str, checkpoint: str, spec_file: str, mode: s
     writer matched is lost. So the observer reads every side topic, which makes it the recorder
     the bridge waits for (``wait_for_recorder``: the first episode starts once the bridge's
     writers matched it), and the controller is activated once its own diagnostics report that its
-    writers matched the observer (and the bridge, for commands)."""
+    writers matched the observer (and the bridge, for commands) and the observer's readers matched
+    the bridge's and the controller's writers: a volatile reader that matches a writer after it
+    sent a sample never gets it, even where the writer had matched the reader first (the bridge
+    waits on its writers' side only, and the observer then missed the first applied commands)."""
     for topic, msg_type, profile in ((topics.APPLIED_COMMAND, Float64MultiArray, qos.RECORDING),
                                      (topics.REWARD, Float64, qos.RECORDING),
                                      (topics.EPISODE, Float64MultiArray, qos.SUMMARY)):
@@ -101,10 +108,14 @@ def _start_robot_pair(graph, task: str, checkpoint: str, spec_file: str, mode: s
         if sub.topic_name in readers:
             readers[sub.topic_name] += 1
 
+    observed = [sub for sub in graph.node.subscriptions
+                if sub.topic_name in ("/" + topics.APPLIED_COMMAND, "/" + topics.REWARD, *readers)]
+
     def matched() -> bool:  # the controller's latest report of its own writers (writer side)
         values = next((v for m in reversed(diags) if (v := diagnostic_values(m, "control"))), None)
         return values is not None and all(
-            int(values.get(f"subscribers/{topic}", -1)) >= n for topic, n in readers.items())
+            int(values.get(f"subscribers/{topic}", -1)) >= n for topic, n in readers.items()
+        ) and all(sub.get_publisher_count() >= 1 for sub in observed)  # and the observer's side
 
     graph.spin_until(matched, 60, "the controller's writers matching the observer's readers")
     _transition(graph, "controller", Transition.TRANSITION_ACTIVATE)
@@ -138,7 +149,8 @@ def test_assembled_observation_equals_env_observation(graph, tmp_path, task):
                         JointTrajectory if trajectory else Float64MultiArray)
     spec_file = _spec_file(tmp_path, task,
                            type="JointTrajectory" if trajectory else "Float64MultiArray")
-    _start_robot_pair(graph, task, _random_policy(task, tmp_path / "p.pt"), spec_file, seed=seed)
+    _start_robot_pair(graph, task, _random_policy(task, tmp_path / "p.pt"), spec_file, seed=seed,
+                      max_episodes=EPISODES.get(task, 1))
     graph.spin_until(lambda: len(assembled) >= STEPS and len(applied) >= STEPS - 1, 120,
                      f"{STEPS} assembled observations")
     expected = _replay(task, seed, [np.array(m.data) for m in applied], STEPS)

@@ -7,6 +7,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
 
 from conftest import diagnostic_values
 from learned_control import topics
@@ -33,6 +34,7 @@ def test_bad_commands_are_rejected_counted_and_the_bridge_keeps_stepping(graph):
     command.publish(array_msg([0.1, 0.2]))            # wrong length
     command.publish(array_msg([math.nan]))            # NaN
     command.publish(array_msg([math.inf]))            # inf
+    command.publish(array_msg([1e300]))               # finite, beyond float32: garbage
     command.publish(array_msg([10.0]))                # out of range: clipped to 3
     graph.spin_until(lambda: applied, 30, "the applied command")
     assert [list(m.data) for m in applied] == [[3.0]]  # only the valid one was applied, clipped
@@ -44,11 +46,25 @@ def test_bad_commands_are_rejected_counted_and_the_bridge_keeps_stepping(graph):
 
     graph.spin_until(counters, 30, "diagnostics counting the rejections")
     values = counters()
-    assert values["rejected_size"] == "1"
+    assert values["rejected_size"] == "1" and values["rejected_overflow"] == "1"
     assert values["clipped"] == "1"
     assert values["accepted"] == "1"
+    status = next(s for s in diags[-1].status if s.name.endswith("bridge"))
+    assert status.level == bytes([1])
+    assert "rejected_nonfinite: 2 in the last 5 s" in status.message
+
+    def quiet():  # the rejections are over: OK again, counts kept
+        status = next((s for s in diags[-1].status if s.name.endswith("bridge")), None)
+        return status is not None and status.level == bytes([0])
+
+    # a lockstep bridge nobody answers keeps waiting (and warns of it); paused, nothing is wrong
+    pause = graph.node.create_client(Trigger, "/sim_bridge/pause")
+    assert graph.call(pause, Trigger.Request()).success
+    graph.spin_until(quiet, 30, "the level back to OK once the rejections and waits stopped")
+    assert diagnostic_values(diags[-1], "bridge")["rejected_nonfinite"] == "2"
 
 
+@pytest.mark.faults
 def test_dead_controller_realtime_bridge_applies_on_timeout_and_keeps_publishing(
         graph, pendulum_policy):
     applied = _collect(graph, topics.APPLIED_COMMAND, Float64MultiArray, qos.RELIABLE)
@@ -71,6 +87,13 @@ def test_dead_controller_realtime_bridge_applies_on_timeout_and_keeps_publishing
         return values if values and int(values["timeouts"]) > 0 else None
 
     graph.spin_until(timeouts, 30, "diagnostics reporting command timeouts")
+
+    def dead_peer_said():
+        status = next((s for s in diags[-1].status if s.name.endswith("bridge")), None)
+        return status is not None and status.level == bytes([1]) and (
+            "no controller: nothing publishes /command" in status.message)
+
+    graph.spin_until(dead_peer_said, 30, "diagnostics naming the missing controller")
 
 
 def test_the_bridge_owns_the_goal_of_a_goal_conditioned_task(graph):

@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "export_spec",
     "bag2minari",
+    "minari2bag",
+    "bag_reindex",
     "up",
     "train_dynamics",
     "dagger",

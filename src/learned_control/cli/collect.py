@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from ..actors import load_actor
+from ..actors import SB3Actor, load_actor
 from ..training.experts import collect_dataset
 from ..utils import configure_torch, resolve_device
 from .common import add_runtime_args, add_task_arg, task_from_args
@@ -18,11 +18,18 @@ HELP = "roll out an expert into a new local Minari dataset"
 
 DESCRIPTION = """Roll out an expert (a stable-baselines3 .zip, loaded without unpickling, or a
 learned_control checkpoint) and store the episodes as a local Minari dataset under
-$MINARI_DATASETS_PATH (default ~/.minari/datasets)."""
+$MINARI_DATASETS_PATH (default ~/.minari/datasets). Under the id of a public Minari dataset
+that this package knows (mujoco/pusher/expert-v0), the dataset is a local stand-in for it: same
+env spec, spaces and episode length, its metadata saying that it is locally made; then
+minari.load_dataset(id) finds it with no download."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--expert", required=True, help="expert file: SB3 .zip or policy .pt")
+    parser.add_argument(
+        "--expert",
+        required=True,
+        help="the expert: an SB3 .zip, a policy .pt, cem:DYNAMICS.pt or random",
+    )
     parser.add_argument(
         "--dataset-id",
         required=True,
@@ -54,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         args.episodes,
         args.seed,
         args.noise_std,
-        algorithm_name=str(args.expert),
+        # Minari's form for SB3 experts (e.g. SB3/SAC), else the expert as given
+        algorithm_name=f"SB3/{actor.algo.upper()}" if isinstance(actor, SB3Actor) else args.expert,
     )
     returns = [ep.episode_return for ep in episodes]
     print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any, Literal
 
 from ..actors import ALGORITHMS
@@ -28,15 +29,28 @@ __all__ = [
     "add_training_args",
     "add_bc_args",
     "add_loop_args",
+    "env_kwargs_arg",
+    "json_object_arg",
 ]
 
 
-def _env_kwargs(text: str) -> dict[str, Any]:
+def env_kwargs_arg(text: str) -> dict[str, Any]:
     """``--env-kwargs``: a JSON object (argparse reports anything else as a usage error)."""
     try:
         return parse_env_kwargs(text)
     except ConfigError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def json_object_arg(text: str) -> dict[str, Any]:
+    """A flag holding a JSON object (argparse reports anything else as a usage error)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a JSON object, e.g. '{{\"a\": 1}}'")
+    return value
 
 
 def add_task_arg(
@@ -56,7 +70,7 @@ def add_task_arg(
     )
     group.add_argument(
         "--env-kwargs",
-        type=_env_kwargs,
+        type=env_kwargs_arg,
         default=None,
         metavar="JSON",
         help="keyword arguments for gym.make as a JSON object, e.g. '{\"reset_noise_scale\": 0.2}'",
@@ -218,8 +232,8 @@ def add_loop_args(
 ) -> None:
     """The flags every learning loop through ROS takes: ``--iterations`` (help ``iterations``),
     ``--episodes``, ``--seed``, the learner's ``--epochs`` (default ``epochs``), ``--hid-size``,
-    ``--num-layers``, ``--torch-threads``, ``--timeout`` and ``--out`` (default a new
-    ``runs/<run_name>-<timestamp>``)."""
+    ``--num-layers``, ``--torch-threads``, ``--timeout``, ``--out`` (default a new
+    ``runs/<run_name>-<timestamp>``), ``--spec`` and ``--mode``."""
     parser.add_argument(
         "--iterations", type=int, default=3, help=f"{iterations} (default: %(default)s)"
     )
@@ -227,7 +241,7 @@ def add_loop_args(
         "--episodes",
         type=int,
         default=2,
-        help="lockstep episodes per iteration (default: %(default)s)",
+        help="episodes per iteration (default: %(default)s)",
     )
     add_seed_arg(parser)
     parser.add_argument(
@@ -251,4 +265,18 @@ def add_loop_args(
     )
     parser.add_argument(
         "--out", default=None, help=f"run directory (default: a new runs/{run_name}-<timestamp>)"
+    )
+    parser.add_argument(
+        "--spec",
+        default=None,
+        metavar="FILE",
+        help="robot spec YAML (learned-control export-spec): run on the robot's own topics, the "
+        "bridge as its ros2_control driver, the controller in robot mode, the learner "
+        "converting the bags with the spec (default: the bridge's observation topic)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("lockstep", "realtime"),
+        default="lockstep",
+        help="bridge and controller mode; realtime needs --spec (default: %(default)s)",
     )

@@ -26,7 +26,10 @@ with the learner node (labels: the expert's), then k times: run episodes with th
 while the controller's expert labels every observation (expert_command) and the recorder writes a
 new bag, and have the learner retrain on every bag so far while the controller hot-swaps the new
 checkpoint. Prints the return per iteration and saves returns.json and returns.png in the run
-directory."""
+directory. With --spec the loop runs on the robot's own topics (lockstep or --mode realtime): the
+controller in robot mode drives, the recorder records the spec's topics, the learner converts them
+with the spec and the expert relabels them as they load; the bridge's episode summaries only
+report the returns."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         args.torch_threads,
         args.timeout,
         on_iteration=partial(show_iteration, first=FIRST),
+        spec_file=args.spec,
+        mode=args.mode,
     )
     show_loop(results, f"{task.name}: DAgger through ROS", out, FIRST)
     return 0

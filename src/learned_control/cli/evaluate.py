@@ -20,7 +20,11 @@ print the mean and std of the return and the success rate (n/a when the env repo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("policy", help="learned_control checkpoint (.pt) or SB3 model (.zip)")
+    parser.add_argument(
+        "policy",
+        help="a policy checkpoint (.pt), an SB3 model (.zip), cem:DYNAMICS.pt (the CEM planner "
+        "over a dynamics model) or random",
+    )
     add_task_arg(parser)
     parser.add_argument(
         "--episodes", type=int, default=10, help="number of episodes (default: %(default)s)"

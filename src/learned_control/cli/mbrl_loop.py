@@ -19,7 +19,10 @@ DESCRIPTION = """Write at most --initial-random-steps random-policy transitions 
 dynamics ensemble on it with the learner node, then k times: run seeded lockstep episodes with the
 controller planning (CEM-MPC, settings from <task>.yaml) while the recorder writes a new bag,
 and have the learner refit on every bag so far while the controller hot-swaps the new checkpoint.
-Prints the return per iteration and saves returns.json and returns.png in the run directory."""
+Prints the return per iteration and saves returns.json and returns.png in the run directory.
+With --spec the loop runs on the robot's own topics (lockstep or --mode realtime): the bridge is
+the robot's ros2_control driver, the recorder records the spec's topics, the learner converts them
+with the spec; the bridge's episode summaries only report the returns."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -115,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         args.torch_threads,
         args.timeout,
         on_iteration=show_iteration,
+        spec_file=args.spec,
+        mode=args.mode,
     )
     show_loop(results, f"{task.name}: model-based loop through ROS", out)
     return 0

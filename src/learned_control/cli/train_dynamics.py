@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..models.dynamics import EnsembleDynamics
-from ..training.dynamics import DynamicsTrainConfig, train_dynamics_run
+from ..planning.rewards import REWARDS
+from ..training.dynamics import (
+    REWARD_HEADS,
+    DynamicsTrainConfig,
+    train_dynamics_run,
+    wants_reward_heads,
+)
 from ..utils import config_from, configure_torch, new_run_dir, resolve_device, seed_everything
 from .common import (
     add_activation_arg,
@@ -24,9 +30,10 @@ __all__ = ["add_arguments", "run"]
 HELP = "train a dynamics ensemble (for CEM-MPC)"
 
 DESCRIPTION = """Fit an ensemble of MLP dynamics models s' = s + f(s, a) (deterministic: MSE,
-probabilistic: Gaussian NLL; bootstrap minibatches per member) to a Minari dataset or a rosbag2 bag.
-Writes RUN_DIR/dynamics.pt, RUN_DIR/curves.png, RUN_DIR/history.json and TensorBoard scalars in
-RUN_DIR/tensorboard."""
+probabilistic: Gaussian NLL; bootstrap minibatches per member) to a Minari dataset or a rosbag2 bag,
+optionally with reward and termination heads (the planner scores plans with them for a task
+without a torch reward in planning.rewards). Writes RUN_DIR/dynamics.pt, RUN_DIR/curves.png,
+RUN_DIR/history.json and TensorBoard scalars in RUN_DIR/tensorboard."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +48,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--probabilistic",
         action="store_true",
         help="predict mean and log-std of the delta (Gaussian NLL)",
+    )
+    parser.add_argument(
+        "--reward-heads",
+        choices=REWARD_HEADS,
+        default="auto",
+        help="also learn the reward and the termination of each step (MSE, positive-weighted "
+        "BCE), which the CEM planner uses for a task without a torch reward; auto: on exactly "
+        f"for such a task (any but {', '.join(sorted({n.split('/')[0] for n in REWARDS}))}) "
+        "(default: %(default)s)",
     )
     add_training_args(parser, DynamicsTrainConfig)
     parser.add_argument(
@@ -63,10 +79,13 @@ def run(args: argparse.Namespace) -> int:
         args.num_layers,
         args.activation,
         args.probabilistic,
+        reward_heads=wants_reward_heads(args.reward_heads, task),
     )
     model.to(resolve_device(args.device))
     run_dir = new_run_dir(args.runs_dir, "train-dynamics")
     print(f"run directory: {run_dir}")
+    if model.reward_heads:
+        print("learning reward and termination heads")
     history, path = train_dynamics_run(
         model,
         transitions,
@@ -82,5 +101,10 @@ def run(args: argparse.Namespace) -> int:
         f"{history.val_one_step_mse[history.best_epoch]:.4g}, {config.rollout_steps}-step "
         f"MSE {history.val_rollout_mse[history.best_epoch]:.4g}"
     )
+    if model.reward_heads:
+        print(
+            f"validation reward MSE {history.val_reward_mse[history.best_epoch]:.4g}, "
+            f"termination error {history.val_termination_error[history.best_epoch]:.3f}"
+        )
     print(f"dynamics: {path}")
     return 0

@@ -7,7 +7,9 @@ Reading works on local datasets (under ``$MINARI_DATASETS_PATH``, default
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -25,7 +27,85 @@ __all__ = [
     "save_episodes",
     "rollout_episodes",
     "check_new_dataset_id",
+    "PublicDataset",
+    "PUBLIC_DATASETS",
+    "check_stand_in",
 ]
+
+
+@dataclass(frozen=True)
+class PublicDataset:
+    """What the public description of a dataset on the Minari server says, so that a dataset
+    made locally under its id matches it (env spec, spaces, episode length, metadata fields).
+
+    Attributes:
+        dataset_id: its id, e.g. ``mujoco/pusher/expert-v0``.
+        env_id: the Gymnasium env it was recorded in.
+        max_episode_steps: the env spec's episode length.
+        total_episodes: episodes of the public copy (``total_steps`` in all).
+        total_steps: steps of the public copy.
+        algorithm_name: what produced its actions, in Minari's ``library/ALGO`` form.
+        author: its author.
+        code_permalink: the code that made it.
+    """
+
+    dataset_id: str
+    env_id: str
+    max_episode_steps: int
+    total_episodes: int
+    total_steps: int
+    algorithm_name: str
+    author: str
+    code_permalink: str
+
+    def describe(self) -> str:
+        """One sentence on the public copy, for a local stand-in's description."""
+        return (
+            f"The public {self.dataset_id} holds {self.total_episodes} episodes "
+            f"({self.total_steps} steps) of {self.algorithm_name} on {self.env_id} by "
+            f"{self.author} ({self.code_permalink})."
+        )
+
+
+PUBLIC_DATASETS: dict[str, PublicDataset] = {
+    d.dataset_id: d
+    for d in (
+        PublicDataset(
+            "mujoco/pusher/expert-v0",
+            "Pusher-v5",
+            100,
+            5000,
+            500_000,
+            "SB3/SAC",
+            "Kallinteris Andreas",
+            "https://github.com/Farama-Foundation/minari-dataset-generation-scripts",
+        ),
+    )
+}
+"""Public Minari datasets that ``learned-control collect`` can make a local stand-in for."""
+
+
+def check_stand_in(dataset_id: str, env: gym.Env) -> PublicDataset | None:
+    """The public description of ``dataset_id`` (``None`` for an id not in
+    :data:`PUBLIC_DATASETS`), after checking that ``env`` records what it holds.
+
+    Raises:
+        DatasetError: ``env`` differs from the public dataset's env id, episode length or
+            keyword arguments (both sides named).
+    """
+    public = PUBLIC_DATASETS.get(dataset_id)
+    if public is None:
+        return None
+    spec = env.spec
+    got = (spec.id, spec.max_episode_steps, dict(spec.kwargs)) if spec else (str(env), None, {})
+    if got != (public.env_id, public.max_episode_steps, {}):
+        raise DatasetError(
+            f"{dataset_id!r} is recorded in {public.env_id} with max_episode_steps="
+            f"{public.max_episode_steps} and no env kwargs; this env is {got[0]} with "
+            f"max_episode_steps={got[1]} and kwargs {got[2]} (use --task {public.env_id} "
+            f"without --env-kwargs, or another dataset id)"
+        )
+    return public
 
 
 def _open(dataset_id: str, download: bool):
@@ -182,6 +262,18 @@ def check_new_dataset_id(dataset_id: str) -> None:
         )
 
 
+def _requirements() -> list[str]:
+    """Minari's ``requirements`` metadata of a recorded dataset: the installed mujoco and
+    gymnasium versions as lower bounds (``recover_environment`` warns below them)."""
+    found = []
+    for name in ("mujoco", "gymnasium"):
+        try:
+            found.append(f"{name}>={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
 def save_episodes(
     dataset_id: str,
     episodes: Sequence[Episode],
@@ -189,6 +281,7 @@ def save_episodes(
     algorithm_name: str = "learned_control",
     author: str = "learned_control",
     description: str = "Rollouts recorded by learned_control.",
+    extra_metadata: dict[str, Any] | None = None,
 ) -> str:
     """Write ``episodes`` as a new local Minari dataset; returns its id.
 
@@ -200,6 +293,8 @@ def save_episodes(
         algorithm_name: what produced the actions (stored in the metadata).
         author: stored in the metadata.
         description: free text stored in the metadata.
+        extra_metadata: further JSON-able metadata entries (read back with
+            ``minari.load_dataset(id).storage.metadata``).
 
     Raises:
         DatasetError: a malformed or existing id, no episodes, or episode sizes that do not
@@ -244,7 +339,10 @@ def save_episodes(
             author_email="n/a",
             code_permalink="https://github.com/learned-control/learned_control",
             description=description,
+            requirements=_requirements(),
         )
+        if extra_metadata:
+            minari.load_dataset(dataset_id).storage.update_metadata(dict(extra_metadata))
     except Exception as err:  # minari raises ValueError/AssertionError on bad buffers
         if dataset_id in minari.list_local_datasets():
             minari.delete_dataset(dataset_id)  # leave no half-written dataset behind

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import DatasetError
 from ..tasks import Task
 from .episodes import Transitions
+
+if TYPE_CHECKING:
+    from ..specs import RobotSpecs
 
 __all__ = ["SOURCE_KINDS", "load_transitions"]
 
@@ -20,6 +23,9 @@ def load_transitions(
     kind: Literal["minari", "bag"] = "minari",
     download: bool = False,
     expert_labels: bool = False,
+    specs: RobotSpecs | None = None,
+    lockstep: bool = False,
+    gap: float | None = None,
 ) -> Transitions:
     """Flat transitions of ``source``, checked against ``task``'s observation and action sizes.
 
@@ -30,6 +36,13 @@ def load_transitions(
         download: for Minari ids that are not local, fetch them from the Minari server.
         expert_labels: label each observation with the expert's relabel (a bag's
             ``expert_command``, DAgger) instead of the action applied.
+        specs: a bag of a robot's own topics: converted with this spec
+            (:func:`~learned_control.data.robot_bags.convert_bag`: observations assembled as the
+            controller does, episodes split at pauses longer than ``gap``, rewards and
+            terminations from the task's functions); ``None``: the bridge's topics.
+        lockstep: with ``specs``: the controller answered each stamp once (lockstep pairing).
+        gap: with ``specs``: the pause (s) between commands that ends an episode (default
+            :data:`~learned_control.data.robot_bags.DEFAULT_GAP_S`).
 
     Raises:
         DatasetError: unknown source or kind, data whose sizes do not fit ``task``, or
@@ -47,6 +60,25 @@ def load_transitions(
         env.close()
         return transitions
     if kind == "bag":
+        if specs is not None:
+            from .robot_bags import DEFAULT_GAP_S, convert_bag
+
+            if expert_labels:
+                raise DatasetError(
+                    f"bag {source!r}: a robot's topics carry no expert relabels; relabel the "
+                    "converted observations with an expert instead"
+                )
+            episodes = convert_bag(
+                source,
+                task,
+                specs,
+                gap=DEFAULT_GAP_S if gap is None else gap,
+                task_rewards=True,
+                lockstep=lockstep,
+            ).episodes
+            transitions = Transitions.from_episodes(episodes)
+            transitions.check_fits(task.obs_dim, task.act_dim, f"bag {source!r}")
+            return transitions
         from .bags import bag_to_episodes
 
         episodes = bag_to_episodes(source)

@@ -1,43 +1,49 @@
-"""The multimodal benchmark task: a symmetric PointMaze fork, its scripted expert, wall contacts.
+"""The multimodal benchmark task: symmetric PointMaze forks, their scripted expert, wall contacts.
 
-The map (1 = wall, 0 = free; row 0 at the top; cells are 1 m)::
+Two maps (1 = wall, 0 = free; row 0 at the top; cells are 1 m; G goal, S tie start)::
 
-    1 1 1 1 1
-    1 0 G 0 1      G: goal cell (1, 2)
-    1 0 0 0 1
-    1 0 1 0 1      the block (3, 2) between start and goal
-    1 0 0 0 1
-    1 0 S 0 1      S: tie start (5, 2)
-    1 1 1 1 1
+    narrow (PointMazeFork-v0)        wide (PointMazeForkWide-v0)
+    1 1 1 1 1                        1 1 1 1 1 1 1 1 1
+    1 0 G 0 1                        1 0 0 0 G 0 0 0 1
+    1 0 0 0 1                        1 0 0 0 0 0 0 0 1
+    1 0 1 0 1                        1 0 0 1 1 1 0 0 1
+    1 0 0 0 1                        1 0 0 1 1 1 0 0 1
+    1 0 S 0 1                        1 0 0 0 0 0 0 0 1
+    1 1 1 1 1                        1 0 0 0 0 0 0 0 1
+                                     1 0 0 0 S 0 0 0 1
+                                     1 1 1 1 1 1 1 1 1
 
-The start faces the block across an open approach: from S (and from the cell between S and
-the block) the shortest paths around the block on the left and on the right have the same
-length, and the expert takes either with probability 0.5. Both head diagonally for a corner
-of the block, so the mean of their actions drives straight into it: the averaging failure.
+narrow: 1 m corridors beside a 1 x 1 m block, one free cell between S and the block; wide: 2 m
+corridors beside a 3 x 2 m block, two free cells between S and the block. The start faces the
+block across the open approach: from S (and from the cells between S and the block) the shortest
+paths around the block on the left and on the right have the same length, and the expert takes
+either with probability 0.5. Both head diagonally for a corner of the block, so the mean of their
+actions drives straight into it: the averaging failure.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from typing import TYPE_CHECKING, Any, cast
+from dataclasses import dataclass
+from typing import Any, cast
 
 import gymnasium as gym
 import mujoco
 import numpy as np
+from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv
 
 from ..data.episodes import Episode
+from ..errors import ConfigError
 from ..tasks import FlattenDictObservation
 
-if TYPE_CHECKING:
-    from gymnasium_robotics.envs.maze.point_maze import PointMazeEnv
-
 __all__ = [
-    "FORK_MAP",
-    "GOAL_CELL",
-    "TIE_CELL",
-    "FREE_CELLS",
+    "ForkMap",
+    "FORK_MAPS",
+    "FORK_ENV_IDS",
     "FORK_OBS_KEYS",
+    "ForkMazeEnv",
+    "fork_map_of",
     "make_fork_env",
     "reset_fork",
     "ForkExpert",
@@ -47,56 +53,161 @@ __all__ = [
     "expert_demos",
 ]
 
-FORK_MAP: list[list[int]] = [
-    [1, 1, 1, 1, 1],
-    [1, 0, 0, 0, 1],
-    [1, 0, 0, 0, 1],
-    [1, 0, 1, 0, 1],
-    [1, 0, 0, 0, 1],
-    [1, 0, 0, 0, 1],
-    [1, 1, 1, 1, 1],
-]
-GOAL_CELL = (1, 2)
-TIE_CELL = (5, 2)
-FREE_CELLS: tuple[tuple[int, int], ...] = tuple(
-    (r, c)
-    for r, row in enumerate(FORK_MAP)
-    for c, v in enumerate(row)
-    if v == 0 and (r, c) != GOAL_CELL
-)
-"""Start cells: every free cell except the goal."""
 
+@dataclass(frozen=True)
+class ForkMap:
+    """A fork map: the maze (rows of 1 = wall, 0 = free), the goal cell and the tie start cell
+    (row, column), and the episode's time limit in steps."""
+
+    rows: tuple[tuple[int, ...], ...]
+    goal: tuple[int, int]
+    tie: tuple[int, int]
+    max_episode_steps: int
+
+    @property
+    def free_cells(self) -> tuple[tuple[int, int], ...]:
+        """Start cells: every free cell except the goal."""
+        return tuple(
+            (r, c)
+            for r, row in enumerate(self.rows)
+            for c, v in enumerate(row)
+            if v == 0 and (r, c) != self.goal
+        )
+
+    @property
+    def wall_cells(self) -> tuple[tuple[int, int], ...]:
+        """Every wall cell, the outer walls included."""
+        return tuple((r, c) for r, row in enumerate(self.rows) for c, v in enumerate(row) if v == 1)
+
+    @property
+    def block(self) -> tuple[np.ndarray, np.ndarray]:
+        """Lower-left and upper-right corners ``(2,)`` (m, env xy) of the inner walls (the
+        block between the tie start and the goal)."""
+        h, w = len(self.rows), len(self.rows[0])
+        inner = [(r, c) for r, c in self.wall_cells if 0 < r < h - 1 and 0 < c < w - 1]
+        xs = [c - (w - 1) / 2 for _, c in inner]
+        ys = [(h - 1) / 2 - r for r, _ in inner]
+        return np.array([min(xs) - 0.5, min(ys) - 0.5]), np.array([max(xs) + 0.5, max(ys) + 0.5])
+
+
+def _rows(*text: str) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(int(v) for v in line.split()) for line in text)
+
+
+FORK_MAPS: dict[str, ForkMap] = {
+    "narrow": ForkMap(
+        _rows(
+            "1 1 1 1 1",
+            "1 0 0 0 1",
+            "1 0 0 0 1",
+            "1 0 1 0 1",
+            "1 0 0 0 1",
+            "1 0 0 0 1",
+            "1 1 1 1 1",
+        ),
+        goal=(1, 2),
+        tie=(5, 2),
+        max_episode_steps=300,
+    ),
+    "wide": ForkMap(
+        _rows(
+            "1 1 1 1 1 1 1 1 1",
+            "1 0 0 0 0 0 0 0 1",
+            "1 0 0 0 0 0 0 0 1",
+            "1 0 0 1 1 1 0 0 1",
+            "1 0 0 1 1 1 0 0 1",
+            "1 0 0 0 0 0 0 0 1",
+            "1 0 0 0 0 0 0 0 1",
+            "1 0 0 0 0 0 0 0 1",
+            "1 1 1 1 1 1 1 1 1",
+        ),
+        goal=(1, 4),
+        tie=(7, 4),
+        max_episode_steps=400,
+    ),
+}
+"""Fork maps by name (the ``fork_map`` argument of :class:`ForkMazeEnv`)."""
+
+FORK_ENV_IDS = {
+    "narrow": "LearnedControl/PointMazeFork-v0",
+    "wide": "LearnedControl/PointMazeForkWide-v0",
+}
+"""Gymnasium id of each fork map's env (registered when this module is imported); the tasks
+``PointMazeFork-v0`` and ``PointMazeForkWide-v0`` of :mod:`learned_control.tasks` build them."""
 
 FORK_OBS_KEYS = ("achieved_goal", "desired_goal", "observation")
 """The dict observation keys of the fork env, in the order they are concatenated."""
 
 
-def make_fork_env(max_episode_steps: int = 300) -> gym.Env:
-    """``PointMaze_UMaze-v3`` on :data:`FORK_MAP`, terminating at the goal, no position noise.
+class ForkMazeEnv(PointMazeEnv):
+    """PointMaze on a :data:`FORK_MAPS` map: ends at the goal, no position noise, the goal at the
+    map's goal cell and each start at the centre of a free cell drawn from the reset seed (reset
+    options ``reset_cell``/``goal_cell`` still choose them); ``info["is_success"]`` as
+    ``info["success"]``.
 
-    Observations are flattened (:class:`~learned_control.tasks.FlattenDictObservation`, keys
-    in :data:`FORK_OBS_KEYS` order) to ``(8,)``: achieved goal (= position)
-    ``[0:2]``, desired goal ``[2:4]``, position ``[4:6]`` (m), velocity ``[6:8]`` (m/s); so a
-    policy on them is goal-conditioned with ``goal_dim`` covering the goal entries.
+    Args:
+        fork_map: a key of :data:`FORK_MAPS` (default ``narrow``).
+        **kwargs: :class:`PointMazeEnv` arguments (``render_mode``, ``reward_type``, ...).
     """
-    import gymnasium_robotics
 
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make(
-        "PointMaze_UMaze-v3",
-        maze_map=FORK_MAP,
-        continuing_task=False,
-        max_episode_steps=max_episode_steps,
-    )
-    # exact cell-centre starts (not a v3 constructor arg)
-    cast("PointMazeEnv", env.unwrapped).position_noise_range = 0
+    def __init__(self, fork_map: str = "narrow", **kwargs: Any) -> None:
+        if fork_map not in FORK_MAPS:
+            raise ConfigError(f"fork_map={fork_map!r}; expected one of {sorted(FORK_MAPS)}")
+        self.fork_map = FORK_MAPS[fork_map]
+        super().__init__(
+            maze_map=[list(row) for row in self.fork_map.rows], continuing_task=False, **kwargs
+        )
+        self.position_noise_range = 0  # exact cell-centre starts (not a constructor argument)
+
+    def generate_target_goal(self) -> np.ndarray:
+        return self.maze.cell_rowcol_to_xy(np.array(self.fork_map.goal))
+
+    def generate_reset_pos(self) -> np.ndarray:
+        cells = self.fork_map.free_cells
+        return self.maze.cell_rowcol_to_xy(
+            np.array(cells[int(self.np_random.integers(len(cells)))])
+        )
+
+    def reset(self, *, seed: int | None = None, **kwargs: Any) -> tuple[dict, dict]:
+        obs, info = super().reset(seed=seed, **kwargs)
+        return obs, {**info, "is_success": info["success"]}
+
+    def step(self, action: np.ndarray) -> tuple[dict, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, reward, terminated, truncated, {**info, "is_success": info["success"]}
+
+
+for _name, _id in FORK_ENV_IDS.items():
+    if _id not in gym.registry:
+        gym.register(
+            _id,
+            entry_point=f"{__name__}:ForkMazeEnv",
+            kwargs={"fork_map": _name},
+            max_episode_steps=FORK_MAPS[_name].max_episode_steps,
+        )
+
+
+def fork_map_of(env: gym.Env) -> ForkMap:
+    """The :class:`ForkMap` of a :class:`ForkMazeEnv` (through its wrappers)."""
+    return cast(ForkMazeEnv, env.unwrapped).fork_map
+
+
+def make_fork_env(fork_map: str = "narrow", max_episode_steps: int | None = None) -> gym.Env:
+    """The fork env of ``fork_map`` (:data:`FORK_ENV_IDS`), observations flattened
+    (:class:`~learned_control.tasks.FlattenDictObservation`, keys in :data:`FORK_OBS_KEYS` order)
+    to ``(8,)``: achieved goal (= position) ``[0:2]``, desired goal ``[2:4]``, position ``[4:6]``
+    (m), velocity ``[6:8]`` (m/s). ``max_episode_steps``: the map's by default."""
+    if fork_map not in FORK_MAPS:
+        raise ConfigError(f"fork_map={fork_map!r}; expected one of {sorted(FORK_MAPS)}")
+    env = gym.make(FORK_ENV_IDS[fork_map], max_episode_steps=max_episode_steps)
     return FlattenDictObservation(env, FORK_OBS_KEYS)
 
 
 def reset_fork(env: gym.Env, cell: tuple[int, int], seed: int | None = None) -> np.ndarray:
-    """Reset at the centre of ``cell``, goal at :data:`GOAL_CELL`; the observation ``(8,)``."""
+    """Reset at the centre of ``cell``, goal at the map's goal cell; the observation ``(8,)``."""
     obs, _ = env.reset(
-        seed=seed, options={"reset_cell": np.array(cell), "goal_cell": np.array(GOAL_CELL)}
+        seed=seed,
+        options={"reset_cell": np.array(cell), "goal_cell": np.array(fork_map_of(env).goal)},
     )
     return obs
 
@@ -110,7 +221,7 @@ class WallContacts:
     """Counts MuJoCo contacts between the point and the maze walls (geoms named ``block_*``)."""
 
     def __init__(self, env: gym.Env) -> None:
-        maze_env = cast("PointMazeEnv", env.unwrapped)
+        maze_env = cast(PointMazeEnv, env.unwrapped)
         model = maze_env.model
         self.data = maze_env.data
         names = [
@@ -168,28 +279,28 @@ class ForkExpert:
         clearance: float = 0.4,
         seed: int = 0,
     ) -> None:
-        self.maze = cast("PointMazeEnv", env.unwrapped).maze
+        self.maze, fork_map = cast(ForkMazeEnv, env.unwrapped).maze, fork_map_of(env)
         self.kp, self.kd, self.switch_radius = kp, kd, switch_radius
         self.rng = np.random.default_rng(seed)
         half = 0.5 * self.maze.maze_size_scaling + clearance
-        centres = [
-            self.maze.cell_rowcol_to_xy(np.array(cell))
-            for cell in itertools.product(range(len(FORK_MAP)), range(len(FORK_MAP[0])))
-            if FORK_MAP[cell[0]][cell[1]] == 1
-        ]
+        centres = [self.maze.cell_rowcol_to_xy(np.array(cell)) for cell in fork_map.wall_cells]
         self.boxes = [(c - half, c + half) for c in centres]
         corners = {
             tuple(np.round(c + half * np.array(s), 9))
             for c in centres
             for s in itertools.product((-1, 1), repeat=2)
         }
-        extent = 0.5 * self.maze.maze_size_scaling * np.array([len(FORK_MAP[0]), len(FORK_MAP)])
+        extent = (
+            0.5
+            * self.maze.maze_size_scaling
+            * np.array([len(fork_map.rows[0]), len(fork_map.rows)])
+        )
         self.corners = [
             np.array(c)
             for c in sorted(corners)  # inside the maze, on no other wall
             if np.all(np.abs(c) < extent) and self._free(np.array(c))
         ]
-        self.goal = self.maze.cell_rowcol_to_xy(np.array(GOAL_CELL))
+        self.goal = self.maze.cell_rowcol_to_xy(np.array(fork_map.goal))
         self.to_goal = self._distances_to_goal()
         self.waypoints: list[np.ndarray] = []
 
@@ -284,9 +395,9 @@ def expert_demos(env: gym.Env, count: int, seed: int) -> list[Episode]:
     """``count`` :class:`ForkExpert` episodes from uniformly random start cells (reset seeds
     ``seed, seed + 1, ...``), for a Minari dataset or for training directly."""
     expert, contacts = ForkExpert(env, seed=seed), WallContacts(env)
-    rng, episodes = np.random.default_rng(seed), []
+    rng, episodes, cells = np.random.default_rng(seed), [], fork_map_of(env).free_cells
     for i in range(count):
-        cell = FREE_CELLS[int(rng.integers(len(FREE_CELLS)))]
+        cell = cells[int(rng.integers(len(cells)))]
         expert.reset(cell)
         ep = run_episode(env, expert, cell, seed + i, contacts)
         steps = len(ep["actions"])

@@ -1,7 +1,7 @@
 """Policies: observation in, action out, with normalization and action clipping inside.
 
 Every policy class shares :class:`Policy`'s interface: ``act(obs)`` (numpy, single or batched,
-eval mode, no grad, clipped to the action bounds), ``reset()`` at episode start, and
+eval mode, no grad, clipped to the action bounds), ``reset(seed=None)`` at episode start, and
 ``loss(obs_n, act_n) -> (loss, metrics)`` on normalized tensors for the trainer.
 """
 
@@ -94,8 +94,10 @@ class Policy(SavableModel):
         """Normalized actions ``(B, act_dim)`` for normalized observations ``(B, obs_dim)``."""
         raise NotImplementedError
 
-    def reset(self) -> None:
-        """Clear per-episode state (action chunks, warm starts). Stateless by default."""
+    def reset(self, seed: int | None = None) -> None:
+        """Start an episode: clear per-episode state (action chunks); ``seed`` reseeds the
+        policy's own sampling where it samples. Stateless and deterministic by default (the
+        seed is then unused)."""
 
     @torch.no_grad()
     def act_tensor(self, obs: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -43,6 +44,8 @@ __all__ = [
     "DiffusionPolicy",
     "POLICY_CLASSES",
     "make_policy",
+    "Preset",
+    "PRESETS",
 ]
 
 
@@ -625,3 +628,55 @@ def make_policy(
         raise ConfigError(
             f"policy {name!r} does not take these arguments {sorted(kwargs)}: {err}"
         ) from err
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Network and training settings of one policy class (``learned-control train-bc
+    --preset``).
+
+    Attributes:
+        hid_size: hidden width.
+        num_layers: hidden layers.
+        chunk_size: actions predicted per call, H.
+        execute_steps: actions of a chunk executed before predicting again, k.
+        epochs: behavior-cloning epochs.
+        batch_size: samples per gradient step.
+        lr: Adam learning rate.
+        options: further constructor arguments of the class (e.g. ``num_bins``).
+    """
+
+    hid_size: int
+    num_layers: int
+    chunk_size: int
+    execute_steps: int
+    epochs: int
+    batch_size: int = 256
+    lr: float = 1e-3
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line: ``256x3, chunk 4/4, 60 epochs, batch 256, lr 0.001`` (and the options)."""
+        extra = "".join(f", {k} {v}" for k, v in self.options.items())
+        return (
+            f"{self.hid_size}x{self.num_layers}, chunk {self.chunk_size}/{self.execute_steps}, "
+            f"{self.epochs} epochs, batch {self.batch_size}, lr {self.lr:g}{extra}"
+        )
+
+
+def _multimodal(epochs: int, chunk: int = 4, **options: Any) -> Preset:
+    return Preset(256, 3, chunk, chunk, epochs, options=options)
+
+
+PRESETS: dict[str, dict[str, Preset]] = {
+    "multimodal": {
+        "mse": _multimodal(60, chunk=1),
+        "gaussian": _multimodal(60),
+        "mixture": _multimodal(60),
+        "cvae": _multimodal(60),
+        "discrete": _multimodal(20),
+        "diffusion": _multimodal(200),
+    },
+}
+"""Preset name -> policy class name -> :class:`Preset`. ``multimodal``: the settings of the
+multimodal benchmark (``bench/multimodal.py``) per class."""

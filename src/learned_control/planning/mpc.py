@@ -17,7 +17,9 @@ iterations):
 - ``tsinf``: as ``ts1`` but every particle keeps its member for the whole horizon.
 
 A trajectory stops accumulating reward after the task's termination fires on a predicted state
-(``alive`` mask), so plans that fall are worth less than plans that stay alive.
+(``alive`` mask), so plans that fall are worth less than plans that stay alive. Without a torch
+reward (``reward_fn``/``done_fn`` ``None``), each member's reward and termination heads score the
+step its particle takes, from the same forward pass as the next state.
 """
 
 from __future__ import annotations
@@ -100,13 +102,22 @@ def mpc_config_from_parameters(params: dict[str, Any]) -> MPCConfig:
     return MPCConfig(cem=CEMConfig(**cem), **top)
 
 
+def _ungroup(x: torch.Tensor, total: int, perm: torch.Tensor | None) -> torch.Tensor:
+    """A member-grouped ``(E, total / E, ...)`` output back in particle order ``(total, ...)``,
+    undoing the permutation ``perm`` (``None``: none)."""
+    out = x.transpose(0, 1).reshape(total, *x.shape[2:])
+    return out if perm is None else torch.empty_like(out).index_copy_(0, perm, out)
+
+
 class MPCController:
     """Replans with CEM through a learned ensemble every step; returns the first action.
 
     Args:
         model: the dynamics ensemble (moved to ``device``, put in eval mode).
-        reward_fn: torch reward ``(state, action, next_state) -> (...,)`` of predicted steps.
-        done_fn: torch termination ``next_state -> (...,)`` bool (:func:`never`: no termination).
+        reward_fn: torch reward ``(state, action, next_state) -> (...,)`` of predicted steps;
+            ``None``: the model's learned reward head.
+        done_fn: torch termination ``next_state -> (...,)`` bool (:func:`never`: no termination);
+            ``None``: the model's learned termination head (logit > 0).
         low, high: action bounds ``(act_dim,)``.
         config: planner settings (default: :class:`MPCConfig`'s defaults).
         device: torch device for planning.
@@ -116,8 +127,8 @@ class MPCController:
     def __init__(
         self,
         model: EnsembleDynamics,
-        reward_fn: RewardFn,
-        done_fn: TerminationFn,
+        reward_fn: RewardFn | None,
+        done_fn: TerminationFn | None,
         low: np.ndarray,
         high: np.ndarray,
         config: MPCConfig | None = None,
@@ -126,6 +137,11 @@ class MPCController:
     ) -> None:
         self.config = config or MPCConfig()
         self.device = torch.device(device)
+        if (reward_fn is None or done_fn is None) and not model.reward_heads:
+            raise ConfigError(
+                "the planner was asked for the model's learned reward or termination, but this "
+                "dynamics model has no reward heads"
+            )
         self.model = model.to(self.device).eval()
         self.reward_fn, self.done_fn = reward_fn, done_fn
         self.optimizer = CEMOptimizer(self.config.cem, low, high, self.device, seed)
@@ -174,7 +190,7 @@ class MPCController:
         alive = None if self.done_fn is never else torch.ones_like(returns, dtype=torch.bool)
         for act in acts:
             if mode == "expectation":
-                nxt = net.predict(
+                nxt, reward, done = net.step(
                     state, act.expand(members, -1, -1), self.config.sample, self.generator
                 )
             else:
@@ -184,20 +200,28 @@ class MPCController:
                     else None
                 )
                 s_in, a_in = (state, act) if perm is None else (state[perm], act[perm])
-                grouped = net.predict(
+                grouped_next, grouped_reward, grouped_done = net.step(
                     s_in.view(-1, members, s_in.shape[-1]).transpose(0, 1),
                     a_in.view(-1, members, a_in.shape[-1]).transpose(0, 1),
                     self.config.sample,
                     self.generator,
                 )
-                out = grouped.transpose(0, 1).reshape(total, -1)
-                nxt = out if perm is None else torch.empty_like(out).index_copy_(0, perm, out)
-            reward = self.reward_fn(state, act, nxt)
+                nxt = _ungroup(grouped_next, total, perm)
+                reward, done = (
+                    None if x is None else _ungroup(x, total, perm)
+                    for x in (grouped_reward, grouped_done)
+                )
+            if self.reward_fn is not None:
+                reward = self.reward_fn(state, act, nxt)
+            assert reward is not None  # reward_fn is None only for a model with reward heads
             if alive is None:
                 returns += reward
             else:
                 returns += reward.where(alive, 0.0)
-                alive &= ~self.done_fn(nxt)
+                if self.done_fn is not None:
+                    done = self.done_fn(nxt)
+                assert done is not None  # done_fn is None only for a model with reward heads
+                alive &= ~done
             state = nxt
         return (
             returns.reshape(-1, n, particles).mean((0, 2))

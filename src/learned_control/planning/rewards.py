@@ -19,6 +19,9 @@ after the simulation step, from the new state):
   (obs[8]) at the start and end of the step (trapezoid rule): on random-action transitions
   the error is 0.14 per step on average and below 1.0 at most (0.69 seen over 2000 steps;
   checked in ``test/core/test_rewards.py``). The control cost is exact.
+
+Any other task plans with the reward and termination heads its dynamics model learned
+(:data:`LEARNED`, ``reward_heads``); so can a task above, by naming ``learned`` as its reward.
 """
 
 from __future__ import annotations
@@ -31,7 +34,15 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["RewardFn", "TerminationFn", "REWARDS", "get_reward_fns", "never"]
+__all__ = [
+    "RewardFn",
+    "TerminationFn",
+    "REWARDS",
+    "LEARNED",
+    "get_reward_fns",
+    "has_reward",
+    "never",
+]
 
 RewardFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 TerminationFn = Callable[[torch.Tensor], torch.Tensor]
@@ -112,10 +123,22 @@ REWARDS: dict[str, tuple[RewardFn, TerminationFn]] = {
 """Reward name -> (reward, termination). Names are task names, plus ``<task>/<variant>``."""
 
 
+LEARNED = "learned"
+"""The reward name of the dynamics model's own reward and termination heads."""
+
+
+def has_reward(task: str) -> bool:
+    """Whether :data:`REWARDS` has a torch reward for the task named ``task``."""
+    return task in REWARDS
+
+
 def get_reward_fns(name: str) -> tuple[RewardFn, TerminationFn]:
     """``(reward, termination)`` registered as ``name``; :class:`ConfigError` listing the known
     ones."""
     try:
         return REWARDS[name]
     except KeyError:
-        raise ConfigError(f"no torch reward for {name!r}; known: {', '.join(REWARDS)}") from None
+        raise ConfigError(
+            f"no torch reward for {name!r}; known: {', '.join(REWARDS)}, or {LEARNED!r} (the "
+            "dynamics model's reward heads)"
+        ) from None

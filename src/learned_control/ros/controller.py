@@ -4,7 +4,7 @@ a fixed rate.
 Parameters: the fields of :class:`learned_control.runtime.controller.ControllerConfig` (task,
 checkpoint, expert, mode, rate_hz, max_obs_age, device, spec_file, configure_timeout, actor and the
 planner's horizon, samples, elites, iterations, alpha, init_std, std_floor, warm_start, particles,
-propagation, sample, reward, seed) plus ``autostart`` and ``torch_threads``. Subscribes
+propagation, sample, reward, seed, goal) plus ``autostart`` and ``torch_threads``. Subscribes
 ``observation``, ``episode`` (an episode summary resets the actor: a planner forgets its warm start,
 as offline evaluation does) and ``model_updated``; publishes ``command`` and ``/diagnostics``;
 service ``reload``. With an ``expert`` (DAgger) the expert also acts on every observation, after
@@ -27,11 +27,25 @@ kept, when it fails). Robot mode (parameter ``spec_file``): subscribes
 ``observation``, assembles the observation with the core
 :class:`~learned_control.specs.ObservationAssembler` (also published on ``assembled_observation``
 for checks and recording), and publishes the shaped command on the spec's controller topic; a
-stale source stops commanding and is named on ``/diagnostics``. Diagnostics also carry, per
-writer, the readers it has matched (``subscribers/<topic>``): discovery runs per endpoint, so only
-the writer's own count says that a reader will receive what it sends. Setting the ``checkpoint``
+stale source stops commanding and is named on ``/diagnostics``. The goal comes from the spec's goal
+topic (PointStamped, frame checked) or the ``goal`` parameter, settable while running (the newer
+stands); with neither there is no command, said on ``/diagnostics``. Activation starts a new run:
+samples and answered stamps from before are forgotten (a new driver's clock starts again).
+Diagnostics also carry, per writer, the readers it has matched (``subscribers/<topic>``):
+discovery runs per endpoint, so only the writer's own count says that a reader will receive what
+it sends. Setting the ``checkpoint``
 parameter swaps the model between ticks; a file that fails to load is refused and the old model
 keeps running (the on-set validator only loads, a post-set callback runs what it loaded).
+Loading never holds up control: in realtime the node spins a two-thread executor, and every path
+that loads (parameter sets, ``reload``, ``model_updated``) runs in a callback group of its own
+beside the control callbacks; the slot takes the new model between two actions
+(:class:`~learned_control.runtime.controller.ModelSlot`). In lockstep the bridge waits for each
+command anyway, and one thread (rclpy's EventsExecutor) answers faster.
+
+Bad input (checked in :mod:`learned_control.runtime.inputs`): an observation, robot sample or
+action of the wrong size, with NaN or inf, or beyond float32, a pose or goal in another frame,
+means no command that tick, counted on ``/diagnostics``; ``max_rejected_in_a_row`` rejections
+with no command between them deactivate the controller, the reason on ``/diagnostics``.
 """
 
 from __future__ import annotations
@@ -43,8 +57,10 @@ import time
 from typing import Any
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import Executor
+from rclpy.experimental import EventsExecutor
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
@@ -59,22 +75,31 @@ from ..actors import Actor, load_actor
 from ..errors import ConfigError, LearnedControlError, SpecError
 from ..planning.mpc import PLANNER_PARAMETERS
 from ..runtime.controller import ControllerConfig, LoadedActor, ModelSlot
-from ..runtime.diagnostics import WARN, CounterCheck, LatencyCheck, ModelCheck, RateCheck, Status
+from ..runtime.diagnostics import (
+    ERROR,
+    WARN,
+    CounterCheck,
+    LatencyCheck,
+    ModelCheck,
+    RateCheck,
+    Status,
+)
+from ..runtime.inputs import InputGuard, check_sample, check_vector
 from ..runtime.stats import LatencyStats
 from ..specs import (
     CommandShaper,
+    GoalSample,
     ObservationAssembler,
-    PoseSample,
     RobotSpecs,
     SourceSpec,
     specs_for,
 )
 from ..tasks import get_task
 from . import qos
-from .node_utils import ManagedNode, array_msg, publish_diagnostics, run_node
+from .node_utils import ManagedNode, PoolExecutor, array_msg, run_node
 from .robot_msgs import MSG_TYPES, command_msg, sample_from_msg, stamp_seconds
 
-ASSEMBLED_OBSERVATION = "assembled_observation"
+ASSEMBLED_OBSERVATION = topics.ASSEMBLED_OBSERVATION
 """Robot mode: the observation the controller assembled and acted on (Float64MultiArray)."""
 
 READER_WAIT_S = 10.0
@@ -101,6 +126,8 @@ class Controller(ManagedNode[ControllerConfig]):
     """Runs a policy checkpoint, or CEM-MPC through a dynamics checkpoint, against the
     ``observation`` topic."""
 
+    status_name = "control"
+
     def __init__(self, node_name: str = "controller") -> None:
         super().__init__(node_name, ControllerConfig)
         self.config: ControllerConfig | None = None  # set from configure on
@@ -113,26 +140,36 @@ class Controller(ManagedNode[ControllerConfig]):
         self.confirm_reader = True  # lockstep: the next command waits for its bridge to read it
         self.held: tuple[object, float] | None = None  # lockstep: (command, since when)
         self._hold_timer: Timer | None = None
+        self._tick_timer: Timer | None = None  # realtime: created at the first activation
+        self._retired: list[Timer] = []  # cancelled on deactivate, destroyed outside their calls
         self._observation_topic = ""  # resolved at configure (sim interface)
-        self.stale = self.bad_obs = 0
+        self.stale = 0
+        self.guard = InputGuard()
+        self.deactivated = ""  # why the controller deactivated itself; cleared on activation
         self.specs: RobotSpecs | None = None  # robot mode
         self.assembler: ObservationAssembler | None = None
         self.shaper: CommandShaper | None = None
         self.stale_sources: tuple[str, ...] = ()
         self.answered_stamp = -math.inf
+        self._parameter_goal: str | None = None  # robot mode: the goal source set by parameter
         self.stats = LatencyStats()
         self.plan_stats = LatencyStats()
         self.truncated_plans = 0
         self.checks: list = []
         self.planner_checks: list = []
-        self.command_pub: Publisher | None = None  # these four: from configure until cleanup
-        self.diag_pub: Publisher | None = None
+        self.command_pub: Publisher | None = None  # these three: from configure until cleanup
         self.assembled_pub: Publisher | None = None  # robot mode
         self.expert_pub: Publisher | None = None  # with an expert
         self._own_subs: list = []
         self._own_services: list = []
         self._own_timers: list = []
         self._pending: _PendingSwap | None = None  # loaded by the validator, run after the set
+        # everything that loads a model runs in this group, beside the control callbacks
+        self.loading = MutuallyExclusiveCallbackGroup()
+        for srv in self.services:
+            if srv.srv_name.rsplit("/", 1)[-1] in ("set_parameters", "set_parameters_atomically"):
+                srv.callback_group = self.loading
+                self.loading.add_entity(srv)
         self.add_on_set_parameters_callback(self._validate_parameters)
         self.add_post_set_parameters_callback(self._apply_parameters)
 
@@ -141,8 +178,7 @@ class Controller(ManagedNode[ControllerConfig]):
         try:
             self.config = self.load_config()
         except ConfigError as err:
-            self.get_logger().error(f"configure failed: {err}")
-            return TransitionCallbackReturn.FAILURE
+            return self.configure_failed(str(err))
         task = get_task(self.config.task, self.config.env_kwargs)
         self.slot = ModelSlot(task, self.config.device, self.config.planner(), self.config.seed)
         error = self.slot.swap(self.config.checkpoint)
@@ -152,8 +188,8 @@ class Controller(ManagedNode[ControllerConfig]):
             except LearnedControlError as err:
                 error = f"expert {self.config.expert!r}: {err}"
         if error:
-            self.get_logger().error(f"configure failed: {error}")
-            return TransitionCallbackReturn.FAILURE
+            return self._configure_failed(error)
+        self.guard = InputGuard(self.config.max_rejected_in_a_row)
         self.rate_hz = self.config.rate_hz or 1.0 / task.dt
         self.stats = LatencyStats(deadline=1.0 / self.rate_hz)
         self.plan_stats = LatencyStats(deadline=1.0 / self.rate_hz)
@@ -172,15 +208,22 @@ class Controller(ManagedNode[ControllerConfig]):
             LatencyCheck(self.stats, warn_p99_ms=0.5 * period_ms, error_p99_ms=period_ms),
             ModelCheck(self.slot),
             CounterCheck(
-                lambda: {"stale_skips": self.stale, "rejected_observations": self.bad_obs}
+                lambda: {
+                    "stale_skips": self.stale,
+                    "rejected_inputs": self.guard.rejected_inputs,
+                    "rejected_actions": self.guard.rejected_actions,
+                }
             ),
         ]
-        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE)
         # created before the observation subscription: when a summary and the next episode's
         # first observation are both waiting, the executor takes the summary first
         self._own_subs = [
             self.create_subscription(
-                String, topics.MODEL_UPDATED, self._on_model_updated, qos.LATCHED
+                String,
+                topics.MODEL_UPDATED,
+                self._on_model_updated,
+                qos.LATCHED,
+                callback_group=self.loading,
             ),
             self.create_subscription(
                 Float64MultiArray, topics.EPISODE, self._on_episode_end, qos.RELIABLE
@@ -189,38 +232,45 @@ class Controller(ManagedNode[ControllerConfig]):
         if self.config.spec_file:
             error = self._configure_robot()
             if error:
-                self.get_logger().error(f"configure failed: {error}")
-                self.close()
-                return TransitionCallbackReturn.FAILURE
+                return self._configure_failed(error)
         else:
             self.command_pub = self.create_publisher(
-                Float64MultiArray, topics.COMMAND, qos.RELIABLE
+                Float64MultiArray, topics.COMMAND, qos.RECORDING
             )
             self._own_subs.append(
                 self.create_subscription(
                     Float64MultiArray,
                     topics.OBSERVATION,
                     self._on_observation,
-                    qos.LOCKSTEP if lockstep else qos.SENSOR,
+                    qos.LOCKSTEP_ANSWER if lockstep else qos.SENSOR,
                 )
             )
             self._observation_topic = self._own_subs[-1].topic_name
             if self.expert is not None:
                 self.expert_pub = self.create_publisher(
-                    Float64MultiArray, topics.EXPERT_COMMAND, qos.RELIABLE
+                    Float64MultiArray, topics.EXPERT_COMMAND, qos.RECORDING
                 )
-        self._own_services = [self.create_service(Trigger, topics.RELOAD, self._on_reload)]
-        self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
+        self._own_services = [
+            self.create_service(
+                Trigger, topics.RELOAD, self._on_reload, callback_group=self.loading
+            )
+        ]
         self.get_logger().info(
             f"configured {self.slot.identity} for {task.name} ({self.config.mode})"
         )
         return TransitionCallbackReturn.SUCCESS
 
+    def _configure_failed(self, error: str) -> TransitionCallbackReturn:
+        """Release what configure made and stay unconfigured, saying why."""
+        self.close()
+        self.slot = self.config = self.specs = self.expert = None
+        return self.configure_failed(error)
+
     def _configure_robot(self) -> str:
         """Robot mode: load and check the spec against the robot; ``""`` or the error."""
         assert self.config is not None
         try:
-            self.specs = specs_for(self.config.task, self.config.spec_file)
+            self.specs = specs_for(self.config.task, self.config.spec_file, self.config.env_kwargs)
             self.assembler = ObservationAssembler(self.specs.observation)
         except SpecError as err:
             return str(err)
@@ -245,8 +295,11 @@ class Controller(ManagedNode[ControllerConfig]):
                 )
             names = list(msg.name)
         wanted = {s.topic for s in self.specs.observation.sources if s.topic}
+        # the graph shows names as resolved: the node's namespace and remappings applied
+        resolved = {self.resolve_topic_name(topic): topic for topic in wanted}
         while True:  # wait (bounded) for the graph to show the spec's topics
-            present = {name for name, _ in self.get_topic_names_and_types()}
+            shown = {name for name, _ in self.get_topic_names_and_types()}
+            present = {topic for name, topic in resolved.items() if name in shown}
             if wanted <= present or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
@@ -254,15 +307,20 @@ class Controller(ManagedNode[ControllerConfig]):
             self.assembler.check(names, present)
         except SpecError as err:
             return str(err)
+        if self.config.goal:
+            error = self._goal_error(self.config.goal)
+            if error:
+                return error
+            self._set_goal(self.config.goal)
         self.shaper = CommandShaper(self.specs.command)
         command_type = (
             JointTrajectory if self.specs.command.type == "JointTrajectory" else Float64MultiArray
         )
         self.command_pub = self.create_publisher(
-            command_type, self.specs.command.topic, qos.RELIABLE
+            command_type, self.specs.command.topic, qos.RECORDING
         )
         self.assembled_pub = self.create_publisher(
-            Float64MultiArray, ASSEMBLED_OBSERVATION, qos.RELIABLE
+            Float64MultiArray, ASSEMBLED_OBSERVATION, qos.RECORDING
         )
         self._synced = [s.name for s in self.specs.observation.sources if s.topic]
         for src in self.specs.observation.sources:
@@ -281,8 +339,22 @@ class Controller(ManagedNode[ControllerConfig]):
         assert self.config is not None
         self.active = True
         self.confirm_reader = True
+        self.deactivated = ""
+        self.guard.commanded()  # a fresh start: no run of rejections
+        self.stats.restart()  # the rate of this run, not of the inactive gap before it
+        for timer in self._retired:
+            self.destroy_timer(timer)
+        self._retired = []
+        if self.specs is not None:  # robot mode: a new run (the robot's clock may have restarted)
+            self.assembler = ObservationAssembler(self.specs.observation)
+            self.answered_stamp = -math.inf
+            if self.config.goal:
+                self._set_goal(self.config.goal)
         if self.config.mode == "realtime":
-            self._own_timers.append(self.create_timer(1.0 / self.rate_hz, self._on_tick))
+            if self._tick_timer is None:
+                self._tick_timer = self.create_timer(1.0 / self.rate_hz, self._on_tick)
+            else:  # the timer deactivation cancelled
+                self._tick_timer.reset()
         elif self.held is not None:  # held when deactivated: the bridge still waits for it
             self.held = (self.held[0], time.monotonic())
             self._send_held()
@@ -293,48 +365,77 @@ class Controller(ManagedNode[ControllerConfig]):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.active = False  # stop commanding: the bridge / robot applies its timeout policy
-        for timer in self._own_timers[1:]:
-            self.destroy_timer(timer)
-        del self._own_timers[1:]
+        if self._tick_timer is not None:
+            self._tick_timer.cancel()
+        for timer in self._own_timers:  # cancelled, not destroyed: one may be the caller
+            timer.cancel()
+        self._retired += self._own_timers
+        self._own_timers = []
         self._hold_timer = None  # a held command stays held until activation
         return TransitionCallbackReturn.SUCCESS
 
     def close(self) -> None:
         """Release timers and interfaces (idempotent)."""
         self.active = False
-        for timer in self._own_timers:
-            self.destroy_timer(timer)
-        for pub in (self.command_pub, self.diag_pub, self.assembled_pub, self.expert_pub):
+        for timer in self._own_timers + self._retired + [self._tick_timer]:
+            if timer is not None:
+                self.destroy_timer(timer)
+        self._tick_timer = None
+        for pub in (self.command_pub, self.assembled_pub, self.expert_pub):
             if pub is not None:
                 self.destroy_publisher(pub)
         for sub in self._own_subs:
             self.destroy_subscription(sub)
         for srv in self._own_services:
             self.destroy_service(srv)
-        self._own_timers, self._own_subs, self._own_services = [], [], []
-        self.command_pub = self.diag_pub = self.assembled_pub = self.expert_pub = None
+        self._own_timers, self._retired, self._own_subs, self._own_services = [], [], [], []
+        self.command_pub = self.assembled_pub = self.expert_pub = None
 
     # ---- control ---------------------------------------------------------------------------
-    def _act(self, obs: np.ndarray) -> np.ndarray:
-        """The actor's action; a planner in realtime gets one control period as its deadline."""
+    def _reject(self, source: str, kind: str, reason: str) -> None:
+        """Count a rejected input (no command this tick); at ``max_rejected_in_a_row`` in a row
+        an active controller deactivates itself, saying why."""
+        self.get_logger().warn(f"{reason}: not commanding", throttle_duration_sec=1.0)
+        if self.guard.reject(source, kind, reason) and self.active:
+            self.deactivated = (
+                f"deactivated after {self.guard.in_a_row} rejected inputs in a row (last: {reason})"
+            )
+            self.get_logger().error(self.deactivated)
+            self.trigger_deactivate()
+
+    def _act(self, obs: np.ndarray) -> np.ndarray | None:
+        """The actor's checked action (``None``: rejected and counted); a planner in realtime
+        gets one control period as its deadline."""
         assert self.config is not None and self.slot is not None
         start = time.perf_counter()
         realtime = self.config.mode == "realtime"
-        action = self.slot.act(obs, start + 1.0 / self.rate_hz if realtime else None)
-        if self.slot.planner is not None:
+        action, kind, reason = self.slot.checked_act(
+            obs, start + 1.0 / self.rate_hz if realtime else None
+        )
+        if self.slot.planner is not None and kind != "error":
             self.plan_stats.add(time.perf_counter() - start, time.monotonic())
             iterations = self.slot.iterations_done
             assert iterations is not None  # a planner counts them
             self.truncated_plans += iterations < self.slot.planner.cem.iterations
+        if action is None:
+            self._reject("action", kind, reason)
         return action
 
     def _act_and_publish(self, obs: np.ndarray) -> None:
         start = time.perf_counter()
-        self._send(array_msg(self._act(obs), "command"))
+        action = self._act(obs)
+        if action is None:
+            return
+        self._send(array_msg(action, "command"))
+        self.guard.commanded()
         self.stats.add(time.perf_counter() - start, time.monotonic())
         if self.expert is not None:  # after the command: labelling never delays the robot
-            assert self.expert_pub is not None
-            self.expert_pub.publish(array_msg(self.expert.act(obs), "expert_command"))
+            assert self.expert_pub is not None and self.slot is not None
+            label, _, reason = check_vector(self.expert.act(obs), self.slot.task.act_dim, "label")
+            if label is None:
+                self.get_logger().warn(f"expert: {reason}", throttle_duration_sec=1.0)
+                return
+            self.expert_pub.publish(array_msg(label, "expert_command"))
             self.expert_labels += 1
 
     def _send(self, command) -> None:
@@ -398,15 +499,9 @@ class Controller(ManagedNode[ControllerConfig]):
 
     def _on_observation(self, msg: Float64MultiArray) -> None:
         assert self.config is not None and self.slot is not None
-        obs = np.asarray(msg.data, dtype=np.float64)
-        if obs.shape != (self.slot.task.obs_dim,) or not np.isfinite(obs).all():
-            self.bad_obs += 1
-            self.get_logger().warn(
-                f"observation of shape {obs.shape} (finite: "
-                f"{bool(np.isfinite(obs).all())}) rejected: the policy takes "
-                f"({self.slot.task.obs_dim},)",
-                throttle_duration_sec=1.0,
-            )
+        obs, kind, reason = check_vector(msg.data, self.slot.task.obs_dim, "observation")
+        if obs is None:
+            self._reject(self._observation_topic, kind, reason)
             return
         if not self.active:
             self.pending = obs if self.config.mode == "lockstep" else None
@@ -417,21 +512,30 @@ class Controller(ManagedNode[ControllerConfig]):
             self.latest = (obs, time.monotonic())
 
     def _on_source(self, src: SourceSpec, msg: Any) -> None:
-        """Robot mode: store the sample; in lockstep answer once per stamp, when every topic
-        source carries it."""
+        """Robot mode: check and store the sample (a rejected one is counted and dropped: the
+        source keeps its last good sample, which goes stale); in lockstep answer once per stamp,
+        when every topic source carries it."""
         assert self.config is not None and self.assembler is not None
         sample = sample_from_msg(src, msg)
-        if not self.assembler.update(src.name, sample):
-            assert isinstance(sample, PoseSample)  # only a pose is dropped (wrong frame)
-            self.get_logger().warn(
-                f"{src.topic}: pose in frame {sample.frame!r} dropped (the "
-                f"spec expects {src.frame!r})",
-                throttle_duration_sec=2.0,
-            )
+        kind, reason = check_sample(
+            src,
+            sample,
+            self.assembler.spec.joint_fields,
+            msg.header.frame_id if src.type == "goal" else None,
+        )
+        if kind:
+            assert src.topic is not None  # only topic sources get messages
+            self._reject(src.topic, kind, reason)
             return
+        self.assembler.update(src.name, sample)
+        if src.name == self._parameter_goal:  # a goal message is newer: it stands
+            self._parameter_goal = None
         if self.active and self.config.mode == "lockstep" and sample.stamp > self.answered_stamp:
-            stamps = self.assembler.stamps()
-            if all(stamps[name] == sample.stamp for name in self._synced):
+            stamps = self.assembler.stamps()  # (a goal set by parameter carries no stamp)
+            if all(
+                stamps[name] == sample.stamp or name == self._parameter_goal
+                for name in self._synced
+            ):
                 self.answered_stamp = sample.stamp
                 self._act_on_robot(sample.stamp)
 
@@ -450,9 +554,16 @@ class Controller(ManagedNode[ControllerConfig]):
             )
             return
         self.stale_sources = ()
-        self.assembled_pub.publish(array_msg(assembly.observation, "assembled_observation"))
-        action = self._act(assembly.observation)
+        obs, kind, reason = check_vector(assembly.observation, None, "assembled observation")
+        if obs is None:
+            self._reject(ASSEMBLED_OBSERVATION, kind, reason)
+            return
+        self.assembled_pub.publish(array_msg(obs, "assembled_observation"))
+        action = self._act(obs)
+        if action is None:
+            return
         self._send(command_msg(self.shaper.shape(action)))
+        self.guard.commanded()
         self.stats.add(time.perf_counter() - start, time.monotonic())
 
     def _on_tick(self) -> None:
@@ -467,6 +578,29 @@ class Controller(ManagedNode[ControllerConfig]):
             )
             return
         self._act_and_publish(self.latest[0])
+
+    # ---- goal ------------------------------------------------------------------------------
+    def _goal_error(self, goal: list[float]) -> str:
+        """Why ``goal`` cannot be this robot's (no goal source, another size), or ``""``."""
+        source = self._goal_source()
+        if source is None:
+            return "goal refused: the spec's observation has no goal source"
+        size = len(source.value) if source.value is not None else 3
+        if len(goal) != size:
+            return f"goal of size {len(goal)} refused: goal {source.name!r} has size {size}"
+        return ""
+
+    def _goal_source(self) -> SourceSpec | None:
+        assert self.specs is not None
+        return next((s for s in self.specs.observation.sources if s.type == "goal"), None)
+
+    def _set_goal(self, goal: list[float]) -> None:
+        """The goal from the parameter: never stale, until a goal message replaces it."""
+        source = self._goal_source()
+        assert source is not None and self.assembler is not None  # checked by _goal_error
+        self.assembler.update(source.name, GoalSample(tuple(goal), math.inf))
+        self._parameter_goal = source.name
+        self.get_logger().info(f"goal {goal} from the parameter")
 
     # ---- model swaps -----------------------------------------------------------------------
     def _swap(self, path: str, origin: str) -> str:
@@ -503,6 +637,14 @@ class Controller(ManagedNode[ControllerConfig]):
                     successful=False, reason=f"{param.name} is fixed after configure"
                 )
         values = {p.name: p.value for p in params}
+        if values.get("goal"):
+            if self.specs is None:
+                return SetParametersResult(
+                    successful=False, reason="goal is for robot mode (spec_file)"
+                )
+            error = self._goal_error([float(v) for v in values["goal"]])
+            if error:
+                return SetParametersResult(successful=False, reason=error)
         planner = {n: v for n, v in values.items() if n in (*PLANNER_PARAMETERS, "seed")}
         rebuild = bool(planner) and self.slot.planner is not None
         if "checkpoint" not in values and not rebuild:
@@ -527,37 +669,68 @@ class Controller(ManagedNode[ControllerConfig]):
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
         """After a set every validator accepted: run what :meth:`_validate_parameters` loaded for
-        it (between ticks: the executor runs one callback at a time)."""
+        it (between two actions: the slot's lock); a new ``max_rejected_in_a_row`` applies at
+        once."""
         pending, self._pending = self._pending, None
-        if pending is None or pending.values != [(p.name, p.value) for p in params]:
-            return
-        assert self.slot is not None  # a swap is pending only once configured
-        self.slot.install(pending.loaded)
-        self.config = pending.config
-        self.get_logger().info(f"{pending.origin}: now running {self.slot.identity}")
+        if pending is not None and pending.values == [(p.name, p.value) for p in params]:
+            assert self.slot is not None  # a swap is pending only once configured
+            self.slot.install(pending.loaded)
+            self.config = pending.config
+            self.get_logger().info(f"{pending.origin}: now running {self.slot.identity}")
+        goal = next((p.value for p in params if p.name == "goal"), None)
+        if goal and self.config is not None and self.specs is not None:
+            self.config = dataclasses.replace(self.config, goal=[float(v) for v in goal])
+            self._set_goal(self.config.goal)
+        limit = next((p.value for p in params if p.name == "max_rejected_in_a_row"), None)
+        if limit is not None and self.config is not None:
+            self.config = dataclasses.replace(self.config, max_rejected_in_a_row=limit)
+            self.guard.limit = limit
 
     # ---- diagnostics -----------------------------------------------------------------------
-    def _publish_diagnostics(self) -> None:
-        assert self.config is not None and self.slot is not None and self.diag_pub is not None
-        status = Status(message="commanding" if self.active else "inactive")
+    def _waiting_for(self) -> list[str]:
+        """Stale sources as said on ``/diagnostics``: a goal with no sample yet is named as
+        missing (no goal, no command), the others as stale."""
+        assert self.assembler is not None
+        stamps = self.assembler.stamps()
+        return [
+            f"no {self.assembler.spec.source(name).type} yet on "
+            f"{self.assembler.spec.source(name).topic}"
+            + (" or parameter 'goal'" if self.assembler.spec.source(name).type == "goal" else "")
+            if stamps[name] == -math.inf
+            else f"stale: {name}"
+            for name in self.stale_sources
+        ]
+
+    def diagnostics(self) -> dict[str, Status]:
+        """The ``control`` status (and ``planner`` for a planner): lifecycle state, counters,
+        rate, latency and model; WARN while inputs are being rejected, sources are stale or the
+        observation has no publisher, ERROR once deactivated by rejected inputs."""
+        status = self.state_status()
+        if self.config is None or self.slot is None:
+            return {self.status_name: status}
+        if self.active:
+            status.message = "commanding"
         status.add("mode", self.config.mode)
         status.add("commands", self.stats.count)
         if self.expert is not None:
             status.add("expert", self.config.expert)
             status.add("expert_labels", self.expert_labels)
-        if self.specs is not None:
-            assert self.shaper is not None
+        if self.specs is not None and self.shaper is not None:
             status.add("stale_sources", ",".join(self.stale_sources))
             status.add("clipped", int(self.shaper.clip_counts.sum()))
-            if self.stale_sources:
-                status.summary(WARN, f"stale: {','.join(self.stale_sources)}; not commanding")
-        status.add("state", self._state_machine.current_state[1])
+            if self.stale_sources and self.active:
+                status.summary(WARN, f"{'; '.join(self._waiting_for())}; not commanding")
+        elif self.active and self.count_publishers(self._observation_topic) == 0:
+            status.summary(WARN, f"no publisher on {self._observation_topic}")
+        status.update(self.guard.values())
+        if self.deactivated and not self.active:
+            status.summary(ERROR, self.deactivated)
         for pub in (self.command_pub, self.assembled_pub, self.expert_pub):
             if pub is not None:  # readers each writer matched: its own side of discovery
                 status.add(f"subscribers/{pub.topic_name}", pub.get_subscription_count())
         for check in self.checks:
             check.run(status)
-        statuses = {"control": status}
+        statuses = {self.status_name: status}
         if self.planner_checks:
             assert self.slot.planner is not None  # planner checks exist only for a planner
             plan = Status(message="planning")
@@ -566,7 +739,14 @@ class Controller(ManagedNode[ControllerConfig]):
             for check in self.planner_checks:
                 check.run(plan)
             statuses["planner"] = plan
-        publish_diagnostics(self, self.diag_pub, statuses)
+        return statuses
+
+    def make_executor(self) -> Executor:
+        """Realtime: two threads, so loading (the ``loading`` group) runs beside the control
+        callbacks; lockstep: rclpy's single-threaded EventsExecutor."""
+        if self.get_parameter("mode").value == "realtime":
+            return PoolExecutor(num_threads=2)
+        return EventsExecutor()
 
 
 def main(args: list[str] | None = None) -> int:

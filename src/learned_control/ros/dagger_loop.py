@@ -12,6 +12,13 @@ bag, the learner retrains on the aggregate of every bag so far (labels: the expe
 controller hot-swaps the new checkpoint from ``model_updated`` (waited for on its diagnostics)
 before the next iteration's episodes. Node logs go to ``<out_dir>/logs/``, checkpoints to
 ``<out_dir>/models/``; the return by iteration to ``returns.json`` / ``returns.png``.
+
+With a ``spec_file`` the loop runs on the robot's own topics
+(:meth:`~.graph_run.LockstepGraph.run_robot_episodes`, ``mode`` lockstep or realtime): the
+controller in robot mode drives (the expert, then the policy), the recorder records only the
+spec's topics, and the learner converts the bags with the spec and has the expert relabel every
+observation as it loads them (a robot's bags carry no ``expert_command``). The bridge's
+``episode`` summaries only report the returns.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from ..checkpoint import load_checkpoint
 from ..params import parameter_file
 from ..tasks import Task, get_task
 from ..training.mbrl import IterationResult, save_curve
-from .graph_run import BRIDGE_TOPICS, LockstepGraph, new_loop_dir, task_parameters
+from .graph_run import BRIDGE_TOPICS, LockstepGraph, new_loop_dir, robot_link, task_parameters
 
 __all__ = ["run_dagger_loop"]
 
@@ -41,6 +48,8 @@ def run_dagger_loop(
     timeout: float = 600.0,
     domain_id: int | None = None,
     on_iteration=None,
+    spec_file: str | os.PathLike | None = None,
+    mode: str = "lockstep",
 ) -> list[IterationResult]:
     """Run DAgger through ROS; returns the expert's episodes (iteration 0) and one result per
     policy iteration, also saved (after each iteration) as ``returns.json`` and ``returns.png``.
@@ -58,12 +67,15 @@ def run_dagger_loop(
         timeout: seconds allowed for each wait (start-up, a training job, an iteration).
         domain_id: ROS domain of the graph; default ``$ROS_DOMAIN_ID`` (else 0).
         on_iteration: called with each :class:`~learned_control.training.mbrl.IterationResult`.
+        spec_file: a robot spec YAML: run on the robot's topics (see the module doc).
+        mode: with ``spec_file``: ``lockstep`` or ``realtime``.
 
     Raises:
-        ConfigError: bad counts, or ``out_dir`` already holding bags.
+        ConfigError: bad counts, a bad spec or mode, or ``out_dir`` already holding bags.
         LearnedControlError: a node exited, a training job failed or a wait timed out.
     """
     spec = task if isinstance(task, Task) else get_task(task)
+    robot = robot_link(spec, spec_file, mode)
     out, bags = new_loop_dir(out_dir, iterations, episodes_per_iteration)
     results: list[IterationResult] = []
     recorded = (*BRIDGE_TOPICS, topics.EXPERT_COMMAND)
@@ -72,8 +84,9 @@ def run_dagger_loop(
         **task_parameters(spec),
         "mode": "lockstep",
         "seed": seed,
-        "expert": expert,
         "torch_threads": torch_threads,
+        # robot mode: the learner's expert relabels (a robot-mode controller labels nothing)
+        **(robot.controller(timeout) if robot else {"expert": expert}),
     }
     params_file = parameter_file(spec.name) if planner_expert else None
 
@@ -89,6 +102,7 @@ def run_dagger_loop(
                 "output_dir": str(out / "models"),
                 "seed": seed,
                 "torch_threads": torch_threads,
+                **({**robot.learner(), "expert": expert} if robot else {}),
             },
         )
         driver = expert[4:] if planner_expert else expert
@@ -100,16 +114,20 @@ def run_dagger_loop(
         checkpoint = driver
         for iteration in range(iterations + 1):
             start = time.perf_counter()
-            model = graph.wait_for_model(checkpoint)
+            # (a robot-mode controller just started is configured by its first run)
+            fresh = robot is not None and iteration <= 1
+            model = "" if fresh else graph.wait_for_model(checkpoint)
             bag = bags / f"iteration-{iteration:02d}"
-            run = graph.run_episodes(
-                spec,
-                episodes_per_iteration,
-                seed + 1000 * iteration,
-                bag,
-                suffix=f"_{iteration}",
-                recorded=recorded,
-            )
+            episode_seed, suffix = seed + 1000 * iteration, f"_{iteration}"
+            if robot is None:
+                run = graph.run_episodes(
+                    spec, episodes_per_iteration, episode_seed, bag, suffix, recorded
+                )
+            else:
+                run = graph.run_robot_episodes(
+                    spec, robot, episodes_per_iteration, episode_seed, bag, suffix
+                )
+                model = model or run.control.get("model", "")
             trained_on = (
                 0 if iteration == 0 else int(load_checkpoint(checkpoint).metadata["transitions"])
             )

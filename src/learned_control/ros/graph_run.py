@@ -8,6 +8,9 @@ matched the bridge's publishers, so the bag holds every episode from its first s
 node in this process collects the ``episode`` summaries and the controller's diagnostics.
 :class:`LockstepGraph` keeps nodes (a controller, a learner) running across several such runs,
 each with a fresh bridge and recorder: the model-based loop (:mod:`.mbrl_loop`) is built on it.
+:meth:`LockstepGraph.run_robot_episodes` runs the same on a robot's own topics (a
+:class:`RobotLink`: the bridge as a ros2_control driver, the controller in robot mode, lockstep or
+realtime, the recorder recording only the spec's topics).
 """
 
 from __future__ import annotations
@@ -29,16 +32,29 @@ from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import Trigger
 
 from .. import topics
-from ..errors import ConfigError, LearnedControlError
+from ..errors import ConfigError, LearnedControlError, SpecError
 from ..evaluation import EvalResult
-from ..params import ros_string
+from ..params import ros_arg, ros_string
 from ..runtime.supervisor import die_with_parent, stop_processes
+from ..specs import RobotSpecs, specs_for
 from ..tasks import Task
 from . import qos, services
 
-__all__ = ["GraphRun", "LockstepGraph", "run_lockstep_graph", "new_loop_dir", "task_parameters"]
+__all__ = [
+    "GraphRun",
+    "LockstepGraph",
+    "RobotLink",
+    "robot_link",
+    "run_lockstep_graph",
+    "new_loop_dir",
+    "task_parameters",
+]
 
 BRIDGE_TOPICS = ("observation", "applied_command", "reward", "episode")
+
+ROBOT_RESET_S = 1.0
+"""Robot runs: seconds the driver pauses between episodes (a robot's reset), longer than the
+pause that ends an episode in its bag (:data:`~learned_control.data.robot_bags.DEFAULT_GAP_S`)."""
 
 
 @dataclass
@@ -87,6 +103,61 @@ def new_loop_dir(
         )
     bags.mkdir(parents=True, exist_ok=True)
     return out, bags
+
+
+@dataclass(frozen=True)
+class RobotLink:
+    """A loop through a robot's own topics: the spec file, its specs and the mode.
+
+    Attributes:
+        spec_file: the robot spec YAML (absolute path).
+        specs: its specs, checked for the task.
+        mode: ``lockstep`` or ``realtime``.
+    """
+
+    spec_file: str
+    specs: RobotSpecs
+    mode: str
+
+    @classmethod
+    def load(cls, task: Task, spec_file: str | os.PathLike, mode: str) -> RobotLink:
+        """The link for ``task``; ConfigError in one line for a bad spec or mode."""
+        if mode not in ("lockstep", "realtime"):
+            raise ConfigError(f"mode {mode!r}; expected lockstep or realtime")
+        try:
+            specs = specs_for(task.name, str(spec_file), task.env_kwargs_json)
+        except SpecError as err:
+            raise ConfigError(str(err)) from None
+        return cls(str(Path(spec_file).absolute()), specs, mode)
+
+    def controller(self, timeout: float) -> dict[str, str | bool | float]:
+        """Robot-mode controller parameters: started unconfigured (the first run configures it
+        once the driver publishes), on the robot's clock in realtime."""
+        return {
+            "spec_file": self.spec_file,
+            "mode": self.mode,
+            "autostart": False,
+            "configure_timeout": float(timeout),
+            "use_sim_time": self.mode == "realtime",
+        }
+
+    def learner(self) -> dict[str, str | bool]:
+        """Learner parameters that convert the robot's bags with the spec."""
+        return {"spec_file": self.spec_file, "lockstep": self.mode == "lockstep"}
+
+
+def robot_link(task: Task, spec_file: str | os.PathLike | None, mode: str) -> RobotLink | None:
+    """The :class:`RobotLink` of a loop given a ``spec_file``, else ``None`` (the bridge's
+    observation topic, lockstep only). ConfigError in one line for a bad spec or mode, or
+    realtime without a spec."""
+    if spec_file:
+        return RobotLink.load(task, spec_file, mode)
+    if mode != "lockstep":
+        raise ConfigError(
+            f"mode {mode!r} runs on a robot's topics only; give a spec file "
+            f"(learned-control export-spec {task.name} > robot.yaml)"
+        )
+    return None
 
 
 class _Observer:
@@ -162,6 +233,7 @@ class LockstepGraph:
             String, topics.MODEL_UPDATED, self._on_model_updated, qos.LATCHED
         )
         self._train: Client | None = None
+        self._robot_controller_configured = False  # by run_robot_episodes, since started
 
     def _on_model_updated(self, msg: String) -> None:
         self.model_updates.append(msg.data)
@@ -182,6 +254,8 @@ class LockstepGraph:
         """Start ``learned_control.ros.<module>`` (default ``name``) as node ``name``; ``-p``
         ``params`` override those of ``params_file``."""
         module = module or name
+        if name == "controller":
+            self._robot_controller_configured = False
         argv = [sys.executable, "-m", f"learned_control.ros.{module}", "--ros-args"]
         if name != module:
             argv += ["-r", f"__node:={name}"]
@@ -292,17 +366,7 @@ class LockstepGraph:
             module="sim_bridge",
         )
         try:
-
-            def transition(transition_id: int) -> None:
-                if not services.change_state(
-                    self.spin_until, self.node, f"/{bridge}", transition_id, self.timeout
-                ):
-                    raise LearnedControlError(
-                        f"graph run: the bridge refused transition "
-                        f"{transition_id}; see {self.log_dir / bridge}.log"
-                    )
-
-            transition(Transition.TRANSITION_CONFIGURE)
+            self._transition(bridge, Transition.TRANSITION_CONFIGURE)
             if bag is not None:
                 recording = f"{recorder}: recording"
                 self.spin_until(
@@ -319,8 +383,21 @@ class LockstepGraph:
                 self.timeout,
                 "the controller to become active",
             )
+            # the controller's recorded writers (expert labels) matched every reader of theirs,
+            # the new recorder's among them: its reader matching them (above) says nothing of
+            # their side, and a label sent before would not reach the bag
+            written = [t for t in recorded if t == topics.EXPERT_COMMAND] if bag is not None else []
+            self.spin_until(
+                lambda: all(
+                    int(self.status(control).get(f"subscribers//{t}", 0))
+                    >= max(1, self.observer.node.count_subscribers("/" + t))
+                    for t in written
+                ),
+                self.timeout,
+                "the controller's writers to match the recorder",
+            )
             done_before = int(self.status(control).get("count", 0))
-            transition(Transition.TRANSITION_ACTIVATE)
+            self._transition(bridge, Transition.TRANSITION_ACTIVATE)
             self.spin_until(
                 lambda: len(observer.summaries) >= first + episodes,
                 self.timeout,
@@ -333,17 +410,157 @@ class LockstepGraph:
                 10,
                 "the controller's final diagnostics",
             )
-            if bag is not None:
+            if bag is not None:  # the last summary, and the controller's last label (its own
+                # writer: it may come after the bridge's summary)
+                recording = f"{recorder}: recording"
                 self.spin_until(
                     lambda: (
-                        int(self.status(f"{recorder}: recording").get("written//episode", 0))
-                        >= episodes
+                        int(self.status(recording).get("written//episode", 0)) >= episodes
+                        and all(
+                            int(self.status(recording).get(f"written//{t}", 0)) >= steps
+                            for t in written
+                        )
                     ),
                     self.timeout,
                     "the recorder's last episode",
                 )
         finally:
             self.stop(bridge, recorder)
+        return self._graph_run(stamped, Path(bag) if bag is not None else None)
+
+    def run_robot_episodes(
+        self,
+        task: str | Task,
+        robot: RobotLink,
+        episodes: int,
+        seed: int,
+        bag: str | os.PathLike,
+        suffix: str = "",
+        reset_s: float = ROBOT_RESET_S,
+    ) -> GraphRun:
+        """``episodes`` episodes (reset seeds ``seed``, ``seed + 1``, ...) on a robot: a new
+        ``sim_bridge<suffix>`` as its ros2_control driver (``reset_s`` s between episodes, as a
+        robot's reset takes), the running ``controller`` in robot mode, and a new
+        ``recorder<suffix>`` writing only the robot's topics (the spec's sources and command
+        topic) into ``bag``. The controller is activated for the run and deactivated after it
+        (a new driver's clock starts again); an unconfigured one is configured first against a
+        driver of its own. The bridge's ``episode`` summaries give the returns, nothing else."""
+        bridge, recorder = f"sim_bridge{suffix}", f"recorder{suffix}"
+        observer, control = self.observer, "controller: control"
+        if not self._robot_controller_configured:
+            self._configure_robot_controller(task, robot, f"{suffix}_configure")
+        first = len(observer.summaries)
+        robot_topics = [s.topic for s in robot.specs.observation.sources if s.topic]
+        command = robot.specs.command.topic
+        mode = robot.mode
+        readers = f"subscribers/{command}"  # the controller's writer side of discovery
+        self.spin_until(
+            lambda: int(self.status(control).get(readers, -1)) == 0,
+            self.timeout,
+            "the controller to report the last run's readers gone",
+        )
+        self.start(
+            recorder,
+            {
+                "bag": str(bag),
+                "storage": "mcap",
+                "mode": mode,
+                "spec_file": robot.spec_file,
+                "topics": ros_arg([*robot_topics, command]),
+            },
+            module="recorder",
+        )
+        self.start(
+            bridge,
+            {
+                **task_parameters(task),
+                "seed": seed,
+                "mode": mode,
+                "interface": "ros2_control",
+                "spec_file": robot.spec_file,
+                "max_episodes": episodes,
+                "reset_s": reset_s,
+                "publish_clock": mode == "realtime",  # the robot's clock for a realtime controller
+                "wait_for_recorder": True,  # its writers matched the recorder: the bag from step 0
+                "autostart": False,
+            },
+            module="sim_bridge",
+        )
+        try:
+            self._transition(bridge, Transition.TRANSITION_CONFIGURE)
+            recording = f"{recorder}: recording"
+            self.spin_until(
+                lambda: all(
+                    int(self.status(recording).get(f"publishers/{t}", 0)) >= 1 for t in robot_topics
+                ),
+                self.timeout,
+                "the recorder to match the robot's driver",
+            )
+            self.spin_until(
+                lambda: int(self.status(control).get(readers, 0)) >= 2,
+                self.timeout,
+                "the controller's command writer to match the driver and the recorder",
+            )
+            commands_before = int(self.status(control).get("commands", 0))
+            self._transition("controller", Transition.TRANSITION_ACTIVATE)
+            self._transition(bridge, Transition.TRANSITION_ACTIVATE)
+            self.spin_until(
+                lambda: len(observer.summaries) >= first + episodes,
+                self.timeout,
+                f"{episodes} episodes",
+            )
+            self._transition("controller", Transition.TRANSITION_DEACTIVATE)
+            self.spin_until(
+                lambda: self.status(control).get("state") == "inactive",
+                self.timeout,
+                "the controller's diagnostics after deactivation",
+            )
+            sent = int(self.status(control).get("commands", 0)) - commands_before
+            self.spin_until(
+                lambda: int(self.status(recording).get(f"written/{command}", 0)) >= sent,
+                self.timeout,
+                "the recorder's last command",
+            )
+        finally:
+            self.stop(bridge, recorder)
+        return self._graph_run(observer.summaries[first : first + episodes], Path(bag))
+
+    def _configure_robot_controller(self, task: str | Task, robot: RobotLink, suffix: str) -> None:
+        """Configure the robot-mode controller against a driver ``sim_bridge<suffix>`` started
+        for it alone (configure checks the robot's joints and topics), then stop that driver.
+        The driver runs in lockstep: nothing commands it, so it ends no episode."""
+        bridge = f"sim_bridge{suffix}"
+        self.start(
+            bridge,
+            {
+                **task_parameters(task),
+                # lockstep: it holds its first state (republished) and ends no episode
+                "mode": "lockstep",
+                "interface": "ros2_control",
+                "spec_file": robot.spec_file,
+                "publish_clock": False,
+            },
+            module="sim_bridge",
+        )
+        try:
+            self._transition("controller", Transition.TRANSITION_CONFIGURE)
+            self._robot_controller_configured = True
+        finally:
+            self.stop(bridge)
+
+    def _transition(self, node: str, transition_id: int) -> None:
+        """Have lifecycle node ``node`` take ``transition_id``; LearnedControlError naming its
+        log when it refuses."""
+        if not services.change_state(
+            self.spin_until, self.node, f"/{node}", transition_id, self.timeout
+        ):
+            raise LearnedControlError(
+                f"graph run: {node} refused transition {transition_id}; see "
+                f"{self.log_dir / node}.log"
+            )
+
+    def _graph_run(self, stamped: list[tuple[float, list[float]]], bag: Path | None) -> GraphRun:
+        """What a run measured, from its ``(receive time, summary)`` pairs."""
         summaries = [s for _, s in stamped]
         result = EvalResult(
             returns=[s[1] for s in summaries],
@@ -356,8 +573,8 @@ class LockstepGraph:
         return GraphRun(
             result,
             span / timed if timed else float("nan"),
-            self.status(control),
-            Path(bag) if bag is not None else None,
+            self.status("controller: control"),
+            bag,
         )
 
     def close(self) -> None:

@@ -1,9 +1,10 @@
 """learner: trains a BC policy or a dynamics ensemble on request, in the background.
 
 Parameters: the fields of :class:`learned_control.training.learner.LearnerConfig` (what, sources,
-task, output_dir, device, seed, epochs, batch_size, lr, val_fraction, hid_size, num_layers,
-activation, policy, chunk_size, execute_steps, members, probabilistic, weight_decay, patience,
-rollout_steps) plus ``autostart`` and ``torch_threads``; they are read again at every ``train``
+task, labels, expert, spec_file, lockstep, gap, output_dir, device, seed, epochs, batch_size, lr,
+val_fraction, hid_size, num_layers, activation, policy, chunk_size, execute_steps, members,
+probabilistic, weight_decay, patience, rollout_steps, reward_heads) plus ``autostart`` and
+``torch_threads``, read again at each ``train``
 request, so a change applies to the next job. Services (std_srvs/Trigger): ``~/train`` starts a job
 in a background thread and answers at once (refused while one runs or while the node is not
 active), ``~/cancel`` stops it after the current epoch (its run folder is removed, earlier
@@ -18,7 +19,6 @@ job; cleanup/shutdown cancel it and wait for its thread.
 
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.guard_condition import GuardCondition
 from rclpy.lifecycle import State, TransitionCallbackReturn
@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..runtime.diagnostics import ERROR, Status
 from ..training.learner import BackgroundLearner, LearnerConfig
 from . import qos
-from .node_utils import ManagedNode, publish_diagnostics, read_config, run_node
+from .node_utils import ManagedNode, read_config, run_node
 
 __all__ = ["Learner", "main"]
 
@@ -42,32 +42,29 @@ JOIN_TIMEOUT_S = 30.0
 class Learner(ManagedNode[LearnerConfig]):
     """A thin shell around :class:`~learned_control.training.learner.BackgroundLearner`."""
 
+    status_name, state_key = "training", "lifecycle"  # "state" is the training state
+
     def __init__(self, node_name: str = "learner") -> None:
         super().__init__(node_name, LearnerConfig)
         self.learner = BackgroundLearner(on_finished=self._wake)
         self.active = False
         self.published = ""  # the last checkpoint announced on model_updated
         self.model_pub: Publisher | None = None
-        self.diag_pub: Publisher | None = None
         self._guard: GuardCondition | None = None
         self._own_services: list = []
-        self._own_timers: list = []
 
     # ---- lifecycle -------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         try:
             self.load_config()
         except ConfigError as err:
-            self.get_logger().error(f"configure failed: {err}")
-            return TransitionCallbackReturn.FAILURE
+            return self.configure_failed(str(err))
         self.model_pub = self.create_publisher(String, topics.MODEL_UPDATED, qos.LATCHED)
-        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE)
         self._guard = self.create_guard_condition(self._on_job_finished)
         self._own_services = [
             self.create_service(Trigger, topics.TRAIN, self._on_train),
             self.create_service(Trigger, topics.CANCEL, self._on_cancel),
         ]
-        self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
@@ -85,17 +82,14 @@ class Learner(ManagedNode[LearnerConfig]):
         self.learner.cancel()
         if not self.learner.join(JOIN_TIMEOUT_S):
             self.get_logger().error(f"training thread still running after {JOIN_TIMEOUT_S} s")
-        for timer in self._own_timers:
-            self.destroy_timer(timer)
         for srv in self._own_services:
             self.destroy_service(srv)
-        for pub in (self.model_pub, self.diag_pub):
-            if pub is not None:
-                self.destroy_publisher(pub)
+        if self.model_pub is not None:
+            self.destroy_publisher(self.model_pub)
         if self._guard is not None:
             self.destroy_guard_condition(self._guard)
-        self._own_timers, self._own_services = [], []
-        self.model_pub = self.diag_pub = self._guard = None
+        self._own_services = []
+        self.model_pub = self._guard = None
 
     # ---- services --------------------------------------------------------------------------
     def _on_train(self, request, response):
@@ -133,10 +127,11 @@ class Learner(ManagedNode[LearnerConfig]):
             self.get_logger().error(f"training failed: {status.last_error}")
         elif status.last_outcome == "cancelled":
             self.get_logger().info(f"training {status.last_error}")
-        self._publish_diagnostics()
+        self.send_diagnostics()
 
-    def _publish_diagnostics(self) -> None:
-        assert self.diag_pub is not None  # the timer and the guard exist only while configured
+    def diagnostics(self) -> dict[str, Status]:
+        if self.model_pub is None:  # not configured
+            return super().diagnostics()
         s = self.learner.status()
         status = Status(
             message=f"training: epoch {s.epoch}/{s.epochs}"
@@ -157,10 +152,10 @@ class Learner(ManagedNode[LearnerConfig]):
                 "last_outcome": s.last_outcome,
                 "last_checkpoint": s.last_checkpoint,
                 "last_error": s.last_error,
-                "lifecycle": self._state_machine.current_state[1],
+                self.state_key: self.lifecycle_state,
             }
         )
-        publish_diagnostics(self, self.diag_pub, {"training": status})
+        return {self.status_name: status}
 
 
 def main(args: list[str] | None = None) -> int:

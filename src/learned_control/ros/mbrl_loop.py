@@ -11,6 +11,15 @@ learner refits on every bag so far and the controller hot-swaps the new checkpoi
 its diagnostics) before the next iteration's episodes. Node logs go to ``<out_dir>/logs/``,
 checkpoints to ``<out_dir>/models/``.
 
+With a ``spec_file`` the loop runs on the robot's own topics
+(:meth:`~.graph_run.LockstepGraph.run_robot_episodes`): the bridge is the robot's ros2_control
+driver (a fresh one per iteration, pausing between episodes as a robot's reset does), the
+controller runs in robot mode (``mode`` lockstep or
+realtime), the recorder records only the spec's topics, the random data is written in the same
+topics, and the learner converts every bag with the spec (episodes split at the pauses, rewards
+and terminations from the task's functions). The bridge's ``episode`` summaries only report the
+returns.
+
 The bags are named ``iteration-01``, ``iteration-02``, ... and ``random``: the learner reads them
 sorted by name and holds out the end of the data for validation, so it is random-policy data that
 is held out, never the newest planner episodes (which the next plans need most).
@@ -26,7 +35,7 @@ from ..errors import LearnedControlError
 from ..params import parameter_file
 from ..tasks import Task, get_task
 from ..training.mbrl import IterationResult, save_curve, write_random_bag
-from .graph_run import LockstepGraph, new_loop_dir, task_parameters
+from .graph_run import LockstepGraph, new_loop_dir, robot_link, task_parameters
 
 __all__ = ["run_mbrl_loop"]
 
@@ -43,6 +52,8 @@ def run_mbrl_loop(
     timeout: float = 600.0,
     domain_id: int | None = None,
     on_iteration=None,
+    spec_file: str | os.PathLike | None = None,
+    mode: str = "lockstep",
 ) -> list[IterationResult]:
     """Run the loop; returns the random data (iteration 0) and one result per iteration, also
     saved (after each iteration) as ``returns.json`` and ``returns.png`` in ``out_dir``.
@@ -62,12 +73,15 @@ def run_mbrl_loop(
         timeout: seconds allowed for each wait (start-up, a training job, an iteration).
         domain_id: ROS domain of the graph; default ``$ROS_DOMAIN_ID`` (else 0).
         on_iteration: called with each :class:`IterationResult` as it is done.
+        spec_file: a robot spec YAML: run on the robot's topics (see the module doc).
+        mode: with ``spec_file``: ``lockstep`` or ``realtime``.
 
     Raises:
-        ConfigError: bad counts, or ``out_dir`` already holding bags.
+        ConfigError: bad counts, a bad spec or mode, or ``out_dir`` already holding bags.
         LearnedControlError: a node exited, a training job failed or a wait timed out.
     """
     spec = task if isinstance(task, Task) else get_task(task)
+    robot = robot_link(spec, spec_file, mode)
     out, bags = new_loop_dir(out_dir, iterations, episodes_per_iteration)
     results: list[IterationResult] = []
 
@@ -77,7 +91,12 @@ def run_mbrl_loop(
         if on_iteration is not None:
             on_iteration(result)
 
-    report(write_random_bag(spec, initial_random_steps, seed, bags / "random"))
+    random_bag = bags / "random"
+    report(
+        write_random_bag(
+            spec, initial_random_steps, seed, random_bag, robot.specs if robot else None
+        )
+    )
     with LockstepGraph(out / "logs", timeout, domain_id) as graph:
         graph.start(
             "learner",
@@ -89,6 +108,7 @@ def run_mbrl_loop(
                 "output_dir": str(out / "models"),
                 "seed": seed,
                 "torch_threads": torch_threads,
+                **(robot.learner() if robot else {}),
             },
         )
         checkpoint = graph.train()
@@ -101,16 +121,25 @@ def run_mbrl_loop(
                 "mode": "lockstep",
                 "seed": seed,
                 "torch_threads": torch_threads,
+                **(robot.controller(timeout) if robot else {}),
             },
             params_file=parameter_file(spec.name),
         )
         for iteration in range(1, iterations + 1):
             start = time.perf_counter()
-            model = graph.wait_for_model(checkpoint)
+            # (a robot-mode controller is configured by its first run)
+            model = graph.wait_for_model(checkpoint) if robot is None or iteration > 1 else ""
             bag = bags / f"iteration-{iteration:02d}"
-            run = graph.run_episodes(
-                spec, episodes_per_iteration, seed + 1000 * iteration, bag, suffix=f"_{iteration}"
-            )
+            episode_seed, suffix = seed + 1000 * iteration, f"_{iteration}"
+            if robot is None:
+                run = graph.run_episodes(
+                    spec, episodes_per_iteration, episode_seed, bag, suffix=suffix
+                )
+            else:
+                run = graph.run_robot_episodes(
+                    spec, robot, episodes_per_iteration, episode_seed, bag, suffix=suffix
+                )
+                model = model or run.control.get("model", "")
             if run.control.get("model") != model:
                 raise LearnedControlError(
                     f"iteration {iteration} ran {run.control.get('model')}, not {model}"

@@ -19,7 +19,17 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
-from rclpy.executors import Executor, ExternalShutdownException
+from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.executors import (
+    ConditionReachedException,
+    Executor,
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    ShutdownException,
+    TimeoutException,
+    TimeoutObject,
+)
 from rclpy.experimental import EventsExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.node import Node
@@ -27,15 +37,19 @@ from rclpy.publisher import Publisher
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 
+from .. import topics
 from ..errors import ConfigError
-from ..runtime.diagnostics import Status, plain_text
+from ..runtime.diagnostics import ERROR, Status, plain_text
+from ..runtime.supervisor import NO_RESPAWN_CODE
 from ..utils import configure_torch
+from . import qos
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 __all__ = [
     "ManagedNode",
+    "PoolExecutor",
     "declare_config",
     "read_config",
     "diagnostic_status",
@@ -45,6 +59,51 @@ __all__ = [
 ]
 
 C = TypeVar("C", bound="DataclassInstance")
+
+
+class PoolExecutor(MultiThreadedExecutor):
+    """rclpy's MultiThreadedExecutor, except that a callback handed to the thread pool is not
+    handed over again before a worker has started it.
+
+    rclpy's own (7.1, the pinned one) yields a task that waits in the pool's queue as ready
+    work, again and again: the dispatching thread spins at 100% CPU, holds the GIL and starves
+    the workers (a 25 Hz controller was measured at 4 Hz; rclpy issue 1452, fixed upstream by
+    rclpy pull request 1547).
+    """
+
+    def _spin_once_impl(
+        self,
+        timeout_sec: float | TimeoutObject | None = None,
+        wait_condition: Callable[[], bool] = lambda: False,
+    ) -> None:
+        try:
+            handler, _, _ = self.wait_for_ready_callbacks(timeout_sec, None, wait_condition)
+        except (
+            ExternalShutdownException,
+            ShutdownException,
+            TimeoutException,
+            ConditionReachedException,
+        ):
+            return
+        started = threading.Event()
+
+        def run() -> None:
+            started.set()
+            handler()
+
+        self._executor.submit(run)
+        self._futures.append(handler)
+        # a free worker takes it at once; with none free nothing else could run anyway (bounded,
+        # so that a stop request is still seen)
+        started.wait(1.0)
+        for future in self._futures[:]:
+            if future.done():
+                self._futures.remove(future)
+                future.result()  # raise any exceptions
+
+
+DIAGNOSTICS_PERIOD_S = 1.0
+"""Seconds between two ``/diagnostics`` messages of a node."""
 
 
 def _attribute_docs(cls: type) -> dict[str, str]:
@@ -60,7 +119,8 @@ def _attribute_docs(cls: type) -> dict[str, str]:
 def declare_config(node: Node, cls: type[C], read_only: tuple[str, ...] = ()) -> None:
     """Declare one parameter per field of the dataclass ``cls``, default and description included,
     with the field's ``metadata["range"]`` as the descriptor's range; a set that the config's own
-    validation refuses is rejected with its message.
+    validation refuses is rejected with its message. A start-up override of the wrong type or
+    out of range raises ConfigError naming the parameter.
 
     Each default therefore exists once, in the core config dataclass.
     """
@@ -86,7 +146,10 @@ def declare_config(node: Node, cls: type[C], read_only: tuple[str, ...] = ()) ->
                 ]
             else:
                 descriptor.integer_range = [IntegerRange(from_value=low, to_value=high, step=1)]
-        node.declare_parameter(f.name, default, descriptor)
+        try:
+            node.declare_parameter(f.name, default, descriptor)
+        except (InvalidParameterTypeException, InvalidParameterValueException) as err:
+            raise ConfigError(f"parameter {f.name}: {err}") from None  # a start-up override
     names = {f.name for f in dataclasses.fields(cls)}
 
     def validate(params) -> SetParametersResult:
@@ -116,11 +179,12 @@ def array_msg(values, label: str = "") -> Float64MultiArray:
 
 
 def diagnostic_status(node: Node, name: str, status: Status) -> DiagnosticStatus:
-    """``status`` as a DiagnosticStatus named ``<node>: <name>``, message and values as plain
-    text (:func:`~learned_control.runtime.diagnostics.plain_text`)."""
+    """``status`` as a DiagnosticStatus named ``<node>: <name>`` (``<namespace>/<node>: <name>``
+    in a namespace, so that two robots' statuses stay apart), message and values as plain text
+    (:func:`~learned_control.runtime.diagnostics.plain_text`)."""
     return DiagnosticStatus(
         level=bytes([status.level]),
-        name=f"{node.get_name()}: {name}",
+        name=f"{node.get_fully_qualified_name().lstrip('/')}: {name}",
         message=plain_text(status.message),
         hardware_id=node.get_fully_qualified_name(),
         values=[KeyValue(key=k, value=plain_text(v)) for k, v in status.values.items()],
@@ -143,7 +207,17 @@ class ManagedNode(LifecycleNode, Generic[C]):
     through ``close()`` (idempotent; ``run_node`` calls it too on Ctrl-C). A ``change_state``
     request for a transition the current state lacks is refused (rclpy's own handler raises,
     which would end the node: ``ros2 lifecycle set`` with the wrong transition must not stop a
-    robot's node)."""
+    robot's node).
+
+    From construction on, in every lifecycle state, it publishes :meth:`diagnostics` on
+    ``/diagnostics`` every :data:`DIAGNOSTICS_PERIOD_S` (by default one status,
+    ``status_name``, with the lifecycle state under ``state_key``; ERROR with the reason while
+    unconfigured after a failed configure, see :meth:`configure_failed`)."""
+
+    status_name = "state"
+    """Name of the status the default :meth:`diagnostics` publishes."""
+    state_key = "state"
+    """Diagnostics key of the lifecycle state."""
 
     def __init__(self, node_name: str, config: type[C], **kwargs) -> None:
         super().__init__(node_name, **kwargs)
@@ -165,6 +239,16 @@ class ManagedNode(LifecycleNode, Generic[C]):
         declare_config(self, config)
         self.declare_parameter("autostart", True)
         self.declare_parameter("torch_threads", 1)
+        self.configure_error = ""  # why the last configure failed; shown while unconfigured
+        self._diagnostics_pub = self.create_publisher(
+            DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE
+        )
+        # on the steady clock: a node on the robot's clock (use_sim_time) reports while it stops
+        self._diagnostics_timer = self.create_timer(
+            DIAGNOSTICS_PERIOD_S,
+            self.send_diagnostics,
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
+        )
 
     def load_config(self) -> C:
         """The config of the current parameters (ConfigError names a bad value), after setting
@@ -173,8 +257,39 @@ class ManagedNode(LifecycleNode, Generic[C]):
         configure_torch(self.get_parameter("torch_threads").value)
         return config
 
+    @property
+    def lifecycle_state(self) -> str:
+        """The lifecycle state's label (``unconfigured``, ``inactive``, ``active``, ...)."""
+        return self._state_machine.current_state[1]
+
+    def configure_failed(self, error: str) -> TransitionCallbackReturn:
+        """Log ``error`` as the reason configure failed, show it on ``/diagnostics`` while
+        unconfigured, and return the failure for ``on_configure`` to return."""
+        self.get_logger().error(f"configure failed: {error}")
+        self.configure_error = error
+        return TransitionCallbackReturn.FAILURE
+
+    def state_status(self) -> Status:
+        """A status whose message is the lifecycle state, the state under :attr:`state_key`;
+        ERROR naming the reason while unconfigured after a failed configure."""
+        state = self.lifecycle_state
+        status = Status(message=state)
+        status.add(self.state_key, state)
+        if state == "unconfigured" and self.configure_error:
+            status.summary(ERROR, f"configure failed: {self.configure_error}")
+        return status
+
+    def diagnostics(self) -> dict[str, Status]:
+        """``{name: status}`` to publish now; this default: :meth:`state_status` alone."""
+        return {self.status_name: self.state_status()}
+
+    def send_diagnostics(self) -> None:
+        """Publish :meth:`diagnostics` now."""
+        publish_diagnostics(self, self._diagnostics_pub, self.diagnostics())
+
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self.close()
+        self.configure_error = ""
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
@@ -193,12 +308,16 @@ def run_node(
     """The entry-point shape of every node: init, spin, clean shutdown on Ctrl-C or SIGTERM.
 
     Lifecycle nodes with parameter ``autostart`` true are configured and activated here, so they
-    run without a lifecycle manager (launch files drive the transitions instead). A stop signal
+    run without a lifecycle manager (launch files drive the transitions instead); a failed
+    configure then ends the node with its reason and exit code 2
+    (:data:`~learned_control.runtime.supervisor.NO_RESPAWN_CODE`, as a bad parameter does), so
+    ``up`` stops the graph instead of waiting for a node that never runs. A stop signal
     only sets a flag, so no callback is cut short; spinning then ends, a node with a
     ``drain(executor)`` method (the recorder) takes what had already arrived, and ``close()``
     releases everything. ``executor_class``: rclpy's EventsExecutor by default, whose C++ event
     queue makes a lockstep step about 0.3 ms cheaper than the SingleThreadedExecutor's wait set
-    (``bench/bridge.py``).
+    (``bench/bridge.py``); a node with a ``make_executor()`` method (the controller) chooses its
+    own.
     """
     rclpy.init(
         args=args if args is not None else sys.argv, signal_handler_options=SignalHandlerOptions.NO
@@ -211,9 +330,13 @@ def run_node(
         node = factory()
         if isinstance(node, LifecycleNode) and node.get_parameter("autostart").value:
             node.trigger_configure()
-            if node._state_machine.current_state[1] == "inactive":
-                node.trigger_activate()
-        executor = executor_class()
+            if node._state_machine.current_state[1] != "inactive":
+                error = getattr(node, "configure_error", "") or "see the log above"
+                print(f"[{factory.__name__}] configure failed: {error}", file=sys.stderr)
+                return NO_RESPAWN_CODE  # no lifecycle manager would ever configure it again
+            node.trigger_activate()
+        make_executor = getattr(node, "make_executor", executor_class)
+        executor = make_executor()
         executor.add_node(node)
         while not stop.is_set():  # the timeout lets the signal flag be seen
             executor.spin_once(timeout_sec=0.1)
@@ -224,7 +347,7 @@ def run_node(
         pass
     except ConfigError as err:
         print(f"[{factory.__name__}] configuration error: {err}", file=sys.stderr)
-        return 2
+        return NO_RESPAWN_CODE
     finally:
         if node is not None:
             close = getattr(node, "close", None)

@@ -1,8 +1,9 @@
 """Standard robot messages <-> the core spec samples and commands (conversion only).
 
 JointState, PoseStamped, Odometry and PointStamped become :mod:`learned_control.specs` samples
-(stamps in seconds from ``header.stamp``); a :class:`~learned_control.specs.Command` becomes a
-Float64MultiArray (forward_command_controller) or a one-point JointTrajectory.
+(:func:`~learned_control.specs.sample_from_msg`, stamps in seconds from ``header.stamp``); a
+:class:`~learned_control.specs.Command` becomes a Float64MultiArray (forward_command_controller)
+or a one-point JointTrajectory.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from nav_msgs.msg import Odometry
 from sensor_msgs.msg import JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from ..specs import Command, GoalSample, JointSample, PoseSample, SourceSpec
+from ..specs import (
+    TRAJECTORY_POINT_FIELDS,
+    Command,
+    GoalSample,
+    JointSample,
+    PoseSample,
+    SourceSpec,
+    sample_from_msg,
+    stamp_seconds,
+)
 from .node_utils import array_msg
 
 __all__ = [
@@ -35,31 +45,9 @@ MSG_TYPES = {
 """Message type of each source type (a goal topic carries PointStamped)."""
 
 
-def stamp_seconds(stamp: Time) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
-
-
 def to_stamp(seconds: float) -> Time:
     sec = int(seconds)
     return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
-
-
-def sample_from_msg(src: SourceSpec, msg) -> JointSample | PoseSample | GoalSample:
-    """The sample of source ``src`` a message of type ``MSG_TYPES[src.type]`` carries."""
-    stamp = stamp_seconds(msg.header.stamp)
-    if src.type == "JointState":
-        return JointSample(tuple(msg.name), msg.position, msg.velocity, msg.effort, stamp)
-    if src.type == "goal":
-        p = msg.point
-        size = len(src.value) if src.value is not None else 3
-        return GoalSample((p.x, p.y, p.z)[:size], stamp)
-    pose = msg.pose.pose if src.type == "Odometry" else msg.pose
-    p, q = pose.position, pose.orientation
-    lin = ang = None
-    if src.type == "Odometry":
-        t = msg.twist.twist
-        lin, ang = (t.linear.x, t.linear.y, t.linear.z), (t.angular.x, t.angular.y, t.angular.z)
-    return PoseSample((p.x, p.y, p.z), (q.x, q.y, q.z, q.w), lin, ang, msg.header.frame_id, stamp)
 
 
 def msg_from_sample(src: SourceSpec, sample: JointSample | PoseSample | GoalSample):
@@ -99,7 +87,7 @@ def command_msg(command: Command):
     point = JointTrajectoryPoint(
         time_from_start=Duration(sec=sec, nanosec=int(round((command.time_from_start - sec) * 1e9)))
     )
-    setattr(point, command.interface, [float(v) for v in command.values])
+    setattr(point, TRAJECTORY_POINT_FIELDS[command.interface], [float(v) for v in command.values])
     return JointTrajectory(joint_names=list(command.joint_names), points=[point])
 
 
@@ -107,6 +95,8 @@ def command_values(msg, interface: str) -> tuple[list[str] | None, list[float]]:
     """``(joint names or None, values)`` of a received Float64MultiArray or JointTrajectory
     (its first point's ``interface`` field; an empty trajectory gives no values)."""
     if isinstance(msg, JointTrajectory):
-        values = list(getattr(msg.points[0], interface)) if msg.points else []
+        values = (
+            list(getattr(msg.points[0], TRAJECTORY_POINT_FIELDS[interface])) if msg.points else []
+        )
         return list(msg.joint_names), values
     return None, list(msg.data)

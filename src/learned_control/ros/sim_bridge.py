@@ -1,7 +1,7 @@
 """sim_bridge: a Gymnasium MuJoCo env as a managed ROS 2 robot.
 
 Parameters: the fields of :class:`learned_control.runtime.bridge.BridgeConfig` (task, seed, mode,
-rate_hz, command_timeout, on_timeout, auto_reset, max_episodes, publish_clock, interface,
+rate_hz, command_timeout, on_timeout, auto_reset, reset_s, max_episodes, publish_clock, interface,
 spec_file, wait_for_recorder, goal_frame) plus ``autostart`` and ``torch_threads``. Topics and
 the pairing rule: :mod:`learned_control.topics`. With ``interface: ros2_control`` the bridge
 publishes only what a ros2_control robot with mocap would (``/joint_states`` and the spec's
@@ -23,11 +23,11 @@ stops stepping (the simulated robot is held where it is); cleanup releases all.
 
 from __future__ import annotations
 
+import math
 import time
 
 import mujoco
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PointStamped
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rosgraph_msgs.msg import Clock
@@ -39,18 +39,31 @@ from trajectory_msgs.msg import JointTrajectory
 from .. import topics
 from ..errors import ConfigError, SpecError
 from ..runtime.bridge import BridgeConfig, SimSession, StepOutcome
-from ..runtime.diagnostics import CounterCheck, Status
+from ..runtime.diagnostics import WARN, CounterCheck, Status
 from ..runtime.stats import LatencyStats
 from ..specs import GoalSample, RobotSpecs, command_to_action, driver_samples, specs_for
 from . import qos
-from .node_utils import ManagedNode, array_msg, publish_diagnostics, run_node
+from .node_utils import ManagedNode, array_msg, run_node
 from .robot_msgs import MSG_TYPES, command_values, msg_from_sample, to_stamp
 
 __all__ = ["SimBridge", "main"]
 
+MATCH_SETTLE_S = 0.3
+"""Seconds the first episode waits once its writers matched the controller and the recorder:
+discovery runs per endpoint, and a reader matches the writer only after the writer matched it; a
+volatile sample sent in between never reaches that reader (a lockstep controller that missed the
+first observation left the bridge waiting for its command)."""
+
+
+def _nodes(infos) -> set[tuple[str, str]]:
+    """``(namespace, name)`` of the nodes behind endpoint infos."""
+    return {(info.node_namespace, info.node_name) for info in infos}
+
 
 class SimBridge(ManagedNode[BridgeConfig]):
     """Publishes the env's state, applies checked commands, steps in lockstep or realtime."""
+
+    status_name = "bridge"
 
     def __init__(self, node_name: str = "sim_bridge") -> None:
         super().__init__(node_name, BridgeConfig)
@@ -63,9 +76,14 @@ class SimBridge(ManagedNode[BridgeConfig]):
         self.pending: np.ndarray | None = None  # lockstep: a command received while paused
         self.waiting_since = 0.0
         self._matched_since: float | None = None  # first episode: when all roles showed
+        self._settled_since: float | None = None  # first episode: since when nothing is awaited
+        # lockstep: the command writers (endpoint ids) seen while commands were coming
+        self._command_writers: set[tuple[int, ...]] = set()
+        self.resent = 0  # lockstep: observations sent again to a controller that joined late
         self.lockstep_waits = self.timeouts = self.ignored = self.goals = self.rejected_goals = 0
         self.steps = LatencyStats()
         self._own_pubs: dict = {}
+        self.checks: list = []
         self._own_timers: list = []
         self._own_subs: list = []
         self._own_services: list = []
@@ -76,25 +94,24 @@ class SimBridge(ManagedNode[BridgeConfig]):
             config = self.load_config()
             self.session = SimSession(config)
             self.specs = (
-                specs_for(config.task, config.spec_file)
+                specs_for(config.task, config.spec_file, config.env_kwargs)
                 if (config.interface == "ros2_control")
                 else None
             )
         except (ConfigError, SpecError) as err:
-            self.get_logger().error(f"configure failed: {err}")
-            return TransitionCallbackReturn.FAILURE
+            self.close()  # the env, if it was made
+            return self.configure_failed(str(err))
         lockstep = config.mode == "lockstep"
         self._own_pubs = {
             "obs": self.create_publisher(
                 Float64MultiArray, topics.OBSERVATION, qos.LOCKSTEP if lockstep else qos.SENSOR
             ),
             "applied": self.create_publisher(
-                Float64MultiArray, topics.APPLIED_COMMAND, qos.RELIABLE
+                Float64MultiArray, topics.APPLIED_COMMAND, qos.RECORDING
             ),
-            "reward": self.create_publisher(Float64, topics.REWARD, qos.RELIABLE),
+            "reward": self.create_publisher(Float64, topics.REWARD, qos.RECORDING),
             "episode": self.create_publisher(Float64MultiArray, topics.EPISODE, qos.SUMMARY),
             "joints": self.create_publisher(JointState, topics.JOINT_STATES, qos.SENSOR),
-            "diag": self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, qos.RELIABLE),
         }
         if config.publish_clock:
             self._own_pubs["clock"] = self.create_publisher(Clock, topics.CLOCK, qos.RELIABLE)
@@ -105,7 +122,7 @@ class SimBridge(ManagedNode[BridgeConfig]):
             # gymnasium types .unwrapped as the base Env; a task's MuJoCo env has model and data
             self._scratch = mujoco.MjData(self.session.env.unwrapped.model)  # type: ignore[attr-defined]
             self._driver_pubs = {
-                src.name: self.create_publisher(MSG_TYPES[src.type], src.topic, qos.RELIABLE)
+                src.name: self.create_publisher(MSG_TYPES[src.type], src.topic, qos.RECORDING)
                 for src in self.specs.observation.sources
                 if src.topic
             }
@@ -133,7 +150,7 @@ class SimBridge(ManagedNode[BridgeConfig]):
             )
         ]
         self.checks = [CounterCheck(self._fault_counts)]
-        self._own_timers = [self.create_timer(1.0, self._publish_diagnostics)]
+        self._own_timers = []
         self.labels = ",".join(self.session.task.labels)
         self.get_logger().info(
             f"configured {config.task} in {config.mode} mode at {self.session.rate_hz:.1f} Hz"
@@ -157,7 +174,7 @@ class SimBridge(ManagedNode[BridgeConfig]):
                 f"waiting for {' and '.join(self._awaited_roles())} to match "
                 "before the first episode"
             )
-            self._matched_since = None
+            self._matched_since = self._settled_since = None
             self._start_wait = self.create_timer(0.05, self._start_once_matched)
             self._own_timers.append(self._start_wait)
         else:
@@ -166,9 +183,9 @@ class SimBridge(ManagedNode[BridgeConfig]):
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.active = False
-        for timer in self._own_timers[1:]:
+        for timer in self._own_timers:
             self.destroy_timer(timer)
-        del self._own_timers[1:]
+        self._own_timers = []
         self.latest = None
         self.get_logger().info("deactivated: stepping stopped, robot held")
         return TransitionCallbackReturn.SUCCESS
@@ -201,34 +218,46 @@ class SimBridge(ManagedNode[BridgeConfig]):
             ["a recorder"] if self.session.config.wait_for_recorder else []
         )
 
+    def _command_writer_ids(self) -> set[tuple[int, ...]]:
+        """Endpoint ids of the writers of the command topic (a SIGKILLed node's stay listed
+        until its lease runs out: a new one is told apart by its id, not its name)."""
+        return {
+            tuple(info.endpoint_gid)
+            for info in self.get_publishers_info_by_topic(self._own_subs[0].topic_name)
+        }
+
+    def _controllers(self) -> set[tuple[str, str]]:
+        """``(namespace, name)`` of the nodes that read ``observation`` and write ``command``."""
+
+        return _nodes(
+            self.get_subscriptions_info_by_topic(self._own_pubs["obs"].topic_name)
+        ) & _nodes(self.get_publishers_info_by_topic(self._own_subs[0].topic_name))
+
     def _unmatched(self) -> list[str]:
         """What the first episode still waits for, by name; empty once a controller (a node
         reading ``observation`` and writing ``command``) and a recorder (a node reading every
         side topic: ``applied_command``, ``reward``, ``episode`` and, on the observation
-        interface, ``observation``) show in the graph and each of those topics' writers matched
+        interface, ``observation``; or, on the ros2_control interface, every topic of the
+        robot's) show in the graph and each of those topics' writers matched
         every reader the graph shows. Discovery runs per endpoint: a reader that matched the
         writer says nothing of the writer's side, so the writers' own counts decide. A reader
         that never matches (incompatible QoS) is waited on for 2 s."""
 
-        def nodes(infos) -> set[tuple[str, str]]:
-            return {(info.node_namespace, info.node_name) for info in infos}
-
-        pubs = {
-            key: self._own_pubs[key]
-            for key in ("obs", "applied", "reward", "episode")
-            if key in self._own_pubs
-        }
+        side = [key for key in ("obs", "applied", "reward", "episode") if key in self._own_pubs]
+        driver = [key for key in self._own_pubs if key.startswith("driver:")]
+        pubs = {key: self._own_pubs[key] for key in side + driver}
         infos = {
             key: self.get_subscriptions_info_by_topic(pub.topic_name) for key, pub in pubs.items()
         }
-        readers = {key: nodes(found) for key, found in infos.items()}
+        readers = {key: _nodes(found) for key, found in infos.items()}
         missing = []
-        if "a controller" in self._awaited_roles() and not readers["obs"] & nodes(
-            self.get_publishers_info_by_topic(self._own_subs[0].topic_name)
-        ):
+        if "a controller" in self._awaited_roles() and not self._controllers():
             missing.append("a controller")
-        if "a recorder" in self._awaited_roles() and not set.intersection(*readers.values()):
+        # a recorder reads every side topic, or (a driver) every topic of the robot's
+        recorded = [g for g in (side, driver) if g and set.intersection(*(readers[k] for k in g))]
+        if "a recorder" in self._awaited_roles() and not recorded:
             missing.append("a recorder")
+        pubs = {key: pubs[key] for key in side + (driver if driver in recorded else [])}
         if missing:
             self._matched_since = None
             return missing
@@ -247,9 +276,16 @@ class SimBridge(ManagedNode[BridgeConfig]):
         return unmatched
 
     def _start_once_matched(self) -> None:
-        """Timer before the first episode: start it once nothing is awaited."""
+        """Timer before the first episode: start it once nothing has been awaited for
+        ``MATCH_SETTLE_S`` (the readers' own side of each match, which the bridge cannot see)."""
         assert self.session is not None
-        if self.session.observation is None and not self._unmatched():
+        if self.session.observation is not None:
+            return
+        if self._unmatched():
+            self._settled_since = None
+            return
+        self._settled_since = self._settled_since or time.monotonic()
+        if time.monotonic() - self._settled_since >= MATCH_SETTLE_S:
             self._own_timers.remove(self._start_wait)
             self.destroy_timer(self._start_wait)
             self.get_logger().info(f"{' and '.join(self._awaited_roles())} matched: starting")
@@ -260,6 +296,8 @@ class SimBridge(ManagedNode[BridgeConfig]):
         obs = self.session.reset()
         if self.published_stamp == self.sim_time:  # a reset mid-step: a new stamp for a new state
             self.sim_time += self.session.dt
+        if self.session.config.mode == "lockstep" and self.specs is None:
+            self._command_writers = self._command_writer_ids()  # who will answer, not new
         self._publish_state(obs)
         self.waiting_since = time.monotonic()
 
@@ -325,9 +363,25 @@ class SimBridge(ManagedNode[BridgeConfig]):
             self.get_logger().info(
                 f"episode {summary[0]:.0f}: return {summary[1]:.2f}, length {summary[2]:.0f}"
             )
+            if self.specs is not None and self.session.config.reset_s > 0:
+                self._publish_state(out.observation)  # a driver shows where the episode ended
             if self.session.config.auto_reset and not self.session.finished:
-                self._start_episode()
+                if self.session.config.reset_s > 0:  # the robot resets: nothing until then
+                    self.session.observation = None
+                    self._reset_timer = self.create_timer(
+                        self.session.config.reset_s, self._end_reset
+                    )
+                    self._own_timers.append(self._reset_timer)
+                else:
+                    self._start_episode()
         self.steps.add(time.perf_counter() - start, time.monotonic())
+
+    def _end_reset(self) -> None:
+        """One-shot timer after ``reset_s``: start the next episode."""
+        self._own_timers.remove(self._reset_timer)
+        self.destroy_timer(self._reset_timer)
+        if self.active:
+            self._start_episode()
 
     def _on_command(self, msg: Float64MultiArray | JointTrajectory) -> None:
         if (
@@ -403,21 +457,41 @@ class SimBridge(ManagedNode[BridgeConfig]):
         self._step(self.session.timeout_action())
 
     def _check_lockstep_wait(self) -> None:
-        """Lockstep never steps without a command: report the wait instead."""
+        """Lockstep never steps without a command: report the wait instead. A command writer that
+        appears during the wait (a respawned controller) reads live observations only, so the one
+        the bridge is waiting on is sent to it again once the observation writer has matched it
+        (the controllers that were there had it already)."""
         assert self.session is not None
-        waited = time.monotonic() - self.waiting_since
-        if (
+        waiting = (
             self.active
             and self.session.observation is not None  # started
             and not self.paused
             and not self.session.finished
-            and waited > self.session.config.command_timeout
-        ):
+        )
+        waited = time.monotonic() - self.waiting_since
+        if self.specs is None:
+            writers = self._command_writer_ids()
+            obs = self._own_pubs["obs"]
+            matched = obs.get_subscription_count() >= len(
+                self.get_subscriptions_info_by_topic(obs.topic_name)
+            )
+            stalled = waiting and waited > self.session.config.command_timeout
+            if stalled and writers - self._command_writers and matched:
+                assert self.session.observation is not None  # waiting: started
+                self._publish_state(self.session.observation)
+                self.resent += 1
+                self.get_logger().info(
+                    "a new controller joined: the observation it must answer sent again"
+                )
+            if not stalled or matched:
+                self._command_writers = writers
+        if waiting and waited > self.session.config.command_timeout:
             self.lockstep_waits += 1
             self.get_logger().warn(
                 f"lockstep: waiting {waited:.1f} s for a command", throttle_duration_sec=5.0
             )
             if self.specs is not None:  # a driver keeps publishing its (held) state
+                assert self.session.observation is not None  # waiting: started
                 self._publish_state(self.session.observation)
 
     # ---- services --------------------------------------------------------------------------
@@ -446,13 +520,14 @@ class SimBridge(ManagedNode[BridgeConfig]):
 
     # ---- diagnostics -----------------------------------------------------------------------
     def _fault_counts(self) -> dict[str, int]:
-        """The counts that warn while non-zero: rejected commands (and goals), command timeouts
-        and lockstep waits."""
+        """The counts that warn while they rise: rejected commands (and goals), command
+        timeouts and lockstep waits."""
         assert self.session is not None
         counters = self.session.gate.counters()
         faults = {
             "rejected_size": counters["rejected_size"],
             "rejected_nonfinite": counters["rejected_nonfinite"],
+            "rejected_overflow": counters["rejected_overflow"],
             "timeouts": self.timeouts,
             "lockstep_waits": self.lockstep_waits,
         }
@@ -460,18 +535,21 @@ class SimBridge(ManagedNode[BridgeConfig]):
             faults["rejected_goals"] = self.rejected_goals
         return faults
 
-    def _publish_diagnostics(self) -> None:
+    def diagnostics(self) -> dict[str, Status]:
+        """The ``bridge`` status: lifecycle state, episode, step rate and counters; WARN while
+        commands are rejected, time out or are waited for, while nothing publishes the command
+        topic (a dead controller), and in realtime while the newest command is older than
+        ``command_timeout`` (naming its age and the ``on_timeout`` applied)."""
+        status = self.state_status()
         if self.session is None:
-            return
-        status = Status(
-            message="finished"
-            if self.session.finished
-            else ("stepping" if self.active else "inactive")
-        )
+            return {self.status_name: status}
+        if self.session.finished:
+            status.message = "finished"
+        elif self.active:
+            status.message = "stepping"
         status.update(
             {
                 "mode": self.session.config.mode,
-                "state": self._state_machine.current_state[1],
                 "active": self.active,
                 "paused": self.paused,
                 "episode": self.session.episode_index,
@@ -482,6 +560,7 @@ class SimBridge(ManagedNode[BridgeConfig]):
                 **self.session.gate.counters(),
                 "timeouts": self.timeouts,
                 "lockstep_waits": self.lockstep_waits,
+                "observations_resent": self.resent,
                 "ignored_commands": self.ignored,
             }
         )
@@ -494,9 +573,21 @@ class SimBridge(ManagedNode[BridgeConfig]):
                     "rejected_goals": self.rejected_goals,
                 }
             )
+        command = self._own_subs[0] if self._own_subs else None
+        if self.active and not self.session.finished and command is not None:
+            if command.get_publisher_count() == 0:
+                status.summary(WARN, f"no controller: nothing publishes {command.topic_name}")
+            config = self.session.config
+            age = math.inf if self.latest is None else time.monotonic() - self.latest[1]
+            if config.mode == "realtime" and self.timeouts and age > config.command_timeout:
+                status.summary(
+                    WARN,
+                    f"no command for {age:.1f} s (command_timeout {config.command_timeout:g} s): "
+                    f"applying on_timeout={config.on_timeout}",
+                )
         for check in self.checks:
             check.run(status)
-        publish_diagnostics(self, self._own_pubs["diag"], {"bridge": status})
+        return {self.status_name: status}
 
 
 def main(args: list[str] | None = None) -> int:

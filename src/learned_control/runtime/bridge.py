@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..tasks import Task, get_task
+from .inputs import check_vector
 
 __all__ = ["BridgeConfig", "CommandGate", "SimSession", "StepOutcome", "JointStateSample"]
 
@@ -51,6 +52,10 @@ class BridgeConfig:
             wait is reported (lockstep, which never steps without a command).
         on_timeout: ``zero`` (zero action) or ``hold`` (repeat the last valid action).
         auto_reset: start the next episode when one ends.
+        reset_s: with ``auto_reset``: seconds between an episode's end and the next start, as a
+            robot's reset takes; nothing is stepped meanwhile and, after a driver's
+            (``ros2_control``) state where the episode ended, nothing is published, so a bag of
+            the robot's topics shows the episodes apart (a pause between commands).
         max_episodes: stop stepping after this many episodes (0: no limit).
         publish_clock: publish ``/clock`` (exactly one bridge per graph should).
         interface: ``observation`` (the ``observation``/``command`` topics) or ``ros2_control``
@@ -58,8 +63,9 @@ class BridgeConfig:
             pose/odometry/goal topics, one stamp per step; commands on the spec's controller topic).
         spec_file: robot spec YAML for ``ros2_control``; empty: the task's packaged spec.
         wait_for_recorder: on activation, start the first episode only once a recorder (a
-            node reading ``observation``, ``applied_command``, ``reward`` and ``episode``) has
-            matched, so its bag holds every episode from step 0 (``up --record`` sets it).
+            node reading ``observation``, ``applied_command``, ``reward`` and ``episode``, or on
+            ``ros2_control`` every topic of the robot's) has matched, so its bag holds every
+            episode from step 0 (``up --record`` sets it).
             (In lockstep the first episode always waits for a controller to match.)
         goal_frame: goal-conditioned tasks: the frame goals on the ``goal`` topic must be given
             in (the env's world frame; there is no tf here); goals in others are rejected.
@@ -73,6 +79,7 @@ class BridgeConfig:
     command_timeout: float = field(default=0.5, metadata={"range": (0.001, 3600.0)})
     on_timeout: str = "zero"
     auto_reset: bool = True
+    reset_s: float = field(default=0.0, metadata={"range": (0.0, 3600.0)})
     max_episodes: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
     publish_clock: bool = True
     interface: str = "observation"
@@ -88,11 +95,11 @@ class BridgeConfig:
             raise ConfigError(f"mode={self.mode!r}; expected one of {MODES}")
         if self.on_timeout not in TIMEOUT_POLICIES:
             raise ConfigError(f"on_timeout={self.on_timeout!r}; expected one of {TIMEOUT_POLICIES}")
-        if self.rate_hz < 0 or self.command_timeout <= 0 or self.max_episodes < 0:
+        if min(self.rate_hz, self.max_episodes, self.reset_s) < 0 or self.command_timeout <= 0:
             raise ConfigError(
                 f"rate_hz={self.rate_hz}, command_timeout={self.command_timeout}, "
-                f"max_episodes={self.max_episodes}: need rate_hz >= 0, "
-                "command_timeout > 0, max_episodes >= 0"
+                f"max_episodes={self.max_episodes}, reset_s={self.reset_s}: need rate_hz >= 0, "
+                "command_timeout > 0, max_episodes >= 0, reset_s >= 0"
             )
 
 
@@ -109,21 +116,17 @@ class CommandGate:
     high: np.ndarray
     rejected_size: int = 0
     rejected_nonfinite: int = 0
+    rejected_overflow: int = 0
     clipped: int = 0
     accepted: int = 0
 
     def check(self, values) -> tuple[np.ndarray | None, str]:
-        """The action to apply, clipped to bounds, or ``(None, reason)`` if it must be rejected."""
-        action = np.asarray(values, dtype=np.float64).reshape(-1)
-        if action.shape != self.low.shape:
-            self.rejected_size += 1
-            return (
-                None,
-                f"command of length {action.size} rejected: the robot takes {self.low.size}",
-            )
-        if not np.isfinite(action).all():
-            self.rejected_nonfinite += 1
-            return None, "command with NaN or inf rejected"
+        """The action to apply, clipped to bounds, or ``(None, reason)`` if it must be rejected:
+        a wrong length, NaN or inf, or values beyond float32 (garbage, not a saturated command)."""
+        action, kind, reason = check_vector(values, self.low.size, "command")
+        if action is None:
+            setattr(self, f"rejected_{kind}", getattr(self, f"rejected_{kind}") + 1)
+            return None, reason
         clipped = np.clip(action, self.low, self.high)
         if not np.array_equal(clipped, action):
             self.clipped += 1
@@ -135,6 +138,7 @@ class CommandGate:
             "accepted": self.accepted,
             "rejected_size": self.rejected_size,
             "rejected_nonfinite": self.rejected_nonfinite,
+            "rejected_overflow": self.rejected_overflow,
             "clipped": self.clipped,
         }
 
@@ -199,8 +203,8 @@ class SimSession:
 
     @property
     def dt(self) -> float:
-        """Simulated seconds per step."""
-        return float(self._sim.dt)
+        """Simulated seconds per step (the task's: mazes keep it on their inner env)."""
+        return self.task.dt
 
     @property
     def rate_hz(self) -> float:
@@ -231,8 +235,9 @@ class SimSession:
                 f"goal of size {goal.size} refused: task {self.task.name} takes "
                 + (f"a goal of size {self.task.goal_dim}" if self.task.goal_dim else "no goal")
             )
-        if not np.isfinite(goal).all():
-            raise ConfigError("goal with NaN or inf refused")
+        _, kind, reason = check_vector(goal, None, "goal")
+        if kind:  # NaN, inf or beyond float32
+            raise ConfigError(reason)
         self.goal = goal
         if self.observation is not None:
             self._apply_goal()

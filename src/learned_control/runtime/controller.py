@@ -10,6 +10,8 @@ planner, or the reverse) is refused with a message instead of silently changing 
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -27,8 +29,9 @@ from ..planning.mpc import (
 )
 from ..planning.rewards import get_reward_fns
 from ..tasks import Task, get_task
+from .inputs import check_vector
 
-__all__ = ["ControllerConfig", "LoadedActor", "ModelSlot", "ACTORS"]
+__all__ = ["ControllerConfig", "LoadedActor", "ModelSlot", "ACTORS", "one_line_error"]
 
 MODES = ("lockstep", "realtime")
 ACTORS = ("policy", "cem")
@@ -50,6 +53,8 @@ class ControllerConfig:
         mode: ``lockstep`` (answer every observation) or ``realtime`` (act from a timer).
         rate_hz: realtime control rate in Hz; 0 means the env's own rate.
         max_obs_age: realtime: never act on an observation older than this, in seconds.
+        max_rejected_in_a_row: rejected inputs or actions in a row (no command between them)
+            after which the controller deactivates itself, saying why; 0: never.
         device: torch device for inference (``cpu``, ``cuda``, ``auto``).
         spec_file: robot mode: the robot spec YAML (``learned-control export-spec``); empty: the
             ``observation`` topic. In lockstep the controller answers once per stamp, when every
@@ -71,6 +76,10 @@ class ControllerConfig:
         sample: cem: sample probabilistic members' deltas instead of their mean.
         reward: cem: torch reward name (planning.rewards.REWARDS); empty: the task's own.
         seed: cem: seed of the planner's sampling (reseeded on every model load).
+        goal: robot mode: the goal (world frame, the size of the spec's goal source) the
+            observation carries, as a goal on the spec's goal topic would give it (the newer
+            of the two stands); settable while running. Empty: the topic's, else the spec's
+            value; with neither, no command.
     """
 
     task: str = "InvertedPendulum-v5"
@@ -80,6 +89,7 @@ class ControllerConfig:
     mode: str = "lockstep"
     rate_hz: float = field(default=0.0, metadata={"range": (0.0, 10000.0)})
     max_obs_age: float = field(default=0.2, metadata={"range": (0.001, 3600.0)})
+    max_rejected_in_a_row: int = field(default=10, metadata={"range": (0, 1_000_000)})
     device: str = "cpu"
     spec_file: str = ""
     configure_timeout: float = field(default=10.0, metadata={"range": (0.1, 3600.0)})
@@ -97,9 +107,18 @@ class ControllerConfig:
     sample: bool = _MPC.sample
     reward: str = ""
     seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
+    goal: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         get_task(self.task, self.env_kwargs)
+        try:  # a ROS list parameter left empty arrives untyped; integers are fine
+            self.goal = [float(v) for v in (self.goal or [])]
+        except (TypeError, ValueError):
+            raise ConfigError(f"goal={self.goal!r}; expected a list of numbers") from None
+        if not all(math.isfinite(v) for v in self.goal):
+            raise ConfigError(f"goal={self.goal!r}; expected finite numbers")
+        if self.goal and not self.spec_file:
+            raise ConfigError("goal is for robot mode (spec_file); the bridge owns the goal")
         if self.mode not in MODES:
             raise ConfigError(f"mode={self.mode!r}; expected one of {MODES}")
         if self.actor not in ACTORS:
@@ -109,10 +128,11 @@ class ControllerConfig:
                 "expert labelling runs on the observation topic; robot mode "
                 f"(spec_file={self.spec_file!r}) has none"
             )
-        if self.rate_hz < 0 or self.max_obs_age <= 0:
+        if self.rate_hz < 0 or self.max_obs_age <= 0 or self.max_rejected_in_a_row < 0:
             raise ConfigError(
-                f"rate_hz={self.rate_hz}, max_obs_age={self.max_obs_age}: need "
-                "rate_hz >= 0 and max_obs_age > 0 (seconds)"
+                f"rate_hz={self.rate_hz}, max_obs_age={self.max_obs_age}, "
+                f"max_rejected_in_a_row={self.max_rejected_in_a_row}: need rate_hz >= 0, "
+                "max_obs_age > 0 (seconds) and max_rejected_in_a_row >= 0"
             )
         planner = mpc_config_from_parameters(
             {name: getattr(self, name) for name in PLANNER_PARAMETERS}
@@ -129,6 +149,21 @@ class ControllerConfig:
         )
 
 
+def one_line_error(err: BaseException) -> str:
+    """``err`` in one line: its message's first line, where torch's weights-only refusal (a
+    page of advice) becomes the refused global it names; the exception's type if it says
+    nothing."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    first = lines[0]
+    refused = next((ln for ln in lines if "WeightsUnpickler error:" in ln), None)
+    if refused is not None:
+        why = refused.split("WeightsUnpickler error:", 1)[1].split(". ")[0].strip()
+        first = f"{first.split('Weights only load failed.')[0]}weights-only load refused: {why}"
+    return first.rstrip(": ") or type(err).__name__
+
+
 @dataclass(frozen=True)
 class LoadedActor:
     """An actor loaded by :meth:`ModelSlot.load`, not yet running, with what it was loaded from."""
@@ -142,6 +177,10 @@ class LoadedActor:
 @dataclass
 class ModelSlot:
     """The running actor and its identity; a failed swap keeps the old one.
+
+    Thread-safe for loading beside the control loop: :meth:`load` touches nothing that runs, and
+    :meth:`install` takes the same lock as :meth:`act` and :meth:`reset`, so a model loaded in
+    another thread comes in between two actions, never during one.
 
     Attributes:
         task: the task every loaded model must fit.
@@ -163,6 +202,8 @@ class ModelSlot:
     swaps: int = 0
     failed_swaps: int = 0
     last_error: str = ""
+    last_swap_failed: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def swap(self, path: str, planner: MPCConfig | None = None, seed: int | None = None) -> str:
         """Load ``path`` and run it from now on; on failure keep the old actor (and settings).
@@ -193,9 +234,12 @@ class ModelSlot:
         seed = self.seed if seed is None else seed
         try:
             actor = self._load(path, planner, seed)
-        except (LearnedControlError, OSError) as err:
+        except Exception as err:  # a file from elsewhere may raise anything; none ends the node
             self.failed_swaps += 1
-            self.last_error = str(err)
+            reason = one_line_error(err)
+            if str(path) not in reason:
+                reason = f"{str(path)!r}: {reason}"
+            self.last_error, self.last_swap_failed = reason, True
             return self.last_error
         return LoadedActor(actor, str(path), planner, seed)
 
@@ -204,9 +248,11 @@ class ModelSlot:
         actor = loaded.actor
         if hasattr(actor, "reset"):
             actor.reset()
-        self.actor, self.identity = actor, f"{type(actor).__name__}@{Path(loaded.path).name}"
-        self.path, self.planner, self.seed = loaded.path, loaded.planner, loaded.seed
-        self.swaps += 1
+        with self._lock:
+            self.actor, self.identity = actor, f"{type(actor).__name__}@{Path(loaded.path).name}"
+            self.path, self.planner, self.seed = loaded.path, loaded.planner, loaded.seed
+            self.swaps += 1
+            self.last_swap_failed = False
 
     def _load(self, path: str, planner: MPCConfig | None, seed: int) -> Actor:
         """The actor of ``path``: a planner through it with ``planner`` settings, else a policy."""
@@ -221,17 +267,32 @@ class ModelSlot:
 
     def reset(self) -> None:
         """Episode start: the actor forgets its state (a planner its warm start)."""
-        if self.actor is not None and hasattr(self.actor, "reset"):
-            self.actor.reset()
+        with self._lock:
+            if self.actor is not None and hasattr(self.actor, "reset"):
+                self.actor.reset()
 
     def act(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
         """The action for ``obs``; a planner stops refining at ``deadline``
         (``time.perf_counter()`` seconds; see :meth:`CEMOptimizer.optimize`), a policy ignores
         it."""
-        if self.planner is not None:
-            return self._planner().act(obs, deadline)
-        assert self.actor is not None  # acting starts after the first successful swap
-        return self.actor.act(obs)
+        with self._lock:
+            if self.planner is not None:
+                return self._planner().act(obs, deadline)
+            assert self.actor is not None  # acting starts after the first successful swap
+            return self.actor.act(obs)
+
+    def checked_act(
+        self, obs: np.ndarray, deadline: float | None = None
+    ) -> tuple[np.ndarray | None, str, str]:
+        """:meth:`act`, checked: ``(action (act_dim,), "", "")``, or ``(None, kind, reason)`` for
+        an action of the wrong size, with NaN or inf, beyond float32 (kinds of
+        :func:`~learned_control.runtime.inputs.check_vector`), or ``error`` when the actor
+        refused ``obs`` (it raised ValueError or one of ours)."""
+        try:
+            action = self.act(obs, deadline)
+        except (LearnedControlError, ValueError) as err:
+            return None, "error", f"the actor refused the observation: {err}"
+        return check_vector(action, self.task.act_dim, "action")
 
     @property
     def iterations_done(self) -> int | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import re
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,12 +36,16 @@ OK, WARN, ERROR = 0, 1, 2
 _ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])")
 """A terminal escape sequence (ANSI colours, cursor moves)."""
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+"""Line breaks, tabs and other control characters."""
+
 
 def plain_text(value: Any) -> str:
     """``value`` as diagnostics text: a finite float with 3 decimals, anything else ``str()``;
-    terminal escape sequences (colours in an exception's text) removed."""
+    terminal escape sequences (colours in an exception's text) removed, line breaks and other
+    control characters each run replaced by one space (one line)."""
     text = f"{value:.3f}" if isinstance(value, float) and math.isfinite(value) else str(value)
-    return _ESCAPE.sub("", text)
+    return _CONTROL.sub(" ", _ESCAPE.sub("", text)).strip()
 
 
 @dataclass
@@ -112,7 +118,8 @@ class LatencyCheck:
 
 
 class ModelCheck:
-    """The running model's identity and swaps: ERROR with no model, WARN after a failed swap."""
+    """The running model's identity and swaps: ERROR with no model, WARN while the last swap
+    asked for was refused (until one succeeds)."""
 
     def __init__(self, slot: ModelSlot) -> None:
         self.slot = slot
@@ -128,26 +135,40 @@ class ModelCheck:
             status.add(key, value)
         if slot.actor is None:
             status.summary(ERROR, "no model loaded")
-        elif slot.failed_swaps:
-            status.summary(WARN, f"{slot.failed_swaps} failed swaps, running {slot.identity}")
+        elif slot.last_swap_failed:
+            status.summary(WARN, f"last swap refused, still running {slot.identity}")
         return status
 
 
 class CounterCheck:
-    """Event counters (rejected inputs, stale skips, timeouts): WARN while any exceeds
-    ``max_count``.
+    """Event counters (rejected inputs, stale skips, timeouts): WARN while any rose within the
+    last ``window_s`` seconds, naming how many, so the level says what goes wrong now and is OK
+    again once it stopped.
 
     Args:
-        counters: a callable returning ``{name: count}``, read at every run.
-        max_count: the largest count that is still OK.
+        counters: a callable returning ``{name: count}`` (counts only grow), read at every run.
+        window_s: seconds a rise keeps the status at WARN.
+        clock: the time in seconds (``time.monotonic``; a test passes its own).
     """
 
-    def __init__(self, counters: Callable[[], dict[str, int]], max_count: int = 0) -> None:
-        self.counters, self.max_count = counters, max_count
+    def __init__(
+        self,
+        counters: Callable[[], dict[str, int]],
+        window_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.counters, self.window_s, self.clock = counters, window_s, clock
+        self._history: deque[tuple[float, dict[str, int]]] = deque([(clock(), {})])
 
     def run(self, status: Status) -> Status:
-        for key, count in self.counters().items():
+        now, counts = self.clock(), dict(self.counters())
+        self._history.append((now, counts))
+        while len(self._history) > 1 and self._history[1][0] <= now - self.window_s:
+            self._history.popleft()  # the first entry is the newest one a window old
+        before = self._history[0][1]
+        for key, count in counts.items():
             status.add(key, count)
-            if count > self.max_count:
-                status.summary(WARN, f"{key}: {count}")
+            rise = count - before.get(key, 0)
+            if rise > 0:
+                status.summary(WARN, f"{key}: {rise} in the last {self.window_s:g} s")
         return status

@@ -32,6 +32,12 @@ class LatencyStats:
         if self.deadline is not None and latency > self.deadline:
             self.deadline_misses += 1
 
+    def restart(self) -> None:
+        """Start a new window (a new run: the rate and percentiles leave out the gap before it);
+        the totals stay."""
+        self.latencies.clear()
+        self.times.clear()
+
     def percentile_ms(self, q: float) -> float:
         """The ``q``-th percentile latency in milliseconds (NaN before any event)."""
         return float(np.percentile(self.latencies, q) * 1e3) if self.latencies else float("nan")

@@ -6,13 +6,28 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import SpecError
-from .observation import JOINT_FIELDS, ObservationSpec, SampleContext, compile_features
+from .observation import (
+    JOINT_FIELDS,
+    ObservationSpec,
+    SampleContext,
+    SourceSpec,
+    compile_features,
+)
 
-__all__ = ["JointSample", "PoseSample", "GoalSample", "Assembly", "ObservationAssembler"]
+__all__ = [
+    "JointSample",
+    "PoseSample",
+    "GoalSample",
+    "Assembly",
+    "ObservationAssembler",
+    "stamp_seconds",
+    "sample_from_msg",
+]
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,7 @@ class ObservationAssembler:
         self._pairs_cache: dict[tuple[str, ...], list[tuple[int, int]]] = {}
         self._joint_source = next((s.name for s in spec.sources if s.type == "JointState"), None)
         self._needed = [(f, joints.index(j)) for j, f in spec.joint_fields]
+        self._fields = tuple(f for f in JOINT_FIELDS if any(f == g for _, g in spec.joint_fields))
         for src in spec.sources:
             if src.type == "goal" and src.value is not None:
                 self._ctx.samples[src.name] = GoalSample(tuple(src.value), math.inf)
@@ -115,7 +131,7 @@ class ObservationAssembler:
                     if n in self._spec_index
                 ]
                 self._pairs_cache[sample.names] = pairs
-            for fld in JOINT_FIELDS:
+            for fld in self._fields:  # only the fields the features read
                 msg_vals = getattr(sample, fld)
                 if len(msg_vals) == len(sample.names):  # JointState may leave a field empty
                     vals, stamps = self._ctx.jvals[fld], self._ctx.jstamps[fld]
@@ -127,28 +143,27 @@ class ObservationAssembler:
         self._ctx.samples[source] = sample
         return True
 
+    def _stamp(self, src: SourceSpec) -> float:
+        """Stamp (s) of ``src``'s latest sample (see :meth:`stamps`)."""
+        if src.name == self._joint_source:
+            stamps = self._ctx.jstamps
+            return min([stamps[f][k] for f, k in self._needed], default=math.inf)
+        s = self._ctx.samples.get(src.name)
+        return -math.inf if s is None else s.stamp
+
     def stamps(self) -> dict[str, float]:
         """Stamp (s) of each source's latest sample: ``-inf`` before the first, ``inf`` for a
         goal given only by parameter; for JointState the oldest value the features read."""
-        out = {}
-        for src in self.spec.sources:
-            if src.name == self._joint_source:
-                stamps = self._ctx.jstamps
-                out[src.name] = min((stamps[f][k] for f, k in self._needed), default=math.inf)
-            else:
-                s = self._ctx.samples.get(src.name)
-                out[src.name] = -math.inf if s is None else s.stamp
-        return out
+        return {src.name: self._stamp(src) for src in self.spec.sources}
 
     def stale(self, now: float) -> tuple[str, ...]:
         """Sources with no sample yet or one older than their ``max_age`` at ``now`` (s)."""
-        stamps = self.stamps()
-        return tuple(
-            src.name
-            for src in self.spec.sources
-            if stamps[src.name] == -math.inf
-            or (src.max_age is not None and now - stamps[src.name] > src.max_age)
-        )
+        out = []
+        for src in self.spec.sources:
+            stamp = self._stamp(src)
+            if stamp == -math.inf or (src.max_age is not None and now - stamp > src.max_age):
+                out.append(src.name)
+        return tuple(out)
 
     def assemble(self, now: float) -> Assembly:
         """The observation ``(obs_dim,)`` at ``now`` (s), or ``None`` plus the stale sources."""
@@ -159,3 +174,30 @@ class ObservationAssembler:
         for fn in self._fns:
             vals.extend(fn(self._ctx))
         return Assembly(np.array(vals, dtype=np.float64), ())
+
+
+def stamp_seconds(stamp: Any) -> float:
+    """A ``builtin_interfaces/Time`` (``sec``, ``nanosec``) in seconds."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def sample_from_msg(
+    src: SourceSpec, msg: Any, stamp: float | None = None
+) -> JointSample | PoseSample | GoalSample:
+    """The sample of source ``src`` a JointState, PoseStamped, Odometry or (goal) PointStamped
+    message carries; any object with those fields will do (an rclpy message, a ``rosbags`` one).
+    ``stamp`` (s): the sample's time instead of ``header.stamp`` (a bag's receive time)."""
+    stamp = stamp_seconds(msg.header.stamp) if stamp is None else stamp
+    if src.type == "JointState":
+        return JointSample(tuple(msg.name), msg.position, msg.velocity, msg.effort, stamp)
+    if src.type == "goal":
+        p = msg.point
+        size = len(src.value) if src.value is not None else 3
+        return GoalSample((p.x, p.y, p.z)[:size], stamp)
+    pose = msg.pose.pose if src.type == "Odometry" else msg.pose
+    p, q = pose.position, pose.orientation
+    lin = ang = None
+    if src.type == "Odometry":
+        t = msg.twist.twist
+        lin, ang = (t.linear.x, t.linear.y, t.linear.z), (t.angular.x, t.angular.y, t.angular.z)
+    return PoseSample((p.x, p.y, p.z), (q.x, q.y, q.z, q.w), lin, ang, msg.header.frame_id, stamp)

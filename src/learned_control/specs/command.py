@@ -9,10 +9,18 @@ import numpy as np
 
 from ..errors import SpecError
 
-__all__ = ["CommandSpec", "Command", "CommandShaper", "command_to_action"]
+__all__ = [
+    "CommandSpec",
+    "Command",
+    "CommandShaper",
+    "TRAJECTORY_POINT_FIELDS",
+    "command_to_action",
+]
 
 COMMAND_TYPES = ("Float64MultiArray", "JointTrajectory")
-INTERFACES = ("effort", "position", "velocity")
+TRAJECTORY_POINT_FIELDS = {"effort": "effort", "position": "positions", "velocity": "velocities"}
+"""The JointTrajectoryPoint field each command interface's values go in."""
+INTERFACES = tuple(TRAJECTORY_POINT_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""Spec files: both specs of a task (:class:`RobotSpecs`), their YAML form, the packaged
-defaults (``specs/<task>.yaml``) and the spec a node runs."""
+"""Spec files: both specs of a task (:class:`RobotSpecs`), their YAML form, the default specs
+(a packaged ``specs/<task>.yaml``, else generated from the MuJoCo model) and the spec a node
+runs."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,9 @@ from typing import Any
 import yaml
 
 from ..errors import SpecError
-from ..tasks import get_task
+from ..tasks import get_task, parse_env_kwargs
 from .command import CommandSpec
+from .generate import generate_specs
 from .observation import Feature, ObservationSpec, SourceSpec
 
 __all__ = [
@@ -25,19 +28,19 @@ __all__ = [
     "specs_for",
 ]
 
-NOT_EXPRESSIBLE = {
-    "Ant-v5": "its observation holds 78 contact-force values (cfrc_ext) that no standard robot "
-    "topic carries",
-}
+PACKAGED = {"HalfCheetah-v5": "the root (rootz, rooty) from mocap odometry, as on a robot"}
+"""Tasks whose default spec is a packaged file rather than the generated one, and why."""
 
 
 @dataclass(frozen=True)
 class RobotSpecs:
-    """Both specs of one task, as in a ``spec_file``."""
+    """Both specs of one task, as in a ``spec_file``; ``env_kwargs``: the task's ``gym.make``
+    keyword arguments (the observation layout depends on them)."""
 
     task: str
     observation: ObservationSpec
     command: CommandSpec
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def _tuple(v: Any) -> tuple[float, ...] | None:
@@ -89,13 +92,14 @@ def specs_from_dict(data: Any, where: str = "spec") -> RobotSpecs:
     except (KeyError, TypeError, ValueError) as err:
         raise SpecError(f"{where}: malformed entry ({type(err).__name__}: {err})") from None
     task = str(data["task"])
-    expected = get_task(task).obs_dim
+    env_kwargs = parse_env_kwargs(data.get("env_kwargs"))
+    expected = get_task(task, env_kwargs).obs_dim
     if ospec.dim != expected:
         raise SpecError(
             f"{where}: the observation features give {ospec.dim} values, task {task} "
             f"expects {expected}"
         )
-    return RobotSpecs(task, ospec, cspec)
+    return RobotSpecs(task, ospec, cspec, env_kwargs)
 
 
 def load_specs(path: str | Path) -> RobotSpecs:
@@ -131,8 +135,10 @@ def dump_specs(specs: RobotSpecs) -> str:
         }
 
     o = specs.observation
-    data = {
-        "task": specs.task,
+    data: dict[str, Any] = {"task": specs.task}
+    if specs.env_kwargs:
+        data["env_kwargs"] = _plain(specs.env_kwargs)
+    data |= {
         "observation": {
             "sim_kinematics": o.sim_kinematics,
             "sources": [source_dict(s) for s in o.sources],
@@ -143,26 +149,36 @@ def dump_specs(specs: RobotSpecs) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
 
 
-def default_specs(task: str) -> RobotSpecs:
-    """The packaged spec of ``task``; SpecError saying why where none is expressible."""
-    get_task(task)
-    if task in NOT_EXPRESSIBLE:
-        raise SpecError(
-            f"task {task}: observation not expressible from robot topics: {NOT_EXPRESSIBLE[task]}"
-        )
-    ref = resources.files("learned_control.specs").joinpath(f"{task}.yaml")
-    if not ref.is_file():
-        raise SpecError(
-            f"task {task}: no packaged spec file {task}.yaml yet; write one from "
-            "another task's export-spec output"
-        )
-    return specs_from_dict(yaml.safe_load(ref.read_text()), f"{task}.yaml")
+_GENERATED: dict[tuple[str, str], RobotSpecs] = {}
 
 
-def specs_for(task: str, spec_file: str = "") -> RobotSpecs:
-    """The specs a node runs: ``spec_file`` when given (it must be for ``task``), else the
-    packaged default of ``task``."""
-    specs = load_specs(spec_file) if spec_file else default_specs(task)
-    if specs.task != task:
-        raise SpecError(f"{spec_file}: a spec for task {specs.task}, but the node runs {task}")
+def default_specs(task: str, env_kwargs: Mapping[str, Any] | str | None = None) -> RobotSpecs:
+    """The default specs of ``task`` with ``env_kwargs``: the packaged file of a task in
+    :data:`PACKAGED` (without env kwargs), else generated from its MuJoCo model and verified
+    (:func:`~learned_control.specs.generate.generate_specs`, cached per process); SpecError
+    saying in one line why none is expressible."""
+    kwargs = parse_env_kwargs(env_kwargs)
+    resolved = get_task(task, kwargs)
+    if task in PACKAGED and not kwargs:
+        ref = resources.files("learned_control.specs").joinpath(f"{task}.yaml")
+        return specs_from_dict(yaml.safe_load(ref.read_text()), f"{task}.yaml")
+    key = (task, json.dumps(kwargs, sort_keys=True, default=repr))
+    if key not in _GENERATED:
+        observation, command = generate_specs(resolved)
+        _GENERATED[key] = RobotSpecs(task, observation, command, kwargs)
+    return _GENERATED[key]
+
+
+def specs_for(
+    task: str, spec_file: str = "", env_kwargs: Mapping[str, Any] | str | None = None
+) -> RobotSpecs:
+    """The specs a node runs: ``spec_file`` when given (it must be for ``task`` and, where
+    given, ``env_kwargs``), else the default of ``task`` with ``env_kwargs``."""
+    specs = load_specs(spec_file) if spec_file else default_specs(task, env_kwargs)
+    kwargs = specs.env_kwargs if env_kwargs is None else parse_env_kwargs(env_kwargs)
+    if specs.task != task or specs.env_kwargs != kwargs:
+        raise SpecError(
+            f"{spec_file}: a spec for task {specs.task} with env_kwargs {specs.env_kwargs}, but "
+            f"the node runs {task} with env_kwargs {kwargs}"
+        )
     return specs

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from ..models.policy_classes import POLICY_CLASSES, make_policy
 from ..tasks import Task
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
     from torch.utils.tensorboard import SummaryWriter
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "BCResult",
     "split_indices",
     "train_bc",
+    "loss_figure",
     "plot_losses",
     "bc_targets",
     "check_policy_options",
@@ -262,8 +264,10 @@ def _summary_writer(log_dir: str | os.PathLike | None) -> SummaryWriter | None:
     return SummaryWriter(log_dir=str(log_dir))
 
 
-def plot_losses(result: BCResult, path: str | os.PathLike, title: str = "behavior cloning") -> Path:
-    """Save the training and validation loss curves as a PNG (log scale); returns the path."""
+def loss_figure(result: BCResult, title: str = "behavior cloning") -> Figure:
+    """The training and validation loss curves per epoch. The y axis is logarithmic when every
+    loss is positive, else linear (a likelihood loss such as the mixture's negative
+    log-likelihood goes below 0, where a log axis shows nothing)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -274,9 +278,19 @@ def plot_losses(result: BCResult, path: str | os.PathLike, title: str = "behavio
     ax.plot(epochs, result.train_losses, label="train")
     if result.val_losses:
         ax.plot(epochs, result.val_losses, label="validation")
-    ax.set(xlabel="epoch", ylabel="loss (normalized units)", yscale="log", title=title)
+    positive = min(result.train_losses + result.val_losses, default=1.0) > 0
+    yscale = "log" if positive else "linear"
+    ax.set(xlabel="epoch", ylabel="loss (normalized units)", yscale=yscale, title=title)
     ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_losses(result: BCResult, path: str | os.PathLike, title: str = "behavior cloning") -> Path:
+    """Save :func:`loss_figure` as a PNG; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig = loss_figure(result, title)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -319,6 +333,7 @@ def policy_for(
     chunk_size: int = 1,
     execute_steps: int = 1,
     seed: int = 0,
+    **options: Any,
 ) -> Policy:
     """An untrained policy of class ``policy`` (a key of :data:`POLICY_CLASSES`) sized for
     ``task``, clipped to its env's action bounds.
@@ -326,16 +341,16 @@ def policy_for(
     ``chunk_size`` (actions predicted per call, H), ``execute_steps`` (actions of a chunk executed
     before predicting again, k) and ``seed`` (of the sampling generator) apply to the generative
     classes only; those also get the task's ``goal_dim``. ``mse`` predicts one action per step.
+    ``options`` are further constructor arguments of the class (e.g. ``num_bins``).
     The initial weights come from torch's global seed.
 
     Raises:
         ConfigError: see :func:`check_policy_options`.
     """
     check_policy_options(policy, chunk_size, execute_steps)
-    if policy == "mse":
-        options = {}
-    else:
+    if policy != "mse":
         options = {
+            **options,
             "chunk_size": chunk_size,
             "execute_steps": execute_steps,
             "goal_dim": task.goal_dim,

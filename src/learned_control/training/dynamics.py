@@ -2,8 +2,8 @@
 
 The whole dataset lives on the device as tensors; each member draws its own bootstrap
 minibatch indices every step. Validation reports the one-step error and the k-step open-loop
-rollout error (along contiguous stretches of the validation data); early stopping restores the
-best weights.
+rollout error (along contiguous stretches of the validation data), and for a model with reward
+heads the reward error and the termination error; early stopping restores the best weights.
 """
 
 from __future__ import annotations
@@ -22,16 +22,34 @@ from ..checkpoint import save_checkpoint
 from ..data.episodes import Transitions
 from ..errors import ConfigError, DatasetError
 from ..models.dynamics import EnsembleDynamics
+from ..planning.rewards import has_reward
 from ..tasks import Task
 
 __all__ = [
     "DynamicsTrainConfig",
     "DynamicsHistory",
+    "REWARD_HEADS",
+    "wants_reward_heads",
     "train_dynamics",
     "rollout_error",
+    "heads_errors",
     "plot_history",
     "train_dynamics_run",
 ]
+
+
+REWARD_HEADS = ("auto", "on", "off")
+"""Choices of whether a dynamics model learns reward and termination heads; ``auto``: exactly when
+the task has no torch reward (:func:`wants_reward_heads`)."""
+
+
+def wants_reward_heads(choice: str, task: Task) -> bool:
+    """Whether a dynamics model for ``task`` learns reward heads: ``on``, ``off``, or ``auto``
+    (on exactly when :data:`~learned_control.planning.rewards.REWARDS` has no reward for the
+    task). ConfigError for another choice."""
+    if choice not in REWARD_HEADS:
+        raise ConfigError(f"reward_heads={choice!r}; expected one of {REWARD_HEADS}")
+    return choice == "on" or (choice == "auto" and not has_reward(task.name))
 
 
 @dataclass
@@ -79,22 +97,47 @@ class DynamicsTrainConfig:
 
 @dataclass
 class DynamicsHistory:
-    """Per-epoch curves (lists of floats, one entry per epoch) and the best epoch."""
+    """Per-epoch curves (lists of floats, one entry per epoch) and the best epoch.
+
+    ``val_reward_mse`` (raw units) and ``val_termination_error`` (the mean over the classes
+    present of the share of validation steps whose termination is mispredicted: 0 perfect, 0.5
+    chance) stay empty for models without reward heads.
+    """
 
     train_loss: list[float] = field(default_factory=list)
     val_one_step_mse: list[float] = field(default_factory=list)
     val_rollout_mse: list[float] = field(default_factory=list)
+    val_reward_mse: list[float] = field(default_factory=list)
+    val_termination_error: list[float] = field(default_factory=list)
     best_epoch: int = -1
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _tensors(data: Transitions, device: torch.device) -> tuple[torch.Tensor, ...]:
-    return tuple(
-        torch.as_tensor(x, dtype=torch.float32, device=device)
-        for x in (data.observations, data.actions, data.next_observations)
-    )
+def _tensors(data: Transitions, device: torch.device, heads: bool) -> tuple[torch.Tensor, ...]:
+    """``(obs, act, next_obs)``, with ``heads`` also ``(reward, terminated)`` (float 0/1)."""
+    arrays = [data.observations, data.actions, data.next_observations]
+    if heads:
+        arrays += [data.rewards, data.terminations]
+    return tuple(torch.as_tensor(x, dtype=torch.float32, device=device) for x in arrays)
+
+
+@torch.no_grad()
+def heads_errors(
+    model: EnsembleDynamics,
+    obs: torch.Tensor,
+    act: torch.Tensor,
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+) -> tuple[float, float]:
+    """``(reward MSE, termination error)`` of the members' mean reward and mean termination
+    probability (> 0.5) on ``(N, ...)`` data (see :class:`DynamicsHistory`)."""
+    predicted, probability = (x.mean(0) for x in model.predict_heads(obs, act))
+    wrong = (probability > 0.5) != terminated.bool()
+    classes = [wrong[terminated.bool() == c].float().mean() for c in (False, True)]
+    error = torch.stack([c for c in classes if not c.isnan()]).mean()
+    return float(((predicted - reward) ** 2).mean()), float(error)
 
 
 @torch.no_grad()
@@ -144,8 +187,9 @@ def train_dynamics(
         seed: seed of the split-independent randomness (bootstrap, minibatches).
         progress: show a tqdm bar over epochs.
         callback: called after every epoch with ``(epoch, metrics)``, metrics holding
-            ``train_loss``, ``val_one_step_mse``, ``val_rollout_mse`` (the learner node turns
-            them into diagnostics).
+            ``train_loss``, ``val_one_step_mse``, ``val_rollout_mse`` and, with reward heads,
+            ``val_reward_mse`` and ``val_termination_error`` (the learner node turns them into
+            diagnostics).
 
     Raises:
         DatasetError: too few transitions or sizes that do not fit the model.
@@ -157,11 +201,9 @@ def train_dynamics(
     if n_train < 2:
         raise DatasetError(f"{len(data)} transitions are too few to train dynamics (need >= 3)")
     device = model.device
-    obs, act, nxt = _tensors(data, device)
-    train, val = (
-        (obs[:n_train], act[:n_train], nxt[:n_train]),
-        (obs[n_train:], act[n_train:], nxt[n_train:]),
-    )
+    tensors = _tensors(data, device, model.reward_heads)
+    train = tuple(x[:n_train] for x in tensors)
+    val = tuple(x[n_train:] for x in tensors)
     model.set_stats(*train)
     gen = torch.Generator(device=device).manual_seed(seed)
     members = model.members
@@ -178,7 +220,7 @@ def train_dynamics(
         total = 0.0
         for start in range(0, n_train, config.batch_size):
             idx = perm[:, start : start + config.batch_size]
-            loss = model.loss(train[0][idx], train[1][idx], train[2][idx])
+            loss = model.loss(*(x[idx] for x in train))
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()
@@ -189,11 +231,14 @@ def train_dynamics(
         metrics = {
             "train_loss": total / n_train,
             "val_one_step_mse": one_step,
-            "val_rollout_mse": rollout_error(model, *val, config.rollout_steps),
+            "val_rollout_mse": rollout_error(model, val[0], val[1], val[2], config.rollout_steps),
         }
-        history.train_loss.append(metrics["train_loss"])
-        history.val_one_step_mse.append(one_step)
-        history.val_rollout_mse.append(metrics["val_rollout_mse"])
+        if model.reward_heads:
+            metrics["val_reward_mse"], metrics["val_termination_error"] = heads_errors(
+                model, val[0], val[1], val[3], val[4]
+            )
+        for key, value in metrics.items():
+            getattr(history, key).append(value)
         if callback is not None:
             callback(epoch, metrics)
         if one_step < best:
@@ -214,13 +259,15 @@ def train_dynamics(
 
 
 def plot_history(history: DynamicsHistory, path: str | Path) -> Path:
-    """Save train loss and validation one-step / k-step errors per epoch as a PNG."""
+    """Save train loss and validation one-step / k-step errors per epoch as a PNG, and the
+    reward and termination errors where the history has them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    heads = bool(history.val_reward_mse)
+    fig, axes = plt.subplots(1, 3 if heads else 2, figsize=(15 if heads else 10, 4))
     epochs = np.arange(len(history.train_loss))
     axes[0].plot(epochs, history.train_loss)
     axes[0].set(xlabel="epoch", ylabel="train loss (normalized)", title="training")
@@ -229,6 +276,14 @@ def plot_history(history: DynamicsHistory, path: str | Path) -> Path:
     axes[1].axvline(history.best_epoch, color="gray", linestyle=":", label="best")
     axes[1].set(xlabel="epoch", ylabel="validation MSE (raw units)", title="validation")
     axes[1].legend()
+    if heads:
+        axes[2].semilogy(epochs, history.val_reward_mse, color="C0")
+        axes[2].axvline(history.best_epoch, color="gray", linestyle=":")
+        axes[2].set(xlabel="epoch", title="validation: reward and termination heads")
+        axes[2].set_ylabel("reward MSE (raw units)", color="C0")
+        twin = axes[2].twinx()
+        twin.plot(epochs, history.val_termination_error, color="C1")
+        twin.set_ylabel("termination error (0.5 = chance)", color="C1")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)
@@ -288,6 +343,11 @@ def train_dynamics_run(
             "best_epoch": best,
             "val_one_step_mse": history.val_one_step_mse[best],
             "val_rollout_mse": history.val_rollout_mse[best],
+            **{
+                key: getattr(history, key)[best]
+                for key in ("val_reward_mse", "val_termination_error")
+                if getattr(history, key)
+            },
             "seed": seed,
             **(metadata or {}),
         },

@@ -24,15 +24,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypedDict
 
+import numpy as np
+
+from ..actors import load_actor
 from ..data.episodes import Transitions
+from ..data.robot_bags import DEFAULT_GAP_S
 from ..data.sources import load_transitions
-from ..errors import ConfigError, DatasetError, LearnedControlError
+from ..errors import ConfigError, DatasetError, LearnedControlError, SpecError
 from ..models.dynamics import EnsembleDynamics
 from ..models.mlp import ACTIVATIONS
+from ..specs import RobotSpecs, specs_for
 from ..tasks import Task, get_task
 from ..utils import config_from, resolve_device, seed_everything
 from .bc import BCConfig, check_policy_options, policy_for, train_bc_run
-from .dynamics import DynamicsTrainConfig, train_dynamics_run
+from .dynamics import (
+    REWARD_HEADS,
+    DynamicsTrainConfig,
+    train_dynamics_run,
+    wants_reward_heads,
+)
 
 __all__ = [
     "LearnerConfig",
@@ -70,6 +80,16 @@ class LearnerConfig:
         env_kwargs: keyword arguments for ``gym.make`` as a JSON object; empty: none.
         labels: bc: ``applied`` (the action the robot applied) or ``expert`` (the expert's
             relabel of each observation, a bag's ``expert_command``: DAgger).
+        expert: with ``labels: expert``: an expert (policy checkpoint, SB3 ``.zip`` or
+            ``cem:<dynamics checkpoint>``) that relabels every observation when the job loads
+            the data, instead of a recorded ``expert_command`` (a robot's bags carry none).
+        spec_file: a robot spec YAML: every bag is one of the robot's own topics, converted with
+            it (observations assembled as the controller does, episodes split at pauses longer
+            than ``gap``, rewards and terminations from the task's functions); empty: bags of
+            the bridge's topics.
+        lockstep: with ``spec_file``: the bags were recorded in lockstep (each command answers
+            one stamp); default: realtime (each command answers the newest samples).
+        gap: with ``spec_file``: the pause between commands (s) that ends an episode.
         output_dir: folder that receives one numbered run folder per job.
         device: torch device for training (cpu, cuda, auto).
         seed: seed of the initial weights, the split and the batch order.
@@ -92,6 +112,9 @@ class LearnerConfig:
         weight_decay: dynamics only: Adam L2 weight decay.
         patience: dynamics only: early-stopping patience in epochs, 0 disables it.
         rollout_steps: dynamics only: k of the k-step open-loop validation error.
+        reward_heads: dynamics only: also learn reward and termination heads, one of
+            :data:`~learned_control.training.dynamics.REWARD_HEADS` (auto: exactly for a task
+            without a torch reward, where the planner needs them).
     """
 
     what: str = "bc"
@@ -99,6 +122,10 @@ class LearnerConfig:
     task: str = "InvertedPendulum-v5"
     env_kwargs: str = ""
     labels: str = "applied"
+    expert: str = ""
+    spec_file: str = ""
+    lockstep: bool = False
+    gap: float = field(default=DEFAULT_GAP_S, metadata={"range": (1e-3, 3600.0)})
     output_dir: str = "learner"
     device: str = "cpu"
     seed: int = field(default=0, metadata={"range": (0, _INT_MAX)})
@@ -121,6 +148,7 @@ class LearnerConfig:
     rollout_steps: int = field(
         default=DynamicsTrainConfig.rollout_steps, metadata={"range": (1, _INT_MAX)}
     )
+    reward_heads: str = "auto"
 
     def __post_init__(self) -> None:
         if self.what not in WHATS:
@@ -138,6 +166,18 @@ class LearnerConfig:
             raise ConfigError(
                 f"labels={self.labels!r}; expected one of {LABELS} (expert: what=bc only)"
             )
+        if self.expert and self.labels != "expert":
+            raise ConfigError(f"expert={self.expert!r} relabels; it needs labels='expert'")
+        if self.spec_file and self.labels == "expert" and not self.expert:
+            raise ConfigError(
+                "labels='expert' with spec_file: a robot's bags carry no expert_command; give "
+                "the expert that relabels them (parameter 'expert')"
+            )
+        if self.spec_file:
+            try:
+                specs_for(self.task, self.spec_file, self.env_kwargs)
+            except SpecError as err:
+                raise ConfigError(f"spec_file: {err}") from None
         if not self.output_dir:
             raise ConfigError("output_dir is empty; give the folder for the learner's runs")
         if self.activation not in ACTIVATIONS:
@@ -156,6 +196,8 @@ class LearnerConfig:
                     f"leave it at {default!r} for what={self.what!r}"
                 )
         check_policy_options(self.policy, self.chunk_size, self.execute_steps)
+        if self.reward_heads not in REWARD_HEADS:
+            raise ConfigError(f"reward_heads={self.reward_heads!r}; expected one of {REWARD_HEADS}")
         try:
             resolve_device(self.device)  # ConfigError for cuda without a GPU
         except RuntimeError as err:
@@ -230,16 +272,25 @@ def resolve_sources(sources: list[str]) -> list[tuple[str, Literal["minari", "ba
     return resolved
 
 
-def load_sources(sources: list[str], task: Task, expert_labels: bool = False) -> Transitions:
-    """All transitions of ``sources``, read now, in order (``expert_labels``: see
-    :func:`~learned_control.data.sources.load_transitions`).
+def load_sources(
+    sources: list[str],
+    task: Task,
+    expert_labels: bool = False,
+    specs: RobotSpecs | None = None,
+    lockstep: bool = False,
+    gap: float | None = None,
+) -> Transitions:
+    """All transitions of ``sources``, read now, in order (``expert_labels``, ``specs``,
+    ``lockstep``, ``gap``: see :func:`~learned_control.data.sources.load_transitions`).
 
     Raises:
         DatasetError: a source that is missing, unreadable, or whose observation/action sizes do
             not fit the task (the source and both sizes named).
     """
     parts = [
-        load_transitions(source, task, kind, expert_labels=expert_labels)
+        load_transitions(
+            source, task, kind, expert_labels=expert_labels, specs=specs, lockstep=lockstep, gap=gap
+        )
         for source, kind in resolve_sources(sources)
     ]
     return Transitions.concatenate(parts)
@@ -279,7 +330,12 @@ def run_learner_job(
     """
     cancel = cancel or threading.Event()
     task = get_task(config.task, config.env_kwargs)
-    data = load_sources(config.sources, task, config.labels == "expert")
+    specs = specs_for(task.name, config.spec_file, config.env_kwargs) if config.spec_file else None
+    recorded_labels = config.labels == "expert" and not config.expert
+    data = load_sources(config.sources, task, recorded_labels, specs, config.lockstep, config.gap)
+    if config.expert:  # DAgger on data without recorded labels: the expert relabels it now
+        expert = load_actor(config.expert, task, config.device, seed=config.seed)
+        data = replace(data, actions=np.stack([expert.act(obs) for obs in data.observations]))
     if cancel.is_set():
         raise JobCancelledError("cancelled before training started")
     trainer_config = config.trainer_config()
@@ -330,6 +386,7 @@ def run_learner_job(
                 config.num_layers,
                 config.activation,
                 config.probabilistic,
+                reward_heads=wants_reward_heads(config.reward_heads, task),
             )
             model.to(device)
             _, path = train_dynamics_run(

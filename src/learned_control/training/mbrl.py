@@ -19,8 +19,10 @@ from ..actors import RandomActor
 from ..data.bags import write_bag
 from ..data.episodes import Episode
 from ..data.minari_io import rollout_episodes
+from ..data.robot_bags import episodes_to_bag
 from ..errors import ConfigError
 from ..evaluation import EvalResult
+from ..specs import RobotSpecs
 from ..tasks import Task
 
 __all__ = ["IterationResult", "random_episodes", "write_random_bag", "save_curve"]
@@ -76,11 +78,20 @@ def random_episodes(task: Task, max_steps: int, seed: int) -> list[Episode]:
 
 
 def write_random_bag(
-    task: Task, max_steps: int, seed: int, path: str | os.PathLike
+    task: Task,
+    max_steps: int,
+    seed: int,
+    path: str | os.PathLike,
+    specs: RobotSpecs | None = None,
 ) -> IterationResult:
-    """:func:`random_episodes` written as a bag at ``path`` (mcap, as the recorder writes)."""
+    """:func:`random_episodes` written as a bag at ``path`` (mcap, as the recorder writes); with
+    ``specs`` as a robot's bag (:func:`~learned_control.data.robot_bags.episodes_to_bag`: the
+    spec's source and command topics)."""
     episodes = random_episodes(task, max_steps, seed)
-    write_bag(path, episodes, storage="mcap")
+    if specs is None:
+        write_bag(path, episodes, storage="mcap")
+    else:
+        episodes_to_bag(path, episodes, task, specs)
     result = EvalResult(
         returns=[float(e.episode_return) for e in episodes],
         lengths=[len(e) for e in episodes],
