@@ -210,8 +210,9 @@ def test_corrupt_dynamics_checkpoint_and_bad_planner_settings_keep_the_old_plann
 
 
 def test_realtime_overrun_still_commands_with_a_truncated_plan(graph, pendulum_dynamics):
-    """50 CEM iterations do not fit a 20 ms period: each tick's plan stops early (its deadline is
-    the period) and the tick still publishes the action refined so far.
+    """Planning in the tick (``plan_in_background:=false``): 50 CEM iterations do not fit a 20 ms
+    period, so each tick's plan stops early (its deadline is the period) and the tick still
+    publishes the action refined so far.
 
     Commands are compared between two quiet moments (observations paused for longer than
     ``max_obs_age``, so the controller stops commanding and nothing is in flight): the observer's
@@ -224,8 +225,8 @@ def test_realtime_overrun_still_commands_with_a_truncated_plan(graph, pendulum_d
     graph.node.create_timer(0.02, lambda: feeding[0] and observe.publish(
         array_msg([0.0, 0.05, 0.0, 0.0])))
     graph.start("controller", task=TASK, checkpoint=pendulum_dynamics, mode="realtime",
-                rate_hz=50.0, actor="cem", **_planner_params(samples=400, elites=40,
-                                                              iterations=50))
+                rate_hz=50.0, actor="cem", plan_in_background=False,
+                **_planner_params(samples=400, elites=40, iterations=50))
 
     def reports():
         """(control, planner) status values of each controller report so far."""
@@ -256,3 +257,30 @@ def test_realtime_overrun_still_commands_with_a_truncated_plan(graph, pendulum_d
     assert int(status["last_iterations"]) < 50
     assert truncated - truncated0 == plans - plans0  # every plan was cut short by the period ...
     assert received - received0 == plans - plans0  # ... and every one of them commanded
+
+
+def test_realtime_ticks_command_from_the_current_plan_while_the_next_is_made(graph,
+                                                                            pendulum_dynamics):
+    """Planning in the background (the realtime default): full plans (horizon 40, 200 samples,
+    10 iterations: several 20 ms periods each) never hold up a tick. Counted: the ticks publish
+    the current plan's next steps meanwhile, several commands per plan, and no tick without a
+    plan fresh enough."""
+    diags = []
+    graph.node.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, diags.append, qos.RELIABLE)
+    observe = graph.node.create_publisher(Float64MultiArray, topics.OBSERVATION, qos.SENSOR)
+    graph.node.create_timer(0.02, lambda: observe.publish(array_msg([0.0, 0.05, 0.0, 0.0])))
+    graph.start("controller", task=TASK, checkpoint=pendulum_dynamics, mode="realtime",
+                rate_hz=50.0, actor="cem", max_plan_age=2.0,
+                **_planner_params(horizon=40, samples=200, elites=20, iterations=10))
+
+    def status():
+        """(control, planner) values of the latest report with 10 plans or more."""
+        control, planner = _latest(diags, "control"), _latest(diags, "planner")
+        return (control, planner) if planner and int(planner["count"]) >= 10 else None
+
+    graph.spin_until(status, 120, "10 background plans")
+    control, planner = status()
+    assert planner["background"] == "True" and float(planner["p50_ms"]) > 40  # > 2 periods
+    assert int(control["commands"]) >= 2 * int(planner["count"])
+    assert planner["plan_misses"] == "0" and planner["iterations"] == "10"
+    assert float(planner["plan_age_ms"]) < 2000

@@ -109,15 +109,17 @@ class CEMOptimizer:
         self._previous = None
         self.best_sequence, self.best_score = None, float("-inf")
 
-    def initial_mean(self) -> torch.Tensor:
-        """``(horizon, act_dim)``: the previous solution shifted one step (warm start), else
-        zeros."""
+    def initial_mean(self, shift: int = 1) -> torch.Tensor:
+        """``(horizon, act_dim)``: the previous solution shifted ``shift`` steps, the new last
+        steps at 0 (warm start), else zeros."""
         mean = torch.zeros(self.config.horizon, self.act_dim, device=self.device)
-        if self.config.warm_start and self._previous is not None:
-            mean[:-1] = self._previous[1:]
+        if self.config.warm_start and self._previous is not None and shift < self.config.horizon:
+            mean[: self.config.horizon - shift] = self._previous[shift:]
         return mean
 
-    def optimize(self, objective: Objective, deadline: float | None = None) -> torch.Tensor:
+    def optimize(
+        self, objective: Objective, deadline: float | None = None, shift: int = 1
+    ) -> torch.Tensor:
         """Run ``iterations`` CEM refits; returns the final mean sequence ``(horizon, act_dim)``.
 
         Args:
@@ -126,11 +128,12 @@ class CEMOptimizer:
                 iteration always runs; after each, the refits stop if one more (timed like the
                 last) would end past the deadline, and the mean refitted so far is returned.
                 ``iterations_done`` tells how many ran.
+            shift: control steps since the previous plan's observation (the warm start's shift).
 
         ``best_sequence``/``best_score`` hold the best single sample seen.
         """
         cfg = self.config
-        mean = self.initial_mean()
+        mean = self.initial_mean(shift)
         std = torch.full_like(mean, cfg.init_std)
         self.best_score, self.best_sequence = float("-inf"), None
         self.iterations_done = 0

@@ -235,9 +235,9 @@ class MPCController:
         return self.optimizer.iterations_done
 
     @torch.no_grad()
-    def plan(self, obs: np.ndarray, deadline: float | None = None) -> np.ndarray:
+    def plan(self, obs: np.ndarray, deadline: float | None = None, shift: int = 1) -> np.ndarray:
         """The optimized action sequence ``(horizon, act_dim)`` from observation ``(obs_dim,)``;
-        ``deadline``: see :meth:`CEMOptimizer.optimize`."""
+        ``deadline`` and ``shift``: see :meth:`CEMOptimizer.optimize`."""
         state = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=self.device)
         if state.shape != (self.model.obs_dim,):
             raise ConfigError(
@@ -247,7 +247,7 @@ class MPCController:
         net = self.model.folded()
         return (
             self.optimizer.optimize(
-                lambda seqs: self.evaluate_sequences(state, seqs, net), deadline
+                lambda seqs: self.evaluate_sequences(state, seqs, net), deadline, shift
             )
             .cpu()
             .numpy()

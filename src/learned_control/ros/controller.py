@@ -7,15 +7,22 @@ planner's horizon, samples, elites, iterations, alpha, init_std, std_floor, warm
 propagation, sample, reward, seed, goal) plus ``autostart`` and ``torch_threads``. Subscribes
 ``observation``, ``episode`` (an episode summary resets the actor: a planner forgets its warm start,
 as offline evaluation does) and ``model_updated``; publishes ``command`` and ``/diagnostics``;
-service ``reload``. With an ``expert`` (DAgger) the expert also acts on every observation, after
-the command is out, and its action is published on ``expert_command`` (the recorder keeps it
-beside the applied one; the learner's ``labels:=expert`` trains on it).
+service ``reload``. With an ``expert`` (DAgger) the expert also acts on every observation and its
+action is published on ``expert_command`` (the recorder keeps it beside the applied one; the
+learner's ``labels:=expert`` trains on it): in lockstep before the command, so that a bag logs
+each label before the step it labels ends; in realtime after it, so labelling never delays the
+robot.
 
-``actor:=cem`` plans through a dynamics checkpoint every tick. Diagnostics then carry a second
-status, ``planner``: planning latency p50/p99 and deadline misses (plans longer than the control
-period), and ``truncated_plans``. In realtime a plan is given the control period as its deadline:
-CEM stops refitting before an iteration that would overrun it and the mean refitted so far is
-published, so an overrun still commands an action (at least one CEM iteration always runs, so a
+``actor:=cem`` plans through a dynamics checkpoint. Diagnostics then carry a second status,
+``planner``: plan time p50/p99, ``truncated_plans`` and ``plan_misses``. In realtime the planner
+runs by default in a thread of its own (``plan_in_background``,
+:class:`~learned_control.runtime.background_planner.BackgroundPlanner`): each observation starts
+the next plan, and every tick publishes the current plan's action for that moment (its sequence
+shifted by the periods since its observation) without waiting, so a plan longer than the period
+delays no tick; a plan older than ``max_plan_age`` means no command (a ``plan_miss``), and
+``plan_age_ms`` says how old the one in use is. With ``plan_in_background:=false`` each tick
+plans, the control period as its deadline: CEM stops refitting before an iteration that would
+overrun it and the mean refitted so far is published (at least one iteration always runs, so a
 single iteration longer than the period is still late, and counted). In lockstep plans always run
 every iteration, which keeps the loop equal to the offline rollout, and the last observation that
 came while the node was inactive is answered at activation (the bridge waits for exactly that one);
@@ -74,6 +81,7 @@ from .. import topics
 from ..actors import Actor, load_actor
 from ..errors import ConfigError, LearnedControlError, SpecError
 from ..planning.mpc import PLANNER_PARAMETERS
+from ..runtime.background_planner import BackgroundPlanner
 from ..runtime.controller import ControllerConfig, LoadedActor, ModelSlot
 from ..runtime.diagnostics import (
     ERROR,
@@ -105,7 +113,15 @@ ASSEMBLED_OBSERVATION = topics.ASSEMBLED_OBSERVATION
 READER_WAIT_S = 10.0
 """Lockstep: the longest a first command waits for its bridge's reader to match (s)."""
 
-FIXED_AFTER_CONFIGURE = ("task", "mode", "device", "spec_file", "actor", "expert")
+FIXED_AFTER_CONFIGURE = (
+    "task",
+    "mode",
+    "device",
+    "spec_file",
+    "actor",
+    "expert",
+    "plan_in_background",
+)
 """Parameters a set refuses once the node is configured."""
 
 __all__ = ["Controller", "main"]
@@ -155,6 +171,8 @@ class Controller(ManagedNode[ControllerConfig]):
         self.stats = LatencyStats()
         self.plan_stats = LatencyStats()
         self.truncated_plans = 0
+        self.background: BackgroundPlanner | None = None  # realtime planner, plan_in_background
+        self.plan_misses = 0  # ticks without a fresh enough background plan
         self.checks: list = []
         self.planner_checks: list = []
         self.command_pub: Publisher | None = None  # these three: from configure until cleanup
@@ -195,10 +213,24 @@ class Controller(ManagedNode[ControllerConfig]):
         self.plan_stats = LatencyStats(deadline=1.0 / self.rate_hz)
         lockstep = self.config.mode == "lockstep"
         period_ms = 1e3 / self.rate_hz
+        plan_limit_ms = period_ms  # a plan must fit the tick, or (background) its age limit
+        if self.slot.planner is not None and not lockstep and self.config.plan_in_background:
+            self.background = BackgroundPlanner(
+                self.slot.plan, 1.0 / self.rate_hz, self.config.max_plan_age
+            )
+            self.plan_stats = self.background.plan_stats
+            plan_limit_ms = 1e3 * self.config.max_plan_age
         self.planner_checks = (
             [
-                LatencyCheck(self.plan_stats, warn_p99_ms=0.5 * period_ms, error_p99_ms=period_ms),
-                CounterCheck(lambda: {"truncated_plans": self.truncated_plans}),
+                LatencyCheck(
+                    self.plan_stats, warn_p99_ms=0.5 * plan_limit_ms, error_p99_ms=plan_limit_ms
+                ),
+                CounterCheck(
+                    lambda: {
+                        "truncated_plans": self.truncated_plans,
+                        "plan_misses": self.plan_misses,
+                    }
+                ),
             ]
             if self.slot.planner is not None
             else []
@@ -342,6 +374,8 @@ class Controller(ManagedNode[ControllerConfig]):
         self.deactivated = ""
         self.guard.commanded()  # a fresh start: no run of rejections
         self.stats.restart()  # the rate of this run, not of the inactive gap before it
+        if self.background is not None:  # no plan from before this run
+            self.background.clear()
         for timer in self._retired:
             self.destroy_timer(timer)
         self._retired = []
@@ -381,6 +415,9 @@ class Controller(ManagedNode[ControllerConfig]):
             if timer is not None:
                 self.destroy_timer(timer)
         self._tick_timer = None
+        if self.background is not None:
+            self.background.close()
+            self.background = None
         for pub in (self.command_pub, self.assembled_pub, self.expert_pub):
             if pub is not None:
                 self.destroy_publisher(pub)
@@ -407,6 +444,8 @@ class Controller(ManagedNode[ControllerConfig]):
         """The actor's checked action (``None``: rejected and counted); a planner in realtime
         gets one control period as its deadline."""
         assert self.config is not None and self.slot is not None
+        if self.background is not None:
+            return self._act_from_background(obs)
         start = time.perf_counter()
         realtime = self.config.mode == "realtime"
         action, kind, reason = self.slot.checked_act(
@@ -421,22 +460,52 @@ class Controller(ManagedNode[ControllerConfig]):
             self._reject("action", kind, reason)
         return action
 
+    def _act_from_background(self, obs: np.ndarray) -> np.ndarray | None:
+        """Realtime, planning in the background: the current plan's checked action for now.
+        Robot mode hands ``obs`` (assembled at this tick) to the planner here; the observation
+        topic's callback hands each observation as it comes."""
+        assert self.background is not None and self.slot is not None
+        now = time.monotonic()
+        if self.specs is not None:
+            self.background.submit(obs, now)
+        action, kind, reason = self.background.action(now)
+        if kind in ("planning", "stale_plan"):
+            self.plan_misses += kind == "stale_plan"
+            self.get_logger().warn(f"{reason}: not commanding", throttle_duration_sec=1.0)
+            return None
+        if action is not None:
+            action, kind, reason = check_vector(action, self.slot.task.act_dim, "action")
+        if action is None:
+            self._reject("action", kind, reason)
+        return action
+
     def _act_and_publish(self, obs: np.ndarray) -> None:
         start = time.perf_counter()
         action = self._act(obs)
         if action is None:
             return
+        assert self.config is not None
+        lockstep = self.config.mode == "lockstep"
+        if lockstep:  # the label goes out before its command: a bag's step order stays causal
+            self._label(obs)
         self._send(array_msg(action, "command"))
         self.guard.commanded()
         self.stats.add(time.perf_counter() - start, time.monotonic())
-        if self.expert is not None:  # after the command: labelling never delays the robot
-            assert self.expert_pub is not None and self.slot is not None
-            label, _, reason = check_vector(self.expert.act(obs), self.slot.task.act_dim, "label")
-            if label is None:
-                self.get_logger().warn(f"expert: {reason}", throttle_duration_sec=1.0)
-                return
-            self.expert_pub.publish(array_msg(label, "expert_command"))
-            self.expert_labels += 1
+        if not lockstep:  # after the command: labelling never delays the robot
+            self._label(obs)
+
+    def _label(self, obs: np.ndarray) -> None:
+        """With an expert (DAgger), publish its checked action for ``obs`` on
+        ``expert_command``."""
+        if self.expert is None:
+            return
+        assert self.expert_pub is not None and self.slot is not None
+        label, _, reason = check_vector(self.expert.act(obs), self.slot.task.act_dim, "label")
+        if label is None:
+            self.get_logger().warn(f"expert: {reason}", throttle_duration_sec=1.0)
+            return
+        self.expert_pub.publish(array_msg(label, "expert_command"))
+        self.expert_labels += 1
 
     def _send(self, command) -> None:
         """Publish ``command``. In lockstep the first command after activation and after each
@@ -493,6 +562,8 @@ class Controller(ManagedNode[ControllerConfig]):
     def _on_episode_end(self, msg: Float64MultiArray) -> None:
         assert self.slot is not None
         self.slot.reset()
+        if self.background is not None:
+            self.background.clear()
         self.confirm_reader = True  # the next episode may come from a new bridge
         if self.expert is not None and hasattr(self.expert, "reset"):
             self.expert.reset()
@@ -510,6 +581,8 @@ class Controller(ManagedNode[ControllerConfig]):
             self._act_and_publish(obs)
         else:
             self.latest = (obs, time.monotonic())
+            if self.background is not None:
+                self.background.submit(*self.latest)
 
     def _on_source(self, src: SourceSpec, msg: Any) -> None:
         """Robot mode: check and store the sample (a rejected one is counted and dropped: the
@@ -669,8 +742,8 @@ class Controller(ManagedNode[ControllerConfig]):
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
         """After a set every validator accepted: run what :meth:`_validate_parameters` loaded for
-        it (between two actions: the slot's lock); a new ``max_rejected_in_a_row`` applies at
-        once."""
+        it (between two actions: the slot's lock); a new ``max_rejected_in_a_row`` or
+        ``max_plan_age`` applies at once."""
         pending, self._pending = self._pending, None
         if pending is not None and pending.values == [(p.name, p.value) for p in params]:
             assert self.slot is not None  # a swap is pending only once configured
@@ -685,6 +758,11 @@ class Controller(ManagedNode[ControllerConfig]):
         if limit is not None and self.config is not None:
             self.config = dataclasses.replace(self.config, max_rejected_in_a_row=limit)
             self.guard.limit = limit
+        age = next((p.value for p in params if p.name == "max_plan_age"), None)
+        if age is not None and self.config is not None:
+            self.config = dataclasses.replace(self.config, max_plan_age=age)
+            if self.background is not None:
+                self.background.max_age = age
 
     # ---- diagnostics -----------------------------------------------------------------------
     def _waiting_for(self) -> list[str]:
@@ -735,7 +813,11 @@ class Controller(ManagedNode[ControllerConfig]):
             assert self.slot.planner is not None  # planner checks exist only for a planner
             plan = Status(message="planning")
             plan.add("iterations", self.slot.planner.cem.iterations)
-            plan.add("last_iterations", self.slot.iterations_done)
+            if self.background is None:
+                plan.add("last_iterations", self.slot.iterations_done)
+            else:  # every iteration, no deadline: a plan may span periods
+                plan.add("background", True)
+                plan.add("plan_age_ms", 1e3 * self.background.plan_age(time.monotonic()))
             for check in self.planner_checks:
                 check.run(plan)
             statuses["planner"] = plan

@@ -76,6 +76,12 @@ class ControllerConfig:
         sample: cem: sample probabilistic members' deltas instead of their mean.
         reward: cem: torch reward name (planning.rewards.REWARDS); empty: the task's own.
         seed: cem: seed of the planner's sampling (reseeded on every model load).
+        plan_in_background: cem in realtime: plan in a thread of its own from each new
+            observation, every tick publishing the current plan's action for that moment (its
+            sequence shifted by the periods since its observation), never waiting for a plan;
+            false: each tick plans, the period as its deadline.
+        max_plan_age: cem in realtime, in the background: a plan from an observation older
+            than this (s) gives no command.
         goal: robot mode: the goal (world frame, the size of the spec's goal source) the
             observation carries, as a goal on the spec's goal topic would give it (the newer
             of the two stands); settable while running. Empty: the topic's, else the spec's
@@ -107,6 +113,8 @@ class ControllerConfig:
     sample: bool = _MPC.sample
     reward: str = ""
     seed: int = field(default=0, metadata={"range": (0, 2**31 - 1)})
+    plan_in_background: bool = True
+    max_plan_age: float = field(default=0.5, metadata={"range": (0.001, 3600.0)})
     goal: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -293,6 +301,12 @@ class ModelSlot:
         except (LearnedControlError, ValueError) as err:
             return None, "error", f"the actor refused the observation: {err}"
         return check_vector(action, self.task.act_dim, "action")
+
+    def plan(self, obs: np.ndarray, shift: int = 1) -> np.ndarray:
+        """The planner's whole action sequence ``(horizon, act_dim)`` for ``obs``, its warm
+        start shifted ``shift`` steps (:meth:`MPCController.plan`); planners only."""
+        with self._lock:
+            return self._planner().plan(obs, shift=shift)
 
     @property
     def iterations_done(self) -> int | None:

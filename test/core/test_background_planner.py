@@ -1,0 +1,162 @@
+"""The background planner: ticks read the current plan at the step the elapsed periods give, never
+wait for the next plan, drop an episode's plan at its end, and pass the planner's refusals on."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from learned_control.checkpoint import save_checkpoint
+from learned_control.models.dynamics import EnsembleDynamics
+from learned_control.planning.cem import CEMConfig
+from learned_control.planning.mpc import MPCConfig
+from learned_control.runtime.background_planner import BackgroundPlanner
+from learned_control.runtime.controller import ModelSlot
+from learned_control.tasks import get_task
+
+PERIOD = 0.04
+
+
+def counting_plan(obs, shift):
+    """Step ``i`` of the plan from ``obs`` is ``[obs[0] + i, shift]``: which plan, which step."""
+    return np.array([[obs[0] + i, shift] for i in range(10)])
+
+
+def wait_for_plan(planner, count=1, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while planner.plan_stats.count < count:
+        assert time.monotonic() < deadline, "no plan"
+        time.sleep(0.001)
+    return planner.plan
+
+
+@pytest.fixture
+def planner():
+    planners = []
+
+    def make(plan_fn=counting_plan, max_age=1.0):
+        planners.append(BackgroundPlanner(plan_fn, PERIOD, max_age))
+        return planners[-1]
+
+    yield make
+    for p in planners:
+        p.close()
+
+
+def test_a_tick_takes_the_step_of_the_periods_elapsed_since_the_observation(planner):
+    bg = planner()
+    t0 = 100.0
+    assert bg.action(t0)[1] == "stale_plan"  # nothing submitted, nothing in progress
+    bg.submit(np.array([10.0]), t0)
+    assert bg.action(t0 + 0.5 * PERIOD)[1] == "planning" or bg.plan is not None
+    wait_for_plan(bg)
+    for elapsed, step in [(0.0, 0), (0.5, 0), (1.0, 1), (2.7, 2), (9.5, 9)]:
+        action, kind, _ = bg.action(t0 + elapsed * PERIOD)
+        assert kind == "" and action[0] == 10 + step
+    assert bg.action(t0 + 10.2 * PERIOD)[1] == "stale_plan"  # past the horizon
+    assert bg.plan_age(t0 + 3 * PERIOD) == pytest.approx(3 * PERIOD)
+
+
+def test_a_plan_older_than_max_age_gives_no_action(planner):
+    bg = planner(max_age=2.5 * PERIOD)
+    bg.submit(np.array([0.0]), 50.0)
+    wait_for_plan(bg)
+    assert bg.action(50.0 + 2 * PERIOD)[1] == ""
+    assert bg.action(50.0 + 3 * PERIOD)[1] == "stale_plan"
+
+
+def test_ticks_keep_the_current_plan_while_a_slow_one_is_made(planner):
+    """While a plan takes three periods, each tick gets the previous plan's next step at once."""
+    release = threading.Event()
+
+    def slow(obs, shift):
+        if obs[0] >= 100:
+            release.wait(10)
+        return counting_plan(obs, shift)
+
+    bg = planner(slow)
+    bg.submit(np.array([0.0]), 0.0)
+    wait_for_plan(bg)
+    bg.submit(np.array([100.0]), PERIOD)  # blocks in the worker until released
+    steps = []
+    for tick in range(1, 4):
+        start = time.monotonic()
+        action, kind, _ = bg.action(tick * PERIOD)
+        assert time.monotonic() - start < 0.5  # never waits for the plan in progress
+        steps.append(action[0])
+    assert steps == [1, 2, 3]
+    release.set()
+    plan = wait_for_plan(bg, 2)
+    assert plan.observed_at == PERIOD and plan.actions[0, 1] == 1  # shift: 1 period later
+    assert bg.action(PERIOD * 3)[0][0] == 102
+
+
+def test_the_warm_start_shift_is_the_periods_between_observations(planner):
+    bg = planner()
+    bg.submit(np.array([0.0]), 0.0)
+    wait_for_plan(bg)
+    bg.submit(np.array([0.0]), 3.1 * PERIOD)
+    plan = wait_for_plan(bg, 2)
+    assert plan.actions[0, 1] == 3
+
+
+def test_clear_drops_the_plan_and_one_in_progress(planner):
+    entered, release = threading.Event(), threading.Event()
+
+    def blocking(obs, shift):
+        entered.set()
+        release.wait(10)
+        return counting_plan(obs, shift)
+
+    bg = planner(blocking)
+    bg.submit(np.array([0.0]), 0.0)
+    assert entered.wait(10)
+    bg.clear()  # episode end while the old episode's plan is being made
+    release.set()
+    time.sleep(0.1)
+    assert bg.plan is None and bg.plan_stats.count == 0
+    bg.submit(np.array([5.0]), 1.0)
+    assert wait_for_plan(bg).actions[0, 1] == 1  # a new run: no shift from the old episode
+
+
+def test_a_refused_observation_is_reported_until_a_plan_succeeds(planner):
+    def picky(obs, shift):
+        if obs[0] < 0:
+            raise ValueError("negative")
+        return counting_plan(obs, shift)
+
+    bg = planner(picky)
+    bg.submit(np.array([-1.0]), 0.0)
+    wait_for_plan(bg)
+    action, kind, reason = bg.action(0.0)
+    assert action is None and kind == "error" and "negative" in reason
+    bg.submit(np.array([1.0]), PERIOD)
+    wait_for_plan(bg, 2)
+    assert bg.action(PERIOD)[0][0] == 1
+
+
+def test_the_slots_background_plan_equals_the_planners_own(tmp_path):
+    """Through a real planner: the plan the background thread makes is the one the planner
+    makes in the foreground on the same seed, and its first step is what act() returns."""
+    task = get_task("InvertedPendulum-v5")
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "dyn.pt", EnsembleDynamics(task.obs_dim, task.act_dim,
+                                                                 members=2, hidden_sizes=(16,)),
+                           task.name)
+    config = MPCConfig(cem=CEMConfig(horizon=5, samples=50, elites=5, iterations=2))
+    obs = np.array([0.0, 0.05, 0.0, 0.0])
+    foreground = ModelSlot(task, planner=config, seed=3)
+    assert foreground.swap(str(path)) == ""
+    want = foreground.plan(obs)
+    slot = ModelSlot(task, planner=config, seed=3)
+    assert slot.swap(str(path)) == ""
+    bg = BackgroundPlanner(slot.plan, PERIOD, 1.0)
+    try:
+        bg.submit(obs, 0.0)
+        got = wait_for_plan(bg).actions
+    finally:
+        bg.close()
+    np.testing.assert_array_equal(got, want)
+    assert want.shape == (5, task.act_dim)
