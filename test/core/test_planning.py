@@ -153,6 +153,8 @@ def test_icem_keeps_elites_within_a_plan_and_shifted_into_the_next():
     best_first = populations[0][score(populations[0]).topk(3).indices]
     assert all((populations[1] == elite).all((1, 2)).any() for elite in best_first)
     last = populations[-1]
+    elites_before_last = populations[1][score(populations[1]).topk(10).indices]
+    torch.testing.assert_close(last[-1], elites_before_last.mean(0))  # the mean (alpha=0)
     kept = last[score(last).topk(3).indices]
     populations.clear()
     plan = cem.optimize(objective)
