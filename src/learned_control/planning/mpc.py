@@ -1,4 +1,5 @@
-"""CEM-MPC: a dynamics ensemble plus a reward bound into the CEM objective.
+"""CEM-MPC: a dynamics ensemble plus a reward bound into the objective of a sampling optimizer
+(CEM, iCEM or MPPI, :class:`~learned_control.planning.cem.CEMOptimizer`).
 
 :class:`MPCController` has the policies' Actor interface (``act(obs)``, ``reset()``), so
 :func:`~learned_control.evaluation.evaluate` and the controller node run it unchanged. It is a plain
@@ -61,7 +62,7 @@ class MPCConfig:
     """Planner settings.
 
     Attributes:
-        cem: the CEM settings.
+        cem: the optimizer settings (CEM, iCEM or MPPI).
         particles: ``P`` particles per sequence (default 1).
         propagation: one of :data:`PROPAGATIONS` (default ``"expectation"``).
         sample: draw probabilistic members' deltas from their Gaussian (default False: mean).
@@ -145,11 +146,16 @@ class MPCController:
         self.model = model.to(self.device).eval()
         self.reward_fn, self.done_fn = reward_fn, done_fn
         self.optimizer = CEMOptimizer(self.config.cem, low, high, self.device, seed)
-        n_particles = self.config.cem.samples * self.config.particles
-        if self.config.propagation != "expectation" and n_particles % model.members:
+        particles = self.config.particles
+        uneven = [
+            n * particles
+            for n in self.optimizer.population_sizes()
+            if n * particles % model.members
+        ]
+        if self.config.propagation != "expectation" and uneven:
             raise ConfigError(
-                f"propagation={self.config.propagation!r} needs samples x particles "
-                f"({n_particles}) divisible by the ensemble size {model.members}"
+                f"propagation={self.config.propagation!r} needs population (samples) x particles "
+                f"({', '.join(map(str, uneven))}) divisible by the ensemble size {model.members}"
             )
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
 

@@ -3,8 +3,9 @@ a fixed rate.
 
 Parameters: the fields of :class:`learned_control.runtime.controller.ControllerConfig` (task,
 checkpoint, expert, mode, rate_hz, max_obs_age, device, spec_file, configure_timeout, actor and the
-planner's horizon, samples, elites, iterations, alpha, init_std, std_floor, warm_start, particles,
-propagation, sample, reward, seed, goal) plus ``autostart`` and ``torch_threads``. Subscribes
+planner's horizon, samples, elites, iterations, alpha, init_std, std_floor, warm_start, optimizer,
+noise_beta, keep_elites, population_decay, temperature, particles, propagation, sample, reward,
+seed, goal) plus ``autostart`` and ``torch_threads``. Subscribes
 ``observation``, ``episode`` (an episode summary resets the actor: a planner forgets its warm start,
 as offline evaluation does) and ``model_updated``; publishes ``command`` and ``/diagnostics``;
 service ``reload``. With an ``expert`` (DAgger) the expert also acts on every observation and its

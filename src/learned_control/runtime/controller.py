@@ -71,6 +71,15 @@ class ControllerConfig:
         init_std: cem: std of the first iteration, action units (> 0).
         std_floor: cem: lower bound of the std after each refit, action units (>= 0).
         warm_start: cem: start from the previous plan shifted one step.
+        optimizer: cem: ``cem``, ``icem`` (sample-efficient CEM) or ``mppi`` (weighted refit).
+        noise_beta: cem with optimizer icem: exponent of the sampling noise's spectrum
+            1/f^beta along the horizon (>= 0; 0 white, 2 smooth).
+        keep_elites: cem with optimizer icem: fraction of the elites carried into the next
+            iteration and plan, in [0, 1].
+        population_decay: cem with optimizer icem: iteration i samples
+            samples * population_decay**-i sequences (at least 2 * elites); >= 1.
+        temperature: cem with optimizer mppi: weights softmax(score / temperature), score
+            units (> 0).
         particles: cem: particles per sequence.
         propagation: cem: ensemble propagation, expectation, ts1 or tsinf.
         sample: cem: sample probabilistic members' deltas instead of their mean.
@@ -108,6 +117,11 @@ class ControllerConfig:
     init_std: float = _CEM.init_std
     std_floor: float = _CEM.std_floor
     warm_start: bool = _CEM.warm_start
+    optimizer: str = _CEM.optimizer
+    noise_beta: float = _CEM.noise_beta
+    keep_elites: float = _CEM.keep_elites
+    population_decay: float = _CEM.population_decay
+    temperature: float = _CEM.temperature
     particles: int = field(default=_MPC.particles, metadata={"range": (1, 1_000_000)})
     propagation: str = _MPC.propagation
     sample: bool = _MPC.sample
