@@ -51,6 +51,10 @@ def test_warm_start_shifts_previous_solution_and_reset_forgets():
     start = cem.initial_mean()
     torch.testing.assert_close(start[:-1], solution[1:])
     assert float(start[-1, 0]) == 0.0
+    later = cem.initial_mean(shift=3)  # a plan three periods after the last one
+    torch.testing.assert_close(later[:1], solution[3:])
+    assert float(later[1:].abs().sum()) == 0.0
+    assert float(cem.initial_mean(shift=4).abs().sum()) == 0.0  # the horizon ran out
     cem.reset()
     assert float(cem.initial_mean().abs().sum()) == 0.0
 
@@ -166,6 +170,15 @@ def test_icem_keeps_elites_within_a_plan_and_shifted_into_the_next():
     populations.clear()
     cem.reset()
     cem.optimize(objective)
+    assert len(populations[0]) == 40
+    kept = populations[-1][score(populations[-1]).topk(3).indices]
+    populations.clear()
+    cem.optimize(objective, shift=2)  # two periods later: shifted two steps
+    assert len(populations[0]) == 43
+    for elite in kept:
+        assert (populations[0][:, :-2] == elite[2:]).all((1, 2)).any()
+    populations.clear()
+    cem.optimize(objective, shift=6)  # a whole horizon later: nothing left to carry
     assert len(populations[0]) == 40
     populations.clear()
     no_warm_start = CEMOptimizer(CEMConfig(**{**config.__dict__, "warm_start": False}), *BOUNDS)
