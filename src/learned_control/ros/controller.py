@@ -446,7 +446,7 @@ class Controller(ManagedNode[ControllerConfig]):
         gets one control period as its deadline."""
         assert self.config is not None and self.slot is not None
         if self.background is not None:
-            return self._act_from_background(obs)
+            return self._act_from_background()
         start = time.perf_counter()
         realtime = self.config.mode == "realtime"
         action, kind, reason = self.slot.checked_act(
@@ -461,15 +461,12 @@ class Controller(ManagedNode[ControllerConfig]):
             self._reject("action", kind, reason)
         return action
 
-    def _act_from_background(self, obs: np.ndarray) -> np.ndarray | None:
-        """Realtime, planning in the background: the current plan's checked action for now.
-        Robot mode hands ``obs`` (assembled at this tick) to the planner here; the observation
-        topic's callback hands each observation as it comes."""
+    def _act_from_background(self) -> np.ndarray | None:
+        """Realtime, planning in the background: the current plan's checked action for now (the
+        planner got each observation as it came: from the observation topic's callback, in robot
+        mode assembled at each source sample)."""
         assert self.background is not None and self.slot is not None
-        now = time.monotonic()
-        if self.specs is not None:
-            self.background.submit(obs, now)
-        action, kind, reason = self.background.action(now)
+        action, kind, reason = self.background.action(time.monotonic())
         if kind in ("planning", "stale_plan"):
             self.plan_misses += kind == "stale_plan"
             self.get_logger().warn(f"{reason}: not commanding", throttle_duration_sec=1.0)
@@ -604,6 +601,11 @@ class Controller(ManagedNode[ControllerConfig]):
         self.assembler.update(src.name, sample)
         if src.name == self._parameter_goal:  # a goal message is newer: it stands
             self._parameter_goal = None
+        if self.active and self.background is not None:  # plan from the newest state at once
+            now = stamp_seconds(self.get_clock().now().to_msg())
+            obs = self.assembler.assemble(now).observation
+            if obs is not None and check_vector(obs, None, "assembled observation")[0] is not None:
+                self.background.submit(np.asarray(obs), time.monotonic())
         if self.active and self.config.mode == "lockstep" and sample.stamp > self.answered_stamp:
             stamps = self.assembler.stamps()  # (a goal set by parameter carries no stamp)
             if all(
