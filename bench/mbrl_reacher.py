@@ -10,6 +10,9 @@ fresh reset seeds (10000+). Every env step, random ones included, counts toward 
 
 Prints each round (env steps so far, mean and std of its planner episodes, wall time) and the
 final evaluation; saves ``returns.json`` and ``returns.png`` (round 0: the random episodes).
+Then the same last ensemble plans with each of :data:`FASTER` on the same 10 seeds: plan time
+p50/p99 (ms, this process's torch threads) and mean return beside the default's, so a faster
+setting is judged at equal control quality (within 5% of the default's return).
 
 Run: ``.venv/bin/python bench/mbrl_reacher.py [--budget 10000] [--out runs/mbrl_reacher]``
 """
@@ -20,9 +23,10 @@ import argparse
 import sys
 import time
 
+import numpy as np
 import torch
 
-from learned_control.actors import planner_for_task
+from learned_control.actors import default_mpc_config, planner_for_task
 from learned_control.data.episodes import Episode, Transitions
 from learned_control.data.minari_io import rollout_episodes
 from learned_control.evaluation import EvalResult, evaluate
@@ -34,6 +38,46 @@ from learned_control.utils import seed_everything
 
 TASK = "Reacher-v5"
 TARGET = -6.0
+FASTER = {
+    "icem N/4": dict(optimizer="icem", samples=75, elites=7),
+    "icem N/8 I=3": dict(optimizer="icem", samples=38, elites=4, iterations=3),
+    "icem N/8 I=3 H=6": dict(optimizer="icem", samples=38, elites=4, iterations=3, horizon=6),
+}
+"""Planner settings compared with the task's default on the final ensemble (overrides of it)."""
+
+
+class TimedActor:
+    """``actor`` with each ``act`` timed (``ms``: one entry per call)."""
+
+    def __init__(self, actor) -> None:
+        self.actor, self.ms = actor, []
+
+    def reset(self) -> None:
+        self.actor.reset()
+
+    def act(self, obs):
+        start = time.perf_counter()
+        action = self.actor.act(obs)
+        self.ms.append(1000 * (time.perf_counter() - start))
+        return action
+
+
+def compare_settings(model, task, env, episodes: int, seed: int) -> None:
+    """The default planner and each of :data:`FASTER` on ``model``, the same seeds."""
+    period = 1000 * task.dt
+    print(f"\n{'planner on the final ensemble':<30}{'p50 ms':>8}{'p99 ms':>8}{'period':>8}"
+          f"{'return':>16}")
+    base = None
+    for name, overrides in {"default": {}, **FASTER}.items():
+        timed = TimedActor(planner_for_task(model, task, default_mpc_config(TASK, **overrides),
+                                            seed=seed))
+        result = evaluate(timed, env, episodes=episodes, seed=10_000)
+        base = result.mean if base is None else base
+        p50, p99 = np.percentile(timed.ms, 50), np.percentile(timed.ms, 99)
+        equal = "" if name == "default" else (
+            "  equal quality" if result.mean >= base - 0.05 * abs(base) else "  worse")
+        print(f"{name:<30}{p50:>8.1f}{p99:>8.1f}{period:>8.0f}{result.mean:>9.2f} +- "
+              f"{result.std:4.2f}{equal}", flush=True)
 
 
 def _result(episodes: list[Episode]) -> EvalResult:
@@ -93,6 +137,7 @@ def main() -> int:
           f"episodes: {final.mean:.2f} +- {final.std:.2f}; {steps} env steps, "
           f"{time.perf_counter() - start:.0f} s wall (target >= {TARGET:g} within "
           f"{args.budget} steps: {'MET' if met else 'NOT MET'})")
+    compare_settings(model, task, env, args.eval_episodes, args.seed)
     json_path, png_path = save_curve(rounds, args.out, TASK, "model-based loop (offline)",
                                      first="random actions")
     print(f"curve: {png_path}, {json_path}")

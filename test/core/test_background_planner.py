@@ -1,5 +1,6 @@
-"""The background planner: ticks read the current plan at the step the elapsed periods give, never
-wait for the next plan, drop an episode's plan at its end, and pass the planner's refusals on."""
+"""The background planner: ticks read the current plan at the step the elapsed periods give, each
+step once, never wait for the next plan; a landed plan is announced; an episode's plan is dropped
+at its end; the planner's refusals are passed on."""
 
 import threading
 import time
@@ -48,23 +49,31 @@ def planner():
 def test_a_tick_takes_the_step_of_the_periods_elapsed_since_the_observation(planner):
     bg = planner()
     t0 = 100.0
-    assert bg.action(t0)[1] == "stale_plan"  # nothing submitted, nothing in progress
+    assert bg.action(t0)[1] == "planning"  # nothing to plan from yet
     bg.submit(np.array([10.0]), t0)
-    assert bg.action(t0 + 0.5 * PERIOD)[1] == "planning" or bg.plan is not None
     wait_for_plan(bg)
-    for elapsed, step in [(0.0, 0), (0.5, 0), (1.0, 1), (2.7, 2), (9.5, 9)]:
+    for elapsed, step in [(0.0, 0), (1.0, 1), (2.7, 2), (9.5, 9)]:
         action, kind, _ = bg.action(t0 + elapsed * PERIOD)
         assert kind == "" and action[0] == 10 + step
+    assert bg.action(t0 + 9.9 * PERIOD)[1] == "given"  # step 9 went out already
     assert bg.action(t0 + 10.2 * PERIOD)[1] == "stale_plan"  # past the horizon
     assert bg.plan_age(t0 + 3 * PERIOD) == pytest.approx(3 * PERIOD)
 
 
 def test_a_plan_older_than_max_age_gives_no_action(planner):
     bg = planner(max_age=2.5 * PERIOD)
+    assert bg.action(50.0)[1] == "planning"
     bg.submit(np.array([0.0]), 50.0)
     wait_for_plan(bg)
     assert bg.action(50.0 + 2 * PERIOD)[1] == ""
     assert bg.action(50.0 + 3 * PERIOD)[1] == "stale_plan"
+    release = threading.Event()
+    bg.plan_fn = lambda obs, shift: release.wait(10) and counting_plan(obs, shift)
+    bg.clear()
+    bg.submit(np.array([0.0]), 60.0)  # a first plan that does not land: a miss after max_age
+    assert bg.action(60.0 + 2 * PERIOD)[1] == "planning"
+    assert bg.action(60.0 + 3 * PERIOD)[1] == "stale_plan"
+    release.set()
 
 
 def test_ticks_keep_the_current_plan_while_a_slow_one_is_made(planner):
@@ -160,3 +169,22 @@ def test_the_slots_background_plan_equals_the_planners_own(tmp_path):
         bg.close()
     np.testing.assert_array_equal(got, want)
     assert want.shape == (5, task.act_dim)
+
+
+def test_a_landed_plan_is_announced_and_its_step_goes_out_once(planner):
+    """Each landing calls on_plan; the step it gives is not given again by the next tick."""
+    landed = []
+    bg = BackgroundPlanner(counting_plan, PERIOD, 1.0, on_plan=lambda: landed.append(bg.plan))
+    try:
+        bg.submit(np.array([0.0]), 0.0)
+        wait_for_plan(bg)
+        deadline = time.monotonic() + 10
+        while not landed:
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        assert landed[0].serial == 1
+        assert bg.action(0.01)[0][0] == 0  # at the landing: step 0
+        assert bg.action(0.03)[1] == "given"  # the tick in the same period: nothing new
+        assert bg.action(0.05)[0][0] == 1  # the next period's tick: step 1
+    finally:
+        bg.close()

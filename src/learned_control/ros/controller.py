@@ -69,6 +69,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import Executor
 from rclpy.experimental import EventsExecutor
+from rclpy.guard_condition import GuardCondition
 from rclpy.lifecycle import State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
@@ -174,6 +175,7 @@ class Controller(ManagedNode[ControllerConfig]):
         self.truncated_plans = 0
         self.background: BackgroundPlanner | None = None  # realtime planner, plan_in_background
         self.plan_misses = 0  # ticks without a fresh enough background plan
+        self._plan_landed: GuardCondition | None = None  # triggered by the background planner
         self.checks: list = []
         self.planner_checks: list = []
         self.command_pub: Publisher | None = None  # these three: from configure until cleanup
@@ -216,8 +218,13 @@ class Controller(ManagedNode[ControllerConfig]):
         period_ms = 1e3 / self.rate_hz
         plan_limit_ms = period_ms  # a plan must fit the tick, or (background) its age limit
         if self.slot.planner is not None and not lockstep and self.config.plan_in_background:
+            # a landed plan wakes the executor, which sends its step in the control callbacks
+            self._plan_landed = self.create_guard_condition(self._on_plan_landed)
             self.background = BackgroundPlanner(
-                self.slot.plan, 1.0 / self.rate_hz, self.config.max_plan_age
+                self.slot.plan,
+                1.0 / self.rate_hz,
+                self.config.max_plan_age,
+                self._plan_landed.trigger,
             )
             self.plan_stats = self.background.plan_stats
             plan_limit_ms = 1e3 * self.config.max_plan_age
@@ -419,6 +426,9 @@ class Controller(ManagedNode[ControllerConfig]):
         if self.background is not None:
             self.background.close()
             self.background = None
+        if self._plan_landed is not None:
+            self.destroy_guard_condition(self._plan_landed)
+            self._plan_landed = None
         for pub in (self.command_pub, self.assembled_pub, self.expert_pub):
             if pub is not None:
                 self.destroy_publisher(pub)
@@ -443,6 +453,7 @@ class Controller(ManagedNode[ControllerConfig]):
 
     def _act(self, obs: np.ndarray) -> np.ndarray | None:
         """The actor's checked action (``None``: rejected and counted); a planner in realtime
+        gives the background plan's (:meth:`_act_from_background`), or, planning in the tick,
         gets one control period as its deadline."""
         assert self.config is not None and self.slot is not None
         if self.background is not None:
@@ -467,6 +478,8 @@ class Controller(ManagedNode[ControllerConfig]):
         mode assembled at each source sample)."""
         assert self.background is not None and self.slot is not None
         action, kind, reason = self.background.action(time.monotonic())
+        if kind == "given":  # this step went out already (a plan landed just before the tick)
+            return None
         if kind in ("planning", "stale_plan"):
             self.plan_misses += kind == "stale_plan"
             self.get_logger().warn(f"{reason}: not commanding", throttle_duration_sec=1.0)
@@ -615,8 +628,9 @@ class Controller(ManagedNode[ControllerConfig]):
                 self.answered_stamp = sample.stamp
                 self._act_on_robot(sample.stamp)
 
-    def _act_on_robot(self, now: float) -> None:
-        """Robot mode: assemble at ``now`` (s, the robot's clock); command only when fresh."""
+    def _act_on_robot(self, now: float, announce: bool = True) -> None:
+        """Robot mode: assemble at ``now`` (s, the robot's clock), published on
+        ``assembled_observation`` when ``announce``; command only when fresh."""
         assert self.assembler is not None and self.shaper is not None
         assert self.assembled_pub is not None
         start = time.perf_counter()
@@ -634,7 +648,8 @@ class Controller(ManagedNode[ControllerConfig]):
         if obs is None:
             self._reject(ASSEMBLED_OBSERVATION, kind, reason)
             return
-        self.assembled_pub.publish(array_msg(obs, "assembled_observation"))
+        if announce:
+            self.assembled_pub.publish(array_msg(obs, "assembled_observation"))
         action = self._act(obs)
         if action is None:
             return
@@ -642,10 +657,17 @@ class Controller(ManagedNode[ControllerConfig]):
         self.guard.commanded()
         self.stats.add(time.perf_counter() - start, time.monotonic())
 
-    def _on_tick(self) -> None:
+    def _on_plan_landed(self) -> None:
+        """Background planning: a plan landed; its step for now goes out at once instead of up to
+        a period later at the next tick (in robot mode without a second
+        ``assembled_observation``)."""
+        if self.active:
+            self._on_tick(announce=False)
+
+    def _on_tick(self, announce: bool = True) -> None:
         assert self.config is not None
         if self.specs is not None:
-            self._act_on_robot(stamp_seconds(self.get_clock().now().to_msg()))
+            self._act_on_robot(stamp_seconds(self.get_clock().now().to_msg()), announce)
             return
         if self.latest is None or time.monotonic() - self.latest[1] > self.config.max_obs_age:
             self.stale += 1

@@ -1,11 +1,13 @@
 """Planning in a thread of its own, so that a realtime control tick never waits for a plan.
 
 The controller hands each new observation to :meth:`BackgroundPlanner.submit`; a worker thread
-plans from the newest one (an observation not yet taken is replaced by a newer one). Each tick
-asks :meth:`BackgroundPlanner.action` for the current plan's action at that moment: a plan made
-from an observation taken at ``t_obs`` gives its step ``floor((now - t_obs) / period)``, so a
-plan that took three periods still commands its fourth step on time. A plan older than
-``max_age``, or one whose horizon has run out, gives no action.
+plans from the newest one (an observation not yet taken is replaced by a newer one) and calls
+``on_plan`` when a plan lands. Each tick, and each landing, asks
+:meth:`BackgroundPlanner.action` for the current plan's action at that moment: a plan made from
+an observation taken at ``t_obs`` gives its step ``floor((now - t_obs) / period)``, so a plan that
+took three periods still commands its fourth step on time, and one that took less than a period
+commands as soon as it lands. A step is handed out once (a tick right after a landing has nothing
+new to send); a plan older than ``max_age``, or one whose horizon has run out, gives no action.
 
 Timing uses ``time.monotonic()`` seconds throughout.
 """
@@ -38,11 +40,13 @@ class Plan:
         actions: ``(horizon, act_dim)``, one action per control period from ``observed_at``.
         observed_at: when the observation it starts from was taken (s, monotonic).
         plan_s: how long planning took (s).
+        serial: plans made so far, this one included.
     """
 
     actions: np.ndarray
     observed_at: float
     plan_s: float
+    serial: int
 
 
 class BackgroundPlanner:
@@ -53,11 +57,19 @@ class BackgroundPlanner:
             it refuses (reported by the next :meth:`action`).
         period: the control period (s).
         max_age: a plan from an observation older than this (s) gives no action.
+        on_plan: called (in the worker thread) after each plan lands; ``None``: nothing.
         name: the worker thread's name.
     """
 
-    def __init__(self, plan_fn: PlanFn, period: float, max_age: float, name: str = "planner"):
-        self.plan_fn, self.period, self.max_age = plan_fn, period, max_age
+    def __init__(
+        self,
+        plan_fn: PlanFn,
+        period: float,
+        max_age: float,
+        on_plan: Callable[[], None] | None = None,
+        name: str = "planner",
+    ):
+        self.plan_fn, self.period, self.max_age, self.on_plan = plan_fn, period, max_age, on_plan
         self.plan_stats = LatencyStats(deadline=period)
         self.plan: Plan | None = None
         self.error = ""
@@ -65,6 +77,7 @@ class BackgroundPlanner:
         self._epoch = 0  # bumped by clear(): a plan begun before it is dropped
         self._last_observed: float | None = None  # the previous plan's observation time
         self._first_submitted: float | None = None  # the first observation since clear()
+        self._given: tuple[int, int] | None = None  # (plan serial, step) handed out last
         self._running = True
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
@@ -80,21 +93,24 @@ class BackgroundPlanner:
 
     def action(self, now: float) -> tuple[np.ndarray | None, str, str]:
         """The current plan's action for ``now``: ``(action (act_dim,), "", "")``, or
-        ``(None, kind, reason)`` with kind ``error`` (the last plan failed), ``planning`` (the
-        first plan since :meth:`clear` is in progress, for at most ``max_age``), ``stale_plan``
-        (none within ``max_age`` of the first observation, older than ``max_age``, or past its
-        horizon)."""
+        ``(None, kind, reason)`` with kind ``given`` (this step of this plan was handed out
+        already), ``error`` (the last plan failed), ``planning`` (no observation yet, or the first
+        plan since :meth:`clear` in progress for at most ``max_age``), ``stale_plan`` (none within
+        ``max_age`` of the first observation, older than ``max_age``, or past its horizon)."""
         plan, error, first = self.plan, self.error, self._first_submitted
         if error:
             return None, "error", error
         if plan is None:
-            if first is not None and now - first <= self.max_age:
+            if first is None or now - first <= self.max_age:
                 return None, "planning", "the first plan is in progress"
             return None, "stale_plan", f"no plan within {self.max_age} s"
         age = now - plan.observed_at
         step = max(0, int(age / self.period + 1e-6))  # a tick on a period boundary takes it
         if age > self.max_age or step >= len(plan.actions):
             return None, "stale_plan", f"the plan is {age:.3f} s old (step {step})"
+        if self._given == (plan.serial, step):
+            return None, "given", f"step {step} of plan {plan.serial} went out already"
+        self._given = (plan.serial, step)
         return plan.actions[step], "", ""
 
     def plan_age(self, now: float) -> float:
@@ -139,4 +155,6 @@ class BackgroundPlanner:
                 self.plan_stats.add(took, time.monotonic())
                 self.error, self._last_observed = error, observed_at
                 if actions is not None:
-                    self.plan = Plan(np.asarray(actions), observed_at, took)
+                    self.plan = Plan(np.asarray(actions), observed_at, took, self.plan_stats.count)
+            if self.on_plan is not None:
+                self.on_plan()
