@@ -17,14 +17,16 @@ robot.
 ``actor:=cem`` plans through a dynamics checkpoint. Diagnostics then carry a second status,
 ``planner``: plan time p50/p99, ``truncated_plans`` and ``plan_misses``. In realtime the planner
 runs by default in a thread of its own (``plan_in_background``,
-:class:`~learned_control.runtime.background_planner.BackgroundPlanner`): each observation starts
-the next plan, and every tick publishes the current plan's action for that moment (its sequence
-shifted by the periods since its observation) without waiting, so a plan longer than the period
-delays no tick; a plan older than ``max_plan_age`` means no command (a ``plan_miss``), and
-``plan_age_ms`` says how old the one in use is. With ``plan_in_background:=false`` each tick
-plans, the control period as its deadline: CEM stops refitting before an iteration that would
-overrun it and the mean refitted so far is published (at least one iteration always runs, so a
-single iteration longer than the period is still late, and counted). In lockstep plans always run
+:class:`~learned_control.runtime.background_planner.BackgroundPlanner`): each observation starts the
+next plan, a plan that lands sends its step for that moment at once, and every tick sends the
+current plan's step for its moment (the sequence shifted by the periods since its observation; each
+step of a plan once) without waiting, so a plan longer than the period delays no tick and one
+shorter than it adds no period of delay; a plan older than ``max_plan_age`` means no command (a
+``plan_miss``), and ``plan_age_ms`` says how old the one in use is. With
+``plan_in_background:=false`` each tick plans, the control period as its deadline: CEM stops
+refitting before an iteration that would overrun it and the mean refitted so far is published (at
+least one iteration always runs, so a single iteration longer than the period is still late, and
+counted). In lockstep plans always run
 every iteration, which keeps the loop equal to the offline rollout, and the last observation that
 came while the node was inactive is answered at activation (the bridge waits for exactly that one);
 the first command after activation and after each episode goes out once the observation's publisher
