@@ -52,7 +52,10 @@ def test_a_tick_takes_the_step_of_the_periods_elapsed_since_the_observation(plan
     assert bg.action(t0)[1] == "planning"  # nothing to plan from yet
     bg.submit(np.array([10.0]), t0)
     wait_for_plan(bg)
-    for elapsed, step in [(0.0, 0), (1.0, 1), (2.7, 2), (9.5, 9)]:
+    for elapsed, step in [(0.0, 0), (1.0, 1)]:  # asked at a landing
+        action, kind, _ = bg.action(t0 + elapsed * PERIOD, tick=False)
+        assert kind == "" and action[0] == 10 + step
+    for elapsed, step in [(2.7, 2), (9.5, 9)]:  # ticks once observations stopped coming
         action, kind, _ = bg.action(t0 + elapsed * PERIOD)
         assert kind == "" and action[0] == 10 + step
     assert bg.action(t0 + 9.9 * PERIOD)[1] == "given"  # step 9 went out already
@@ -80,7 +83,8 @@ def test_ticks_keep_the_current_plan_while_a_slow_one_is_made(planner):
     """While a plan takes three periods, each tick gets the previous plan's next step at once."""
     release = threading.Event()
 
-    def slow(obs, shift):
+    def slow(obs, shift):  # plans longer than the period: ticks send the current plan's steps
+        time.sleep(3 * PERIOD)
         if obs[0] >= 100:
             release.wait(10)
         return counting_plan(obs, shift)
@@ -143,7 +147,7 @@ def test_a_refused_observation_is_reported_until_a_plan_succeeds(planner):
     assert action is None and kind == "error" and "negative" in reason
     bg.submit(np.array([1.0]), PERIOD)
     wait_for_plan(bg, 2)
-    assert bg.action(PERIOD)[0][0] == 1
+    assert bg.action(PERIOD, tick=False)[0][0] == 1
 
 
 def test_the_slots_background_plan_equals_the_planners_own(tmp_path):
@@ -183,8 +187,32 @@ def test_a_landed_plan_is_announced_and_its_step_goes_out_once(planner):
             assert time.monotonic() < deadline
             time.sleep(0.001)
         assert landed[0].serial == 1
-        assert bg.action(0.01)[0][0] == 0  # at the landing: step 0
+        assert bg.action(0.01, tick=False)[0][0] == 0  # at the landing: step 0
         assert bg.action(0.03)[1] == "given"  # the tick in the same period: nothing new
-        assert bg.action(0.05)[0][0] == 1  # the next period's tick: step 1
+        assert bg.action(0.05)[1] == "given"  # the next observation is not late yet
+        assert bg.action(0.07)[0][0] == 1  # none for 1.75 periods: the plan's step 1
     finally:
         bg.close()
+
+
+def test_with_plans_shorter_than_a_period_a_tick_leaves_the_step_to_the_plan_in_progress(planner):
+    """One command per observation: while a plan from a newer observation is being made (and
+    plans take less than a period), the tick sends nothing; the landing sends that plan's step."""
+    entered, release = threading.Event(), threading.Event()
+
+    def gated(obs, shift):
+        if obs[0] >= 100:
+            entered.set()
+            release.wait(10)
+        return counting_plan(obs, shift)
+
+    bg = planner(gated)
+    bg.submit(np.array([0.0]), 0.0)
+    wait_for_plan(bg)
+    bg.submit(np.array([100.0]), PERIOD)
+    assert entered.wait(10)
+    assert bg.action(PERIOD)[1] == "given"  # the tick: the plan in progress will send
+    assert bg.action(PERIOD, tick=False)[0][0] == 1  # asked otherwise, the current plan's step
+    release.set()
+    wait_for_plan(bg, 2)
+    assert bg.action(PERIOD + 0.001, tick=False)[0][0] == 100  # the landing: the new plan

@@ -453,13 +453,13 @@ class Controller(ManagedNode[ControllerConfig]):
             self.get_logger().error(self.deactivated)
             self.trigger_deactivate()
 
-    def _act(self, obs: np.ndarray) -> np.ndarray | None:
+    def _act(self, obs: np.ndarray, landed: bool = False) -> np.ndarray | None:
         """The actor's checked action (``None``: rejected and counted); a planner in realtime
         gives the background plan's (:meth:`_act_from_background`), or, planning in the tick,
         gets one control period as its deadline."""
         assert self.config is not None and self.slot is not None
         if self.background is not None:
-            return self._act_from_background()
+            return self._act_from_background(landed)
         start = time.perf_counter()
         realtime = self.config.mode == "realtime"
         action, kind, reason = self.slot.checked_act(
@@ -474,13 +474,13 @@ class Controller(ManagedNode[ControllerConfig]):
             self._reject("action", kind, reason)
         return action
 
-    def _act_from_background(self) -> np.ndarray | None:
+    def _act_from_background(self, landed: bool) -> np.ndarray | None:
         """Realtime, planning in the background: the current plan's checked action for now (the
         planner got each observation as it came: from the observation topic's callback, in robot
         mode assembled at each source sample)."""
         assert self.background is not None and self.slot is not None
-        action, kind, reason = self.background.action(time.monotonic())
-        if kind == "given":  # this step went out already (a plan landed just before the tick)
+        action, kind, reason = self.background.action(time.monotonic(), tick=not landed)
+        if kind == "given":  # this step went out already, or a newer plan sends its own
             return None
         if kind in ("planning", "stale_plan"):
             self.plan_misses += kind == "stale_plan"
@@ -492,9 +492,9 @@ class Controller(ManagedNode[ControllerConfig]):
             self._reject("action", kind, reason)
         return action
 
-    def _act_and_publish(self, obs: np.ndarray) -> None:
+    def _act_and_publish(self, obs: np.ndarray, landed: bool = False) -> None:
         start = time.perf_counter()
-        action = self._act(obs)
+        action = self._act(obs, landed)
         if action is None:
             return
         assert self.config is not None
@@ -630,9 +630,10 @@ class Controller(ManagedNode[ControllerConfig]):
                 self.answered_stamp = sample.stamp
                 self._act_on_robot(sample.stamp)
 
-    def _act_on_robot(self, now: float, announce: bool = True) -> None:
+    def _act_on_robot(self, now: float, landed: bool = False) -> None:
         """Robot mode: assemble at ``now`` (s, the robot's clock), published on
-        ``assembled_observation`` when ``announce``; command only when fresh."""
+        ``assembled_observation`` (not again when a plan ``landed``); command only when
+        fresh."""
         assert self.assembler is not None and self.shaper is not None
         assert self.assembled_pub is not None
         start = time.perf_counter()
@@ -650,9 +651,9 @@ class Controller(ManagedNode[ControllerConfig]):
         if obs is None:
             self._reject(ASSEMBLED_OBSERVATION, kind, reason)
             return
-        if announce:
+        if not landed:
             self.assembled_pub.publish(array_msg(obs, "assembled_observation"))
-        action = self._act(obs)
+        action = self._act(obs, landed)
         if action is None:
             return
         self._send(command_msg(self.shaper.shape(action)))
@@ -664,12 +665,14 @@ class Controller(ManagedNode[ControllerConfig]):
         a period later at the next tick (in robot mode without a second
         ``assembled_observation``)."""
         if self.active:
-            self._on_tick(announce=False)
+            self._on_tick(landed=True)
 
-    def _on_tick(self, announce: bool = True) -> None:
+    def _on_tick(self, landed: bool = False) -> None:
+        """Command from the latest observation (realtime), at each tick and (background
+        planning) when a plan ``landed``."""
         assert self.config is not None
         if self.specs is not None:
-            self._act_on_robot(stamp_seconds(self.get_clock().now().to_msg()), announce)
+            self._act_on_robot(stamp_seconds(self.get_clock().now().to_msg()), landed)
             return
         if self.latest is None or time.monotonic() - self.latest[1] > self.config.max_obs_age:
             self.stale += 1
@@ -677,7 +680,7 @@ class Controller(ManagedNode[ControllerConfig]):
                 "no fresh observation: not commanding", throttle_duration_sec=2.0
             )
             return
-        self._act_and_publish(self.latest[0])
+        self._act_and_publish(self.latest[0], landed)
 
     # ---- goal ------------------------------------------------------------------------------
     def _goal_error(self, goal: list[float]) -> str:

@@ -7,13 +7,18 @@ plans from the newest one (an observation not yet taken is replaced by a newer o
 an observation taken at ``t_obs`` gives its step ``floor((now - t_obs) / period)``, so a plan that
 took three periods still commands its fourth step on time, and one that took less than a period
 commands as soon as it lands. A step is handed out once (a tick right after a landing has nothing
-new to send); a plan older than ``max_age``, or one whose horizon has run out, gives no action.
+new to send). While plans take less than a period (median) each observation's plan sends its
+step when it lands, and a tick sends only once observations stopped coming (none for
+``STALL_PERIODS`` periods and no plan in progress: it goes on along the plan), so a robot gets one
+command per observation, from the newest. A plan older than ``max_age``, or one whose horizon has
+run out, gives no action.
 
 Timing uses ``time.monotonic()`` seconds throughout.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +30,10 @@ from ..errors import LearnedControlError
 from .stats import LatencyStats
 
 __all__ = ["BackgroundPlanner", "Plan"]
+
+STALL_PERIODS = 1.5
+"""With plans shorter than a period, ticks send only after this many periods without an
+observation (one period plus jitter: the observation of this period is not late yet)."""
 
 PlanFn = Callable[[np.ndarray, int], np.ndarray]
 """``(observation (obs_dim,), shift)`` -> action sequence ``(horizon, act_dim)``; ``shift``: the
@@ -78,6 +87,8 @@ class BackgroundPlanner:
         self._last_observed: float | None = None  # the previous plan's observation time
         self._first_submitted: float | None = None  # the first observation since clear()
         self._given: tuple[int, int] | None = None  # (plan serial, step) handed out last
+        self._busy = False  # planning from an observation newer than the plan's
+        self._last_submitted = -math.inf  # when the newest observation was taken (s)
         self._running = True
         self._wake = threading.Condition()
         self._thread = threading.Thread(target=self._work, name=name, daemon=True)
@@ -89,14 +100,18 @@ class BackgroundPlanner:
             self._pending = (obs, observed_at)
             if self._first_submitted is None:
                 self._first_submitted = observed_at
+            self._last_submitted = observed_at
             self._wake.notify()
 
-    def action(self, now: float) -> tuple[np.ndarray | None, str, str]:
+    def action(self, now: float, tick: bool = True) -> tuple[np.ndarray | None, str, str]:
         """The current plan's action for ``now``: ``(action (act_dim,), "", "")``, or
         ``(None, kind, reason)`` with kind ``given`` (this step of this plan was handed out
-        already), ``error`` (the last plan failed), ``planning`` (no observation yet, or the first
-        plan since :meth:`clear` in progress for at most ``max_age``), ``stale_plan`` (none within
-        ``max_age`` of the first observation, older than ``max_age``, or past its horizon)."""
+        already, or, for a ``tick`` while plans take less than a period, observations still come
+        and each one's plan sends its step when it lands), ``error`` (the last plan failed),
+        ``planning`` (no observation yet, or the first plan since :meth:`clear` in progress for
+        at most ``max_age``), ``stale_plan`` (none within ``max_age`` of the first observation,
+        older than ``max_age``, or past its horizon). ``tick``: ``False`` when asked at a
+        landing."""
         plan, error, first = self.plan, self.error, self._first_submitted
         if error:
             return None, "error", error
@@ -110,6 +125,10 @@ class BackgroundPlanner:
             return None, "stale_plan", f"the plan is {age:.3f} s old (step {step})"
         if self._given == (plan.serial, step):
             return None, "given", f"step {step} of plan {plan.serial} went out already"
+        if tick and self.plan_stats.percentile_ms(50) < 1000 * self.period:
+            coming = first is not None and now - self._last_submitted < STALL_PERIODS * self.period
+            if self._busy or coming:
+                return None, "given", "observations come: each plan sends its step as it lands"
         self._given = (plan.serial, step)
         return plan.actions[step], "", ""
 
@@ -141,7 +160,7 @@ class BackgroundPlanner:
                     return
                 assert self._pending is not None
                 (obs, observed_at), self._pending = self._pending, None
-                epoch, last = self._epoch, self._last_observed
+                epoch, last, self._busy = self._epoch, self._last_observed, True
             shift = 1 if last is None else max(1, round((observed_at - last) / self.period))
             start = time.monotonic()
             try:
@@ -150,6 +169,7 @@ class BackgroundPlanner:
                 actions, error = None, f"the planner refused the observation: {err}"
             took = time.monotonic() - start
             with self._wake:
+                self._busy = False
                 if epoch != self._epoch:  # cleared meanwhile: an old episode's plan
                     continue
                 self.plan_stats.add(took, time.monotonic())
