@@ -138,6 +138,8 @@ def test_a_refused_observation_is_reported_until_a_plan_succeeds(planner):
     def picky(obs, shift):
         if obs[0] < 0:
             raise ValueError("negative")
+        if obs[0] > 1000:
+            raise RuntimeError("out of memory")
         return counting_plan(obs, shift)
 
     bg = planner(picky)
@@ -148,6 +150,12 @@ def test_a_refused_observation_is_reported_until_a_plan_succeeds(planner):
     bg.submit(np.array([1.0]), PERIOD)
     wait_for_plan(bg, 2)
     assert bg.action(PERIOD, tick=False)[0][0] == 1
+    bg.submit(np.array([2000.0]), 2 * PERIOD)  # any failure: reported, the worker goes on
+    wait_for_plan(bg, 3)
+    assert bg.action(2 * PERIOD)[2] == "the planner failed: RuntimeError: out of memory"
+    bg.submit(np.array([3.0]), 3 * PERIOD)
+    wait_for_plan(bg, 4)
+    assert bg.action(3 * PERIOD, tick=False)[0][0] == 3
 
 
 def test_the_slots_background_plan_equals_the_planners_own(tmp_path):

@@ -62,8 +62,9 @@ class BackgroundPlanner:
     """Plans with ``plan_fn`` in a worker thread; ticks read the current plan without waiting.
 
     Args:
-        plan_fn: see :data:`PlanFn`; may raise ``ValueError`` or one of ours for an observation
-            it refuses (reported by the next :meth:`action`).
+        plan_fn: see :data:`PlanFn`; whatever it raises (``ValueError`` or one of ours for an
+            observation it refuses) is reported by the next :meth:`action`, and the worker goes
+            on with the next observation.
         period: the control period (s).
         max_age: a plan from an observation older than this (s) gives no action.
         on_plan: called (in the worker thread) after each plan lands; ``None``: nothing.
@@ -167,6 +168,8 @@ class BackgroundPlanner:
                 actions, error = self.plan_fn(obs, shift), ""
             except (LearnedControlError, ValueError) as err:
                 actions, error = None, f"the planner refused the observation: {err}"
+            except Exception as err:  # the worker outlives any failure, reported as an error
+                actions, error = None, f"the planner failed: {type(err).__name__}: {err}"
             took = time.monotonic() - start
             with self._wake:
                 self._busy = False
