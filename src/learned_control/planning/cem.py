@@ -7,16 +7,16 @@ returns one score per sequence (higher is better) and refits a diagonal Gaussian
 - ``icem`` (Pinneri et al. 2020, "Sample-efficient Cross-Entropy Method for Real-time
   Planning"): colored noise along the horizon (power spectral density ~ 1/f^``noise_beta``), a
   population shrinking by ``population_decay`` per iteration, the best ``keep_elites`` fraction of
-  the elites carried into the next iteration and, shifted one step, into the next plan; the last
-  iteration also evaluates the mean. Refitted to the elites as ``cem``.
+  the elites carried into the next iteration and, shifted like the warm start, into the next
+  plan; the last iteration also evaluates the mean. Refitted to the elites as ``cem``.
 - ``mppi``: white-noise samples; the Gaussian is refitted to the whole population weighted by
   ``softmax(scores / temperature)``.
 
-The plan is the refitted mean (for all three, as the mean averages out the noise of single
-samples scored through a model); it warm-starts the next call shifted by one step. With a
-``deadline`` the optimizer is anytime: it stops refitting when the next iteration would end past
-the deadline. The iteration loop reads no tensor back to the host: the best sample is tracked
-on the device, and the sampling buffers are allocated once.
+The plan is the refitted mean (for all three, as the mean averages out the noise of single samples
+scored through a model); it warm-starts the next call shifted by the control steps between the two
+(one by default). With a ``deadline`` the optimizer is anytime: it stops refitting when the next
+iteration would end past the deadline. The iteration loop reads no tensor back to the host: the best
+sample is tracked on the device, and the sampling buffers are allocated once.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ class CEMConfig:
             0 = no smoothing (default 0.0).
         init_std: std of the first iteration's Gaussian, in action units (default 1.0).
         std_floor: lower bound of the std after each refit, in action units (default 0.5).
-        warm_start: start from the previous solution shifted one step (the new last step
-            at mean 0) instead of mean 0; iCEM: also carry the kept elites into the next plan
-            (default True).
+        warm_start: start from the previous solution shifted by the steps since it (one by
+            default; the new last steps at mean 0) instead of mean 0; iCEM: also carry the kept
+            elites into the next plan (default True).
         optimizer: one of :data:`OPTIMIZERS` (default ``"cem"``).
         noise_beta: iCEM: exponent of the noise's power spectral density ``1/f^beta`` along the
             horizon; 0 = white, 2 = smooth (default 2.0).

@@ -70,7 +70,7 @@ class ControllerConfig:
         alpha: cem: smoothing weight of the old mean/std, in [0, 1).
         init_std: cem: std of the first iteration, action units (> 0).
         std_floor: cem: lower bound of the std after each refit, action units (>= 0).
-        warm_start: cem: start from the previous plan shifted one step.
+        warm_start: cem: start from the previous plan shifted by the steps since it.
         optimizer: cem: ``cem``, ``icem`` (sample-efficient CEM) or ``mppi`` (weighted refit).
         noise_beta: cem with optimizer icem: exponent of the sampling noise's spectrum
             1/f^beta along the horizon (>= 0; 0 white, 2 smooth).
