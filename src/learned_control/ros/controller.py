@@ -618,9 +618,10 @@ class Controller(ManagedNode[ControllerConfig]):
             self._parameter_goal = None
         if self.active and self.background is not None:  # plan from the newest state at once
             now = stamp_seconds(self.get_clock().now().to_msg())
-            obs = self.assembler.assemble(now).observation
-            if obs is not None and check_vector(obs, None, "assembled observation")[0] is not None:
-                self.background.submit(np.asarray(obs), time.monotonic())
+            assembled = self.assembler.assemble(now).observation
+            obs = None if assembled is None else check_vector(assembled, None, "assembled")[0]
+            if obs is not None:
+                self.background.submit(obs, time.monotonic())
         if self.active and self.config.mode == "lockstep" and sample.stamp > self.answered_stamp:
             stamps = self.assembler.stamps()  # (a goal set by parameter carries no stamp)
             if all(

@@ -48,13 +48,11 @@ class Plan:
     Attributes:
         actions: ``(horizon, act_dim)``, one action per control period from ``observed_at``.
         observed_at: when the observation it starts from was taken (s, monotonic).
-        plan_s: how long planning took (s).
         serial: plans made so far, this one included.
     """
 
     actions: np.ndarray
     observed_at: float
-    plan_s: float
     serial: int
 
 
@@ -178,6 +176,6 @@ class BackgroundPlanner:
                 self.plan_stats.add(took, time.monotonic())
                 self.error, self._last_observed = error, observed_at
                 if actions is not None:
-                    self.plan = Plan(np.asarray(actions), observed_at, took, self.plan_stats.count)
+                    self.plan = Plan(np.asarray(actions), observed_at, self.plan_stats.count)
             if self.on_plan is not None:
                 self.on_plan()
