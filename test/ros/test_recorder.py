@@ -6,13 +6,10 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 import torch
-from conftest import claim_domain, diagnostic_values, release_domain
+from conftest import diagnostic_values
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
-from rclpy.experimental import EventsExecutor
-from rclpy.node import Node
 from rosbags.rosbag2 import Reader
 from std_msgs.msg import Float64MultiArray
 
@@ -22,7 +19,6 @@ from learned_control.cli import main as cli_main
 from learned_control.data.bags import bag_to_episodes
 from learned_control.data.minari_io import load_episodes, rollout_episodes
 from learned_control.ros import qos
-from learned_control.ros.recorder import Recorder
 from learned_control.tasks import get_task
 from learned_control.training.bc import mlp_policy_for
 
@@ -137,41 +133,3 @@ def test_sigkilled_recorder_bag_is_reindexed_and_converts(graph, short_policy, t
         np.testing.assert_allclose(got.observations, want.observations, rtol=0, atol=1e-9)
         np.testing.assert_allclose(got.actions, want.actions, rtol=0, atol=1e-9)
 
-
-def test_the_bag_keeps_arrival_order_however_far_the_recorder_lags(tmp_path):
-    """Messages that queued while the recorder was busy are written in the order they arrived:
-    three on one topic, then three on another, come back in that order, not interleaved one per
-    topic per round as a wait-set executor would take them (the recorder's EventsExecutor keeps
-    one queue of events in arrival order)."""
-    domain, lock = claim_domain()
-    bag = tmp_path / "order"
-    context_args = ["--ros-args", "-p", f"bag:={bag}", "-p", "topics:=[episode, applied_command]"]
-    rclpy.init(args=context_args, domain_id=domain)
-    recorder, node = Recorder(), Node("publisher")
-    executor = EventsExecutor()
-    executor.add_node(recorder)
-    try:
-        pubs = {name: node.create_publisher(Float64MultiArray, name, qos.RECORDING)
-                for name in (topics.EPISODE, topics.APPLIED_COMMAND)}
-        deadline = time.monotonic() + 30
-        while any(p.get_subscription_count() < 1 for p in pubs.values()):
-            assert time.monotonic() < deadline, "the recorder's readers did not match"
-            executor.spin_once(timeout_sec=0.05)
-        for name in (topics.EPISODE, topics.APPLIED_COMMAND):  # the recorder is not spinning: all queue
-            for i in range(3):
-                pubs[name].publish(Float64MultiArray(data=[float(i)]))
-            time.sleep(0.01)
-        while sum(recorder.counts.values()) < 6:
-            assert time.monotonic() < deadline, f"recorded only {recorder.counts}"
-            executor.spin_once(timeout_sec=0.05)
-    finally:
-        recorder.close()
-        executor.shutdown()
-        recorder.destroy_node()
-        node.destroy_node()
-        rclpy.shutdown()
-        release_domain(lock)
-    with Reader(bag) as reader:
-        logged = [(conn.topic.lstrip("/"), stamp) for conn, stamp, _ in reader.messages()]
-    assert [name for name, _ in sorted(logged, key=lambda m: m[1])] == (
-        [topics.EPISODE] * 3 + [topics.APPLIED_COMMAND] * 3)
